@@ -1,0 +1,129 @@
+//! The command line, as clap definitions only. Parsed once in `main`, then passed down as plain
+//! structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `vibedev --version`: the crate version and the git revision the binary was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VIBEDEV_GIT_REV"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vibedev",
+    version = VERSION,
+    about = "The app's Google Cloud data layer, locally: PostgreSQL 15, the Firestore emulator, Redis and fake-gcs-server on Docker, kept in step with the project's files.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Use this config file instead of searching for vibedev.toml upwards from here.
+    #[arg(long, global = true, value_name = "PATH", env = "VIBEDEV_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// When to use colours and progress bars.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print more about what is being done (never secret values).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the stack (or the named services): pull, create, start, wait until ready, prepare.
+    Up(UpArgs),
+    /// Stop and remove this project's containers and network; --volumes also removes its data.
+    Down(DownArgs),
+    /// Show each service's state, readiness, port, URL and uptime.
+    Status(StatusArgs),
+    /// Show the logs of one or all services, prefixed by service name.
+    Logs(LogsArgs),
+    /// Print the stack's connection variables (DATABASE_URL, REDIS_URL, ...).
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Services to start (with what they depend on); all when none are named.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Also remove the project's named volumes (its data).
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Services to show; all when none are named.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Keep following new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show only the last N lines of each service.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// KEY=value lines, quoted where needed.
+    Dotenv,
+    /// `export KEY='value'` lines, for `eval "$(vibedev env --format shell)"`.
+    Shell,
+    /// A JSON object.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,48 @@
+//! `vibedev env [--format dotenv|shell|json]`: the running stack's connection variables.
+
+use crate::cli::{EnvArgs, EnvFormat};
+use crate::envfile::{quote_dotenv, quote_shell};
+use crate::error::{Error, Result};
+use crate::runtime;
+
+use super::Context;
+
+pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
+    let (_project, stack) = ctx.stack()?;
+    let engine = ctx.engine().await?;
+    let runtimes = runtime::observe(&engine, &stack).await?;
+    if !runtimes.iter().any(|r| r.running()) {
+        return Err(Error::failed(
+            format!("the stack of project {} is not running", stack.project),
+            Some("run `vibedev up` first".into()),
+        ));
+    }
+    for rt in runtimes.iter().filter(|r| !r.running() && r.kind.is_some()) {
+        ctx.ui.warn(&format!(
+            "{} is {}: its variables are left out",
+            rt.name, rt.state
+        ));
+    }
+    let vars = runtime::connection_env(&stack, &runtimes);
+    match args.format {
+        EnvFormat::Dotenv => {
+            for (k, v) in &vars {
+                ctx.ui.out(&format!("{k}={}", quote_dotenv(v)));
+            }
+        }
+        EnvFormat::Shell => {
+            for (k, v) in &vars {
+                ctx.ui.out(&format!("export {k}={}", quote_shell(v)));
+            }
+        }
+        EnvFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = vars
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            ctx.ui
+                .out(&serde_json::to_string_pretty(&map).unwrap_or_default());
+        }
+    }
+    Ok(0)
+}

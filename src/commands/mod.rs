@@ -1,0 +1,79 @@
+//! One module per subcommand: thin glue between the command line, the domain modules and `ui`.
+
+pub mod down;
+pub mod env;
+pub mod logs;
+pub mod status;
+pub mod up;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::Project;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::stack::Stack;
+use crate::ui::Ui;
+
+/// What every command gets: the global flags and the output settings.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub ui: Ui,
+}
+
+impl Context {
+    pub fn project(&self) -> Result<Project> {
+        Ok(Project::load(self.global.config.as_deref())?)
+    }
+
+    /// The project and its resolved stack; compose keys vibedev ignores are mentioned with -v.
+    pub fn stack(&self) -> Result<(Project, Stack)> {
+        let project = self.project()?;
+        let stack = Stack::resolve(&project)?;
+        for key in &stack.ignored_keys {
+            self.ui.detail(&format!(
+                "compose key {key} is accepted but not used by vibedev"
+            ));
+        }
+        Ok((project, stack))
+    }
+
+    pub async fn engine(&self) -> Result<Engine> {
+        let engine = Engine::connect().await?;
+        self.ui
+            .detail(&format!("docker engine: {}", engine.endpoint));
+        Ok(engine)
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
+    let ctx = Context {
+        global: cli.global,
+        ui,
+    };
+    match cli.command {
+        // Following logs ends on Ctrl-C as a normal exit.
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        command => {
+            let hint = match &command {
+                Command::Up(_) => {
+                    "run `vibedev up` again: it continues from where this run stopped"
+                }
+                _ => "run the command again",
+            };
+            tokio::select! {
+                r = dispatch(&ctx, command) => r,
+                _ = tokio::signal::ctrl_c() => Err(Error::Interrupted { hint: hint.to_string() }),
+            }
+        }
+    }
+}
+
+async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
+    match command {
+        Command::Up(args) => up::run(ctx, args).await,
+        Command::Down(args) => down::run(ctx, args).await,
+        Command::Status(args) => status::run(ctx, args).await,
+        Command::Env(args) => env::run(ctx, args).await,
+        Command::Logs(args) => logs::run(ctx, args).await,
+    }
+}

@@ -1,0 +1,42 @@
+//! `vibedev up [SERVICE...]`: reconcile the stack, wait until it is ready, show where it is.
+
+use std::time::Instant;
+
+use crate::cli::UpArgs;
+use crate::error::Result;
+use crate::reconcile::{self, UpOptions};
+use crate::runtime;
+
+use super::{Context, status};
+
+pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
+    let (_project, stack) = ctx.stack()?;
+    stack.check_names(&args.services)?;
+    let engine = ctx.engine().await?;
+    let start = Instant::now();
+    let options = UpOptions {
+        services: args.services.clone(),
+    };
+    let outcomes = reconcile::up(&engine, &stack, &options, ctx.ui.reporter()).await?;
+    let changed = outcomes.iter().filter(|o| o.action != "keep").count();
+    let runtimes = runtime::observe(&engine, &stack).await?;
+    let selected: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
+    let rows = status::rows(&stack, &runtimes, &vec![true; runtimes.len()])
+        .into_iter()
+        .filter(|r| selected.contains(&r.service))
+        .collect::<Vec<_>>();
+    for line in status::table(&ctx.ui, &rows) {
+        ctx.ui.out(&line);
+    }
+    let what = match changed {
+        0 => "nothing to change".to_string(),
+        1 => "1 service changed".to_string(),
+        n => format!("{n} services changed"),
+    };
+    ctx.ui.info(&format!(
+        "{} ready in {} ({what}); `vibedev env` prints the connection variables",
+        stack.project,
+        crate::ui::secs(start.elapsed())
+    ));
+    Ok(0)
+}

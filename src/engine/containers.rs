@@ -1,0 +1,202 @@
+//! Containers: list this project's, create, start, stop, remove, inspect, and read their logs.
+
+use std::collections::HashMap;
+
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+
+use super::{
+    Engine, EngineError, LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE, is_conflict, is_not_found,
+    is_not_modified,
+};
+
+/// What the engine says about one of this project's containers.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub hash: String,
+    /// `created`, `running`, `exited`, `paused`, `restarting`, `removing` or `dead`.
+    pub state: String,
+    pub labels: HashMap<String, String>,
+    /// Host ports it publishes.
+    pub public_ports: Vec<u16>,
+}
+
+impl Engine {
+    /// Every container carrying this project's label (running or not).
+    pub async fn project_containers(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ContainerInfo>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_PROJECT}={project}")],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::api("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                // The filter asked for the label; check it again rather than trust it.
+                if labels.get(LABEL_PROJECT).map(String::as_str) != Some(project) {
+                    return None;
+                }
+                Some(ContainerInfo {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                    hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    public_ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|p| p.public_port)
+                        .collect(),
+                    labels,
+                })
+            })
+            .collect())
+    }
+
+    /// Every container on the engine (any project, or none), for naming who holds a port.
+    pub async fn all_containers(
+        &self,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(false).build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::api("list containers", e))
+    }
+
+    /// Creates a container; `Ok(None)` when the name is already taken.
+    pub async fn create_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<Option<String>, EngineError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        match self.docker.create_container(Some(options), body).await {
+            Ok(resp) => Ok(Some(resp.id)),
+            Err(e) if is_conflict(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("create container {name}"), e)),
+        }
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_modified(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("start container {id}"), e)),
+        }
+    }
+
+    /// Stops (with the container's own stop signal and a grace period) and removes a container
+    /// and its anonymous volumes. Named volumes are never removed here.
+    pub async fn remove_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
+        let stop = StopContainerOptionsBuilder::default().t(grace_secs).build();
+        match self.docker.stop_container(id, Some(stop)).await {
+            Ok(()) => {}
+            Err(e) if is_not_modified(&e) || is_not_found(&e) => {}
+            Err(e) => return Err(EngineError::api(format!("stop container {id}"), e)),
+        }
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Already being removed by someone else: converges to the same state.
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("remove container {id}"), e)),
+        }
+    }
+
+    pub async fn inspect_container(
+        &self,
+        id: &str,
+    ) -> Result<Option<ContainerInspectResponse>, EngineError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspect container {id}"), e)),
+        }
+    }
+
+    /// The last `n` lines of a container's output (stdout and stderr), for error messages.
+    pub async fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
+        let mut stream = Box::pin(self.logs(id, false, Some(n)));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(log_bytes(&chunk)));
+        }
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let skip = lines.len().saturating_sub(n);
+        lines.into_iter().skip(skip).collect()
+    }
+
+    /// A container's log stream; `tail` = `None` means all of it.
+    pub fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> impl Stream<Item = Result<LogOutput, bollard::errors::Error>> + use<> {
+        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
+        self.docker.logs(id, Some(options))
+    }
+}
+
+/// The bytes of one log chunk, whichever stream it came from.
+pub fn log_bytes(chunk: &LogOutput) -> &[u8] {
+    match chunk {
+        LogOutput::StdErr { message }
+        | LogOutput::StdOut { message }
+        | LogOutput::StdIn { message }
+        | LogOutput::Console { message } => message,
+    }
+}
+
+/// The host address and port a container port is published on.
+pub fn published_port(
+    inspect: &ContainerInspectResponse,
+    container_port: u16,
+    protocol: &str,
+) -> Option<(String, u16)> {
+    let ports = inspect.network_settings.as_ref()?.ports.as_ref()?;
+    let bindings = ports
+        .get(&format!("{container_port}/{protocol}"))?
+        .as_ref()?;
+    bindings.iter().find_map(|b| {
+        let port = b.host_port.as_deref()?.parse::<u16>().ok()?;
+        Some((b.host_ip.clone().unwrap_or_default(), port))
+    })
+}

@@ -1,0 +1,249 @@
+//! Everything that speaks to the Docker engine, through bollard: finding and connecting to the
+//! engine (default socket, `DOCKER_HOST`, the current Docker context), images, containers,
+//! networks, volumes and logs. Nothing here prints; progress goes through callbacks.
+
+pub mod containers;
+pub mod images;
+pub mod resources;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+
+/// Labels vibedev puts on everything it creates; nothing without them is ever touched.
+pub const LABEL_PROJECT: &str = "dev.vibedev.project";
+pub const LABEL_SERVICE: &str = "dev.vibedev.service";
+pub const LABEL_HASH: &str = "dev.vibedev.config-hash";
+pub const LABEL_KIND: &str = "dev.vibedev.kind";
+pub const LABEL_VOLUME: &str = "dev.vibedev.volume";
+
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the engine's address was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointSource {
+    DefaultSocket,
+    DockerHost,
+    Context(String),
+}
+
+/// The engine's address and where it came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Endpoint {
+    pub url: String,
+    pub source: EndpointSource,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            EndpointSource::DefaultSocket => write!(f, "{} (default socket)", self.url),
+            EndpointSource::DockerHost => write!(f, "{} (from DOCKER_HOST)", self.url),
+            EndpointSource::Context(name) => write!(f, "{} (Docker context {name:?})", self.url),
+        }
+    }
+}
+
+/// Errors talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no Docker engine answers at {endpoint}")]
+    Unreachable {
+        endpoint: Endpoint,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the Docker engine at {endpoint} did not answer within {secs} s")]
+    Timeout { endpoint: Endpoint, secs: u64 },
+    #[error("unsupported Docker endpoint {url:?}")]
+    BadEndpoint {
+        url: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("cannot pull image {image}: {message}")]
+    Pull { image: String, message: String },
+    #[error("cannot {action}")]
+    Api {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+impl EngineError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Unreachable { endpoint, .. } | EngineError::Timeout { endpoint, .. } => {
+                Some(match endpoint.source {
+                    EndpointSource::DockerHost => format!(
+                        "start the Docker engine at {}, or unset DOCKER_HOST to use the default socket",
+                        endpoint.url
+                    ),
+                    EndpointSource::Context(ref name) => format!(
+                        "start the engine of Docker context {name:?}, or pick another with `docker context use`"
+                    ),
+                    EndpointSource::DefaultSocket => "start the Docker engine (`sudo systemctl start docker`, or Docker Desktop / Colima / OrbStack), or set DOCKER_HOST to where it listens".to_string(),
+                })
+            }
+            EngineError::BadEndpoint { .. } => {
+                Some("DOCKER_HOST must look like unix:///path/docker.sock or tcp://host:port".into())
+            }
+            EngineError::Pull { .. } => Some(
+                "check the image name and that its registry is reachable; `vibedev.toml` can point [services.NAME] image elsewhere"
+                    .into(),
+            ),
+            EngineError::Api { .. } => None,
+        }
+    }
+
+    pub(crate) fn api(action: impl Into<String>, source: bollard::errors::Error) -> EngineError {
+        EngineError::Api {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub endpoint: Endpoint,
+}
+
+/// Finds the engine's address: `DOCKER_HOST`, then the current Docker context, then the default socket.
+pub fn endpoint() -> Endpoint {
+    if let Ok(url) = std::env::var("DOCKER_HOST")
+        && !url.is_empty()
+    {
+        return Endpoint {
+            url,
+            source: EndpointSource::DockerHost,
+        };
+    }
+    if let Some((name, url)) = current_context() {
+        return Endpoint {
+            url,
+            source: EndpointSource::Context(name),
+        };
+    }
+    Endpoint {
+        url: DEFAULT_HOST.to_string(),
+        source: EndpointSource::DefaultSocket,
+    }
+}
+
+/// The current Docker context's endpoint, when one other than `default` is selected
+/// (`DOCKER_CONTEXT`, else `currentContext` in the Docker CLI config).
+fn current_context() -> Option<(String, String)> {
+    let config_dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    let name = match std::env::var("DOCKER_CONTEXT") {
+        Ok(name) if !name.is_empty() => name,
+        _ => {
+            let text = std::fs::read_to_string(config_dir.join("config.json")).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            json.get("currentContext")?.as_str()?.to_string()
+        }
+    };
+    if name == "default" {
+        return None;
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let meta = config_dir
+        .join("contexts/meta")
+        .join(digest)
+        .join("meta.json");
+    let text = std::fs::read_to_string(meta).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let host = json
+        .pointer("/Endpoints/docker/Host")?
+        .as_str()?
+        .to_string();
+    Some((name, host))
+}
+
+impl Engine {
+    /// Connects and negotiates the API version (an old engine, such as Debian's Docker 20.10 at
+    /// API 1.41, must not be sent a newer API).
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let endpoint = endpoint();
+        let docker = Docker::connect_with_host(&endpoint.url).map_err(|source| {
+            EngineError::BadEndpoint {
+                url: endpoint.url.clone(),
+                source,
+            }
+        })?;
+        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+            Err(_) => {
+                return Err(EngineError::Timeout {
+                    endpoint,
+                    secs: CONNECT_TIMEOUT.as_secs(),
+                });
+            }
+            Ok(Err(source)) => return Err(EngineError::Unreachable { endpoint, source }),
+            Ok(Ok(docker)) => docker,
+        };
+        Ok(Engine { docker, endpoint })
+    }
+
+    /// The address a client on this machine uses to reach a port published on `host_ip`.
+    pub fn client_host(&self, host_ip: &str) -> String {
+        if let Some(rest) = self
+            .endpoint
+            .url
+            .strip_prefix("tcp://")
+            .or_else(|| self.endpoint.url.strip_prefix("http://"))
+            .or_else(|| self.endpoint.url.strip_prefix("https://"))
+        {
+            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+            if !host.is_empty() && host != "localhost" && host != "127.0.0.1" {
+                return host.to_string();
+            }
+        }
+        match host_ip {
+            "" | "0.0.0.0" => "127.0.0.1".to_string(),
+            "::" => "::1".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// True when the engine answered 404.
+pub fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// True when the engine answered 409 (name in use, removal in progress).
+pub fn is_conflict(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+/// True when the engine answered 304 (already started / already stopped).
+pub fn is_not_modified(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}

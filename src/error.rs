@@ -1,0 +1,96 @@
+//! The top-level error: every domain error, its hint (the next step for the user) and its exit
+//! code. Rendered once, by `ui`.
+
+use crate::config::ConfigError;
+use crate::engine::EngineError;
+use crate::reconcile::UpError;
+use crate::stack::UnknownService;
+
+/// Exit codes, stable for scripts (documented in the README).
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_DOCKER: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Up(#[from] UpError),
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
+    #[error("interrupted")]
+    Interrupted { hint: String },
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn failed(message: impl Into<String>, hint: Option<String>) -> Error {
+        Error::Failed {
+            message: message.into(),
+            hint,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The next step for the user, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Engine(e) => e.hint(),
+            Error::Up(e) => e.hint(),
+            Error::UnknownService(u) => {
+                Some(format!("services of this stack: {}", u.known.join(", ")))
+            }
+            Error::Interrupted { hint } => Some(hint.clone()),
+            Error::Failed { hint, .. } => hint.clone(),
+            Error::Io { .. } => None,
+        }
+    }
+
+    /// Container log lines that explain the failure, per service.
+    pub fn log_lines(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            Error::Up(e) => e.log_lines(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::UnknownService(_) => EXIT_USAGE,
+            Error::Up(UpError::UnknownService(_)) => EXIT_USAGE,
+            Error::Engine(
+                EngineError::Unreachable { .. }
+                | EngineError::Timeout { .. }
+                | EngineError::BadEndpoint { .. },
+            ) => EXIT_DOCKER,
+            Error::Up(UpError::Engine(
+                EngineError::Unreachable { .. } | EngineError::Timeout { .. },
+            )) => EXIT_DOCKER,
+            Error::Interrupted { .. } => EXIT_INTERRUPTED,
+            _ => EXIT_FAILURE,
+        }
+    }
+}

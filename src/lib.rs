@@ -1,0 +1,48 @@
+//! vibedev: a complete local copy of the app's Google Cloud data layer (PostgreSQL, the Firestore
+//! emulator, Redis, fake-gcs-server) on a Docker engine, kept in step with the project's files.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod cli;
+pub mod commands;
+pub mod compose;
+pub mod config;
+pub mod engine;
+pub mod envfile;
+pub mod error;
+pub mod ports;
+pub mod ready;
+pub mod reconcile;
+pub mod runtime;
+pub mod services;
+pub mod stack;
+pub mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Builds the runtime, runs the parsed command and renders any error once, on stderr.
+pub fn main_entry() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ui = ui::Ui::new(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(error::EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(commands::run(cli, ui.clone()));
+    // Background tasks (log followers, probes) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            ui.error(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

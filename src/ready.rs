@@ -1,0 +1,224 @@
+//! Readiness probes, run from the host the way a real client connects: Postgres over its wire
+//! protocol (`SELECT 1`), Redis (`PING`), HTTP (the Firestore emulator's `GET /`, fake-gcs's
+//! health check). Each wait backs off from 10 ms to 250 ms under a deadline.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One attempt's budget: a probe that hangs must not eat the deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The backoff between attempts: 10 ms doubling to a 250 ms cap.
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_millis(250));
+        d
+    }
+}
+
+/// A shared HTTP client for probes and emulator calls: short timeouts, never a proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(ATTEMPT_TIMEOUT)
+        .connect_timeout(ATTEMPT_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Connects to Postgres and runs `SELECT 1`.
+pub async fn postgres_select1(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let client = pg_connect(host, port, user, password, database).await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// A Postgres connection whose driver task runs in the background.
+pub async fn pg_connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname(database)
+        .application_name("vibedev")
+        .connect_timeout(ATTEMPT_TIMEOUT);
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// True when a Postgres error came from a server that is up (as opposed to no connection, or a
+/// server still starting): authentication failures, missing databases and roles.
+pub fn pg_server_answered(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => {
+            let c = code.code();
+            // 57P03: the database system is starting up / shutting down.
+            !c.starts_with("57")
+        }
+        None => false,
+    }
+}
+
+/// Sends `PING` and expects `+PONG` (or a NOAUTH error from a password-protected server).
+pub async fn redis_ping(host: &str, port: u16) -> Result<(), String> {
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"*1\r\n$4\r\nPING\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
+            Ok(())
+        } else if n == 0 {
+            Err("connection closed before a reply".to_string())
+        } else {
+            Err(format!("unexpected reply {:?}", reply.trim_end()))
+        }
+    };
+    tokio::time::timeout(ATTEMPT_TIMEOUT, fut)
+        .await
+        .map_err(|_| "no reply within 2 s".to_string())?
+}
+
+/// `GET url`, expecting a 2xx and, when given, a body that starts with `expect`.
+pub async fn http_ok(
+    client: &reqwest::Client,
+    url: &str,
+    expect: Option<&str>,
+) -> Result<(), String> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("GET {url} answered {status}"));
+    }
+    if let Some(expect) = expect {
+        let body = resp.text().await.map_err(|e| describe_reqwest(&e))?;
+        if !body.trim_start().starts_with(expect) {
+            return Err(format!(
+                "GET {url} answered {:?}, expected {expect:?}",
+                truncate(&body, 80)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens a TCP connection.
+pub async fn tcp_open(host: &str, port: u16) -> Result<(), String> {
+    tokio::time::timeout(
+        ATTEMPT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// reqwest's error with its cause chain (its Display alone hides the interesting part).
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Retries `attempt` with backoff until it succeeds or `deadline` passes; returns the last error.
+pub async fn retry_until<F, Fut, T>(deadline: Instant, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let mut b = Backoff::default();
+        let delays: Vec<u128> = (0..7).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 250, 250]);
+    }
+
+    #[tokio::test]
+    async fn redis_probe_fails_clearly_on_a_closed_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        assert!(redis_ping("127.0.0.1", port).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn retry_until_returns_the_last_error_at_the_deadline() {
+        let start = Instant::now();
+        let r: Result<(), String> = retry_until(start + Duration::from_millis(100), || async {
+            Err("nope".to_string())
+        })
+        .await;
+        assert_eq!(r.unwrap_err(), "nope");
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+}

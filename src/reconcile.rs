@@ -1,0 +1,915 @@
+//! `up` and `down` as a reconcile: compare the desired stack with what the engine has, act only on
+//! the difference (create, recreate, start), pull what is missing first, bring services up in
+//! parallel (ordered by `depends_on`), and wait until each is really usable from the host.
+//! Progress goes out through a reporter callback; nothing here prints.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount,
+    MountType, NetworkingConfig, PortBinding,
+};
+use futures_util::future::join_all;
+use tokio::sync::watch;
+
+use crate::engine::containers::ContainerInfo;
+use crate::engine::images::PullEvent;
+use crate::engine::{
+    Engine, EngineError, LABEL_HASH, LABEL_KIND, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME,
+};
+use crate::ports;
+use crate::ready;
+use crate::runtime::{self, Published};
+use crate::services;
+use crate::stack::{Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan};
+
+/// What happened, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event {
+    PullStarted {
+        image: String,
+    },
+    PullProgress {
+        image: String,
+        current: u64,
+        total: u64,
+    },
+    PullStatus {
+        image: String,
+        status: String,
+    },
+    PullDone {
+        image: String,
+        elapsed: Duration,
+    },
+    /// The action chosen for a service (create, recreate, start, keep).
+    Planned {
+        service: String,
+        action: &'static str,
+    },
+    Waiting {
+        service: String,
+    },
+    Ready {
+        service: String,
+        elapsed: Duration,
+    },
+    /// Something prepared on a ready service (a role, a database, a bucket).
+    Prepared {
+        service: String,
+        what: String,
+    },
+    OrphanRemoved {
+        service: String,
+    },
+    Removed {
+        name: String,
+    },
+}
+
+/// The reporter: called from many tasks, so it must be cheap and thread-safe.
+pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Why `up` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
+    #[error("port {port} for service {service} is already in use on {host_ip}{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    PortInUse {
+        service: String,
+        host_ip: String,
+        port: u16,
+        holder: Option<String>,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{service} did not become ready within {secs} s: {last}")]
+    NotReady {
+        service: String,
+        secs: u64,
+        last: String,
+        logs: Vec<String>,
+    },
+    #[error("{service} exited during startup (exit code {code})")]
+    Exited {
+        service: String,
+        code: i64,
+        logs: Vec<String>,
+    },
+    #[error("{service} was not started because {dependency} failed")]
+    DependencyFailed { service: String, dependency: String },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<UpError>),
+}
+
+impl UpError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            UpError::UnknownService(u) => {
+                Some(format!("services of this stack: {}", u.known.join(", ")))
+            }
+            UpError::PortInUse { service, port, .. } => Some(format!(
+                "stop what holds port {port}, or give {service} another host port in vibedev.toml: [services.{service}] ports = [\"<free port>:<container port>\"]"
+            )),
+            UpError::Engine(e) => e.hint(),
+            UpError::NotReady { service, .. } | UpError::Exited { service, .. } => Some(format!(
+                "see the log lines above, or `vibedev logs {service}`; fix the service's settings and run `vibedev up` again"
+            )),
+            UpError::DependencyFailed { .. } => None,
+            UpError::Several(errs) => errs.iter().find_map(|e| e.hint()),
+        }
+    }
+
+    /// Container log lines that explain the failure.
+    pub fn log_lines(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            UpError::NotReady { service, logs, .. } | UpError::Exited { service, logs, .. } => {
+                vec![(service.clone(), logs.clone())]
+            }
+            UpError::Several(errs) => errs.iter().flat_map(|e| e.log_lines()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What `up` did with a service.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub service: String,
+    pub action: &'static str,
+    pub ready_in: Duration,
+}
+
+/// Options of one `up`.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Only these services (and what they depend on); all when empty.
+    pub services: Vec<String>,
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Recreate { .. } => "recreate",
+        Action::Start { .. } => "start",
+        Action::Keep { .. } => "keep",
+    }
+}
+
+/// Brings the stack (or the named services) to the desired state and waits until it is ready.
+pub async fn up(
+    engine: &Engine,
+    stack: &Stack,
+    options: &UpOptions,
+    report: Reporter,
+) -> Result<Vec<Outcome>, UpError> {
+    let selected: Vec<ServiceSpec> = stack
+        .select(&options.services)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let containers = engine.project_containers(&stack.project).await?;
+    let plans: Vec<(ServiceSpec, Action)> = selected
+        .into_iter()
+        .map(|spec| {
+            let observed = containers
+                .iter()
+                .find(|c| c.service == spec.name)
+                .map(|c| Observed {
+                    id: c.id.clone(),
+                    hash: c.hash.clone(),
+                    state: c.state.clone(),
+                });
+            let action = plan(&spec.config_hash(), observed.as_ref());
+            (spec, action)
+        })
+        .collect();
+
+    preflight_ports(engine, &plans, &containers).await?;
+    pull_missing(engine, &plans, &report).await?;
+
+    if plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
+        engine
+            .ensure_network(&stack.network, project_labels(&stack.project))
+            .await?;
+        ensure_volumes(engine, stack, &plans).await?;
+    }
+    if options.services.is_empty() {
+        remove_orphans(engine, stack, &containers, &report).await?;
+    }
+
+    // One readiness channel per service, so dependants start once what they need is ready.
+    let mut senders = HashMap::new();
+    let mut receivers = HashMap::new();
+    for (spec, _) in &plans {
+        let (tx, rx) = watch::channel(DepState::Pending);
+        senders.insert(spec.name.clone(), tx);
+        receivers.insert(spec.name.clone(), rx);
+    }
+    let http = ready::http_client();
+    let tasks = plans.into_iter().map(|(spec, action)| {
+        let deps: Vec<(String, watch::Receiver<DepState>)> = spec
+            .depends_on
+            .iter()
+            .filter_map(|d| receivers.get(d).map(|rx| (d.clone(), rx.clone())))
+            .collect();
+        let tx = senders.remove(&spec.name);
+        let report = report.clone();
+        let http = http.clone();
+        async move {
+            let result = bring_up(engine, stack, &spec, action, deps, &report, &http).await;
+            if let Some(tx) = tx {
+                let _ = tx.send(if result.is_ok() {
+                    DepState::Ready
+                } else {
+                    DepState::Failed
+                });
+            }
+            result
+        }
+    });
+    let results = join_all(tasks).await;
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(UpError::DependencyFailed { .. }) if !errors.is_empty() => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(outcomes),
+        1 => Err(errors.remove(0)),
+        _ => Err(UpError::Several(errors)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DepState {
+    Pending,
+    Ready,
+    Failed,
+}
+
+/// Every host port a new or restarted container will bind must be free, or held by this
+/// project's own container for that service. Checked before anything is created.
+async fn preflight_ports(
+    engine: &Engine,
+    plans: &[(ServiceSpec, Action)],
+    containers: &[ContainerInfo],
+) -> Result<(), UpError> {
+    let mut others: Option<Vec<bollard::models::ContainerSummary>> = None;
+    let mut seen = BTreeSet::new();
+    for (spec, action) in plans {
+        if matches!(action, Action::Keep { .. }) {
+            continue;
+        }
+        let own = containers.iter().find(|c| c.service == spec.name);
+        for p in &spec.ports {
+            let Some(port) = p.host_port.filter(|p| *p != 0) else {
+                continue;
+            };
+            let host_ip = p.host_ip.clone().unwrap_or_default();
+            if !seen.insert((host_ip.clone(), port, p.protocol.clone())) {
+                return Err(UpError::PortInUse {
+                    service: spec.name.clone(),
+                    host_ip,
+                    port,
+                    holder: Some("another service of this stack".into()),
+                });
+            }
+            if p.protocol != "tcp" || own.is_some_and(|c| c.public_ports.contains(&port)) {
+                continue;
+            }
+            if ports::is_free(&host_ip, port) {
+                continue;
+            }
+            if others.is_none() {
+                others = Some(engine.all_containers().await.unwrap_or_default());
+            }
+            let holder = container_holding(others.as_deref().unwrap_or_default(), port)
+                .or_else(|| ports::holder(port));
+            return Err(UpError::PortInUse {
+                service: spec.name.clone(),
+                host_ip,
+                port,
+                holder,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Names the container publishing `port`, with its project when it has one.
+fn container_holding(
+    containers: &[bollard::models::ContainerSummary],
+    port: u16,
+) -> Option<String> {
+    containers.iter().find_map(|c| {
+        let publishes = c
+            .ports
+            .as_ref()?
+            .iter()
+            .any(|p| p.public_port == Some(port));
+        if !publishes {
+            return None;
+        }
+        let name = c
+            .names
+            .as_ref()?
+            .first()?
+            .trim_start_matches('/')
+            .to_string();
+        let labels = c.labels.clone().unwrap_or_default();
+        let project = labels
+            .get(LABEL_PROJECT)
+            .map(|p| format!("vibedev project {p}"))
+            .or_else(|| {
+                labels
+                    .get("com.docker.compose.project")
+                    .map(|p| format!("compose project {p}"))
+            });
+        Some(match project {
+            Some(p) => format!("container {name} ({p})"),
+            None => format!("container {name}"),
+        })
+    })
+}
+
+/// Pulls every image a new container needs and the engine lacks, in parallel, before anything
+/// is created: a pull that fails leaves the stack as it was.
+async fn pull_missing(
+    engine: &Engine,
+    plans: &[(ServiceSpec, Action)],
+    report: &Reporter,
+) -> Result<(), UpError> {
+    let images: BTreeSet<String> = plans
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Create | Action::Recreate { .. }))
+        .map(|(s, _)| s.image.clone())
+        .collect();
+    let pulls = images.into_iter().map(|image| async move {
+        if engine.has_image(&image).await? {
+            return Ok::<(), EngineError>(());
+        }
+        let start = Instant::now();
+        report(Event::PullStarted {
+            image: image.clone(),
+        });
+        let img = image.clone();
+        let r = report.clone();
+        engine
+            .pull(&image, &move |ev| match ev {
+                PullEvent::Progress { current, total } => r(Event::PullProgress {
+                    image: img.clone(),
+                    current,
+                    total,
+                }),
+                PullEvent::Status(status) => r(Event::PullStatus {
+                    image: img.clone(),
+                    status,
+                }),
+            })
+            .await?;
+        report(Event::PullDone {
+            image,
+            elapsed: start.elapsed(),
+        });
+        Ok(())
+    });
+    for r in join_all(pulls).await {
+        r?;
+    }
+    Ok(())
+}
+
+fn project_labels(project: &str) -> HashMap<String, String> {
+    HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())])
+}
+
+async fn ensure_volumes(
+    engine: &Engine,
+    stack: &Stack,
+    plans: &[(ServiceSpec, Action)],
+) -> Result<(), UpError> {
+    let used: BTreeSet<&str> = plans
+        .iter()
+        .flat_map(|(s, _)| &s.mounts)
+        .filter_map(|m| match m {
+            Mount::Volume { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for vol in stack
+        .volumes
+        .iter()
+        .filter(|v| used.contains(v.name.as_str()) && !v.external)
+    {
+        let mut labels = project_labels(&stack.project);
+        labels.insert(LABEL_VOLUME.to_string(), vol.key.clone());
+        labels.extend(vol.labels.clone());
+        engine
+            .ensure_volume(&vol.name, vol.driver.as_deref(), labels)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Containers of this project whose service left the stack.
+async fn remove_orphans(
+    engine: &Engine,
+    stack: &Stack,
+    containers: &[ContainerInfo],
+    report: &Reporter,
+) -> Result<(), UpError> {
+    for c in containers {
+        if stack.service(&c.service).is_none() {
+            engine.remove_container(&c.id, 10).await?;
+            report(Event::OrphanRemoved {
+                service: c.service.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn bring_up(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    action: Action,
+    deps: Vec<(String, watch::Receiver<DepState>)>,
+    report: &Reporter,
+    http: &reqwest::Client,
+) -> Result<Outcome, UpError> {
+    for (dep, mut rx) in deps {
+        let state = rx
+            .wait_for(|s| *s != DepState::Pending)
+            .await
+            .map(|s| *s)
+            .unwrap_or(DepState::Failed);
+        if state == DepState::Failed {
+            return Err(UpError::DependencyFailed {
+                service: spec.name.clone(),
+                dependency: dep,
+            });
+        }
+    }
+    let name = action_name(&action);
+    report(Event::Planned {
+        service: spec.name.clone(),
+        action: name,
+    });
+    let start = Instant::now();
+    let id = match action {
+        Action::Keep { id } => id,
+        Action::Start { id } => {
+            engine.start_container(&id).await?;
+            id
+        }
+        Action::Recreate { id } => {
+            engine
+                .remove_container(&id, spec.stop_grace_secs as i32)
+                .await?;
+            create_and_start(engine, stack, spec).await?
+        }
+        Action::Create => create_and_start(engine, stack, spec).await?,
+    };
+    report(Event::Waiting {
+        service: spec.name.clone(),
+    });
+    wait_ready(engine, stack, spec, &id, report, http).await?;
+    let elapsed = start.elapsed();
+    report(Event::Ready {
+        service: spec.name.clone(),
+        elapsed,
+    });
+    Ok(Outcome {
+        service: spec.name.clone(),
+        action: name,
+        ready_in: elapsed,
+    })
+}
+
+/// Creates the service's container and starts it. A container of that name that appeared
+/// meanwhile (a concurrent or interrupted run) is reused when its spec matches.
+async fn create_and_start(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+) -> Result<String, UpError> {
+    let hash = spec.config_hash();
+    for _ in 0..2 {
+        if let Some(id) = engine
+            .create_container(&spec.container_name, container_body(stack, spec, &hash))
+            .await?
+        {
+            engine.start_container(&id).await?;
+            return Ok(id);
+        }
+        // The name is taken: by our own container with the same spec, or a stale one.
+        if let Some(existing) = engine.inspect_container(&spec.container_name).await? {
+            let labels = existing
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
+            let id = existing.id.clone().unwrap_or_default();
+            let ours =
+                labels.get(LABEL_PROJECT).map(String::as_str) == Some(stack.project.as_str());
+            if !ours {
+                return Err(UpError::Engine(EngineError::Api {
+                    action: format!(
+                        "create container {}: a container of that name exists without vibedev's labels; remove or rename it",
+                        spec.container_name
+                    ),
+                    source: bollard::errors::Error::DockerResponseServerError {
+                        status_code: 409,
+                        message: "name in use".into(),
+                    },
+                }));
+            }
+            if labels.get(LABEL_HASH) == Some(&hash) {
+                engine.start_container(&id).await?;
+                return Ok(id);
+            }
+            engine
+                .remove_container(&id, spec.stop_grace_secs as i32)
+                .await?;
+        }
+    }
+    Err(UpError::Engine(EngineError::Api {
+        action: format!(
+            "create container {}: the name stays in use",
+            spec.container_name
+        ),
+        source: bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: "name in use".into(),
+        },
+    }))
+}
+
+/// The engine's view of a service spec.
+pub fn container_body(stack: &Stack, spec: &ServiceSpec, hash: &str) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    labels.insert(LABEL_PROJECT.into(), stack.project.clone());
+    labels.insert(LABEL_SERVICE.into(), spec.name.clone());
+    labels.insert(LABEL_HASH.into(), hash.to_string());
+    if let Some(kind) = spec.kind {
+        labels.insert(LABEL_KIND.into(), kind.as_str().into());
+    }
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        port_bindings
+            .entry(format!("{}/{}", p.container_port, p.protocol))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.unwrap_or(0).to_string()).filter(|h| h != "0"),
+            });
+    }
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => DockerMount {
+                target: Some(target.clone()),
+                source: Some(name.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(*read_only),
+                ..Default::default()
+            },
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => DockerMount {
+                target: Some(target.clone()),
+                source: Some(source.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(*read_only),
+                ..Default::default()
+            },
+            Mount::Anonymous { target } => DockerMount {
+                target: Some(target.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            },
+        })
+        .collect();
+    let tmpfs: HashMap<String, String> = spec
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_string(), opts.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        hostname: Some(spec.name.clone()),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: Some(spec.stop_grace_secs as i64),
+        exposed_ports: Some(port_bindings.keys().cloned().collect()),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval,
+            timeout: h.timeout,
+            retries: h.retries,
+            start_period: h.start_period,
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            port_bindings: Some(port_bindings),
+            mounts: Some(mounts),
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+            network_mode: Some(stack.network.clone()),
+            init: None,
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                stack.network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![spec.name.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits until the service is usable from the host (and prepared), failing fast when its
+/// container exits, and with its last log lines when the deadline passes.
+async fn wait_ready(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    id: &str,
+    report: &Reporter,
+    http: &reqwest::Client,
+) -> Result<(), UpError> {
+    let deadline = Instant::now() + spec.ready_timeout;
+    let inspect = engine.inspect_container(id).await?;
+    let published = inspect
+        .as_ref()
+        .map(|i| runtime::published_ports(engine, i, spec))
+        .unwrap_or_default();
+    let probe = probe_until_ready(engine, stack, spec, id, &published, deadline, report, http);
+    let exited = watch_exit(engine, id);
+    let result = tokio::select! {
+        r = probe => r.map_err(Failure::NotReady),
+        code = exited => Err(Failure::Exited(code)),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(failure) => {
+            // Give the container a moment to flush what it printed before it failed.
+            let logs = engine.log_tail(id, 20).await;
+            Err(match failure {
+                Failure::NotReady(last) => UpError::NotReady {
+                    service: spec.name.clone(),
+                    secs: spec.ready_timeout.as_secs(),
+                    last,
+                    logs,
+                },
+                Failure::Exited(code) => UpError::Exited {
+                    service: spec.name.clone(),
+                    code,
+                    logs,
+                },
+            })
+        }
+    }
+}
+
+enum Failure {
+    NotReady(String),
+    Exited(i64),
+}
+
+/// Resolves with the exit code once the container stops running.
+async fn watch_exit(engine: &Engine, id: &str) -> i64 {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match engine.inspect_container(id).await {
+            Ok(Some(c)) => {
+                let state = c.state.unwrap_or_default();
+                if state.running != Some(true) && state.restarting != Some(true) {
+                    return state.exit_code.unwrap_or(-1);
+                }
+            }
+            Ok(None) => return -1,
+            // Transient engine trouble: the probe's deadline still bounds the wait.
+            Err(_) => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn probe_until_ready(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    id: &str,
+    published: &[Published],
+    deadline: Instant,
+    report: &Reporter,
+    http: &reqwest::Client,
+) -> Result<(), String> {
+    let addr = spec
+        .probe_port
+        .and_then(|port| published.iter().find(|p| p.container_port == port))
+        .or_else(|| published.first())
+        .map(|p| (p.host.clone(), p.host_port));
+    let host_url = |host: &str, port: u16| {
+        if host.contains(':') {
+            format!("http://[{host}]:{port}")
+        } else {
+            format!("http://{host}:{port}")
+        }
+    };
+    let prepared = |what: String| {
+        report(Event::Prepared {
+            service: spec.name.clone(),
+            what,
+        })
+    };
+    match (spec.kind, addr) {
+        (Some(Kind::Postgres), Some((host, port))) => {
+            let Some(app) = &spec.postgres else {
+                return Ok(());
+            };
+            for what in services::postgres::ready_and_prepared(&host, port, app, deadline).await? {
+                prepared(what);
+            }
+            Ok(())
+        }
+        (Some(Kind::Redis), Some((host, port))) => {
+            ready::retry_until(deadline, || ready::redis_ping(&host, port)).await
+        }
+        (Some(Kind::Firestore), Some((host, port))) => {
+            let url = format!("{}/", host_url(&host, port));
+            ready::retry_until(deadline, || ready::http_ok(http, &url, Some("Ok"))).await
+        }
+        (Some(Kind::Gcs), Some((host, port))) => {
+            let base = host_url(&host, port);
+            for bucket in services::gcs::ready_and_prepared(
+                http,
+                &base,
+                &stack.gcp_project,
+                &spec.buckets,
+                deadline,
+            )
+            .await?
+            {
+                prepared(format!("bucket {bucket}"));
+            }
+            Ok(())
+        }
+        (Some(kind), None) => Err(format!(
+            "{} has no published port to probe: add one under `ports:`",
+            kind.as_str()
+        )),
+        (None, _) if spec.healthcheck.is_some() => {
+            ready::retry_until(deadline, || async {
+                let c = engine
+                    .inspect_container(id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let health = c
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.health)
+                    .and_then(|h| h.status)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                if health == "healthy" {
+                    Ok(())
+                } else {
+                    Err(format!("health check says {health:?}"))
+                }
+            })
+            .await
+        }
+        (None, Some((host, port))) => {
+            ready::retry_until(deadline, || ready::tcp_open(&host, port)).await
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// What `down` removed.
+#[derive(Debug, Default)]
+pub struct DownSummary {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// Stops and removes this project's containers and network (found by label only); with
+/// `volumes`, also its volumes.
+pub async fn down(
+    engine: &Engine,
+    project: &str,
+    volumes: bool,
+    report: Reporter,
+) -> Result<DownSummary, EngineError> {
+    let mut summary = DownSummary::default();
+    let containers = engine.project_containers(project).await?;
+    let removals = containers.iter().map(|c| {
+        let report = report.clone();
+        async move {
+            engine.remove_container(&c.id, 10).await?;
+            report(Event::Removed {
+                name: c.name.clone(),
+            });
+            Ok::<_, EngineError>(c.name.clone())
+        }
+    });
+    for r in join_all(removals).await {
+        summary.containers.push(r?);
+    }
+    for net in engine.project_networks(project).await? {
+        engine.remove_network(&net).await?;
+        report(Event::Removed { name: net.clone() });
+        summary.networks.push(net);
+    }
+    if volumes {
+        for vol in engine.project_volumes(project).await? {
+            engine.remove_volume(&vol.name).await?;
+            report(Event::Removed {
+                name: vol.name.clone(),
+            });
+            summary.volumes.push(vol.name);
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Project;
+    use std::path::PathBuf;
+
+    fn stack() -> Stack {
+        let project = Project {
+            root: PathBuf::from("/w"),
+            config_path: None,
+            file: Default::default(),
+            name: "demo".into(),
+        };
+        Stack::resolve(&project).unwrap()
+    }
+
+    #[test]
+    fn container_body_carries_labels_ports_and_volumes() {
+        let s = stack();
+        let pg = s.service("postgres").unwrap();
+        let body = container_body(&s, pg, "abc");
+        let labels = body.labels.clone().unwrap();
+        assert_eq!(labels[LABEL_PROJECT], "demo");
+        assert_eq!(labels[LABEL_SERVICE], "postgres");
+        assert_eq!(labels[LABEL_HASH], "abc");
+        assert!(
+            labels
+                .values()
+                .all(|v| !v.contains("vibesdk-local") && !v.contains("postgres:postgres"))
+        );
+        let host = body.host_config.unwrap();
+        let binding = &host.port_bindings.unwrap()["5432/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(binding.host_port.as_deref(), Some("5432"));
+        let mount = &host.mounts.unwrap()[0];
+        assert_eq!(mount.source.as_deref(), Some("demo_pgdata"));
+        assert_eq!(host.network_mode.as_deref(), Some("demo_default"));
+    }
+
+    #[test]
+    fn engine_chosen_port_leaves_host_port_empty() {
+        let mut s = stack();
+        s.services[0].ports[0].host_port = None;
+        let body = container_body(&s, &s.services[0], "h");
+        let binding = &body.host_config.unwrap().port_bindings.unwrap()["5432/tcp"]
+            .clone()
+            .unwrap()[0];
+        assert_eq!(binding.host_port, None);
+    }
+}

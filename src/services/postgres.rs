@@ -1,0 +1,152 @@
+//! Postgres: make sure the app role and database exist (idempotent, safe to run concurrently),
+//! then prove the app user can run `SELECT 1` on the app database.
+
+use std::time::Instant;
+
+use crate::ready::{self, pg_connect, pg_server_answered};
+use crate::stack::PostgresApp;
+
+/// Waits until the app user can query the app database, creating the role and database
+/// through the admin account when they are missing. Returns what was created, if anything.
+pub async fn ready_and_prepared(
+    host: &str,
+    port: u16,
+    app: &PostgresApp,
+    deadline: Instant,
+) -> Result<Vec<String>, String> {
+    let mut created = Vec::new();
+    let mut backoff = ready::Backoff::default();
+    loop {
+        let last = match ready::postgres_select1(
+            host,
+            port,
+            &app.user,
+            &app.password,
+            &app.database,
+        )
+        .await
+        {
+            Ok(()) => return Ok(created),
+            Err(e) if pg_server_answered(&e) => match prepare(host, port, app).await {
+                Ok(mut done) => {
+                    created.append(&mut done);
+                    continue;
+                }
+                Err(e) => e,
+            },
+            Err(e) => pg_error(&e),
+        };
+        let delay = backoff.next_delay();
+        if Instant::now() + delay >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Creates (or repairs) the app role and database as the admin user.
+async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>, String> {
+    let admin = pg_connect(
+        host,
+        port,
+        &app.admin_user,
+        &app.admin_password,
+        &app.admin_database,
+    )
+    .await
+    .map_err(|e| format!("as admin user {:?}: {}", app.admin_user, pg_error(&e)))?;
+    let mut done = Vec::new();
+    let role_exists = !admin
+        .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&app.user])
+        .await
+        .map_err(|e| pg_error(&e))?
+        .is_empty();
+    let user = quote_ident(&app.user);
+    let password = quote_literal(&app.password);
+    let sql = if role_exists {
+        format!("ALTER ROLE {user} WITH LOGIN PASSWORD {password}")
+    } else {
+        format!("CREATE ROLE {user} WITH LOGIN PASSWORD {password}")
+    };
+    match admin.batch_execute(&sql).await {
+        Ok(()) if !role_exists => done.push(format!("role {}", app.user)),
+        Ok(()) => {}
+        // Created by a concurrent run between the check and the create.
+        Err(e) if is_duplicate(&e) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot create role {:?}: {}",
+                app.user,
+                pg_error(&e)
+            ));
+        }
+    }
+    let db_exists = !admin
+        .query(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&app.database],
+        )
+        .await
+        .map_err(|e| pg_error(&e))?
+        .is_empty();
+    if !db_exists {
+        let sql = format!(
+            "CREATE DATABASE {} OWNER {user}",
+            quote_ident(&app.database)
+        );
+        match admin.batch_execute(&sql).await {
+            Ok(()) => done.push(format!("database {}", app.database)),
+            Err(e) if is_duplicate(&e) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot create database {:?}: {}",
+                    app.database,
+                    pg_error(&e)
+                ));
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn is_duplicate(e: &tokio_postgres::Error) -> bool {
+    // 42710 duplicate_object, 42P04 duplicate_database, 23505 unique_violation (catalog race).
+    e.code()
+        .is_some_and(|c| matches!(c.code(), "42710" | "42P04" | "23505"))
+}
+
+/// A Postgres error with the server's message when there is one.
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut msg = e.to_string();
+            if let Some(src) = std::error::Error::source(e) {
+                msg.push_str(": ");
+                msg.push_str(&src.to_string());
+            }
+            msg
+        }
+    }
+}
+
+/// `"name"` with embedded quotes doubled.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled (standard_conforming_strings is on since 9.1).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,634 @@
+//! The desired state: the compose file plus `vibedev.toml` overrides, resolved into one spec per
+//! service with deterministic Docker names and a hash of everything that shapes its container.
+//! Also the reconcile plan (desired vs. what the engine has), which is pure and unit-tested.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::compose::{self, ComposeFile, ComposeSource, Healthcheck, PortSpec};
+use crate::config::{ConfigError, Project};
+
+/// The kinds of service vibedev knows how to probe and prepare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Postgres,
+    Redis,
+    Firestore,
+    Gcs,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "postgres" | "postgresql" => Some(Kind::Postgres),
+            "redis" => Some(Kind::Redis),
+            "firestore" => Some(Kind::Firestore),
+            "gcs" | "fake-gcs" | "storage" => Some(Kind::Gcs),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
+            Kind::Firestore => "firestore",
+            Kind::Gcs => "gcs",
+        }
+    }
+}
+
+/// The app database and role vibedev prepares on a Postgres service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresApp {
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub admin_database: String,
+}
+
+pub const DEFAULT_APP_DATABASE: &str = "vibesdk";
+pub const DEFAULT_APP_USER: &str = "vibesdk_app";
+pub const DEFAULT_APP_PASSWORD: &str = "vibesdk-local";
+pub const DEFAULT_BUCKET: &str = "vibesdk-templates";
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A mount as the engine will get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Mount {
+    /// A named volume (its Docker name).
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+    /// A host path.
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+    /// An anonymous volume (dropped with the container).
+    Anonymous { target: String },
+}
+
+/// One service, fully resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub container_name: String,
+    #[serde(skip)]
+    pub kind: Option<Kind>,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<PortSpec>,
+    pub mounts: Vec<Mount>,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub healthcheck: Option<Healthcheck>,
+    pub stop_signal: Option<String>,
+    pub tmpfs: Vec<String>,
+    #[serde(skip)]
+    pub depends_on: Vec<String>,
+    #[serde(skip)]
+    pub stop_grace_secs: u64,
+    /// The container port readiness probes use.
+    #[serde(skip)]
+    pub probe_port: Option<u16>,
+    #[serde(skip)]
+    pub ready_timeout: Duration,
+    #[serde(skip)]
+    pub postgres: Option<PostgresApp>,
+    #[serde(skip)]
+    pub buckets: Vec<String>,
+}
+
+impl ServiceSpec {
+    /// A hash of everything that shapes the container: change any of it and the container is
+    /// recreated; change nothing and it is left alone. Secrets never leave the process: only
+    /// this digest is stored (in a label).
+    pub fn config_hash(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))[..16].to_string()
+    }
+
+    /// The published port of the probe (container) port, as written in the spec.
+    pub fn probe_port_spec(&self) -> Option<&PortSpec> {
+        let port = self.probe_port?;
+        self.ports.iter().find(|p| p.container_port == port)
+    }
+}
+
+/// A named volume of the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub key: String,
+    pub name: String,
+    pub external: bool,
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The whole desired state of a project.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub project: String,
+    pub network: String,
+    pub services: Vec<ServiceSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    pub gcp_project: String,
+    /// Compose keys vibedev accepted but does not act on (`service.key`).
+    pub ignored_keys: Vec<String>,
+    pub source: ComposeSource,
+}
+
+/// A service name on the command line that the stack does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown service {name:?}")]
+pub struct UnknownService {
+    pub name: String,
+    pub known: Vec<String>,
+}
+
+impl Stack {
+    /// Resolves the project's stack: its compose file (or the built-in one) and its overrides.
+    pub fn resolve(project: &Project) -> Result<Stack, ConfigError> {
+        let source = match &project.file.compose {
+            Some(p) => ComposeSource::File(project.resolve(p)),
+            None => ComposeSource::Builtin,
+        };
+        let compose = source.load()?;
+        let base = match &source {
+            ComposeSource::File(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ComposeSource::Builtin => project.root.clone(),
+        };
+        resolve_compose(project, compose, source, &base)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The first service of a kind.
+    pub fn of_kind(&self, kind: Kind) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.kind == Some(kind))
+    }
+
+    /// The services named (all when `names` is empty) plus everything they depend on, in stack order.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&ServiceSpec>, UnknownService> {
+        if names.is_empty() {
+            return Ok(self.services.iter().collect());
+        }
+        let mut wanted = BTreeSet::new();
+        let mut todo: Vec<String> = names.to_vec();
+        while let Some(name) = todo.pop() {
+            let svc = self.service(&name).ok_or_else(|| UnknownService {
+                name: name.clone(),
+                known: self.services.iter().map(|s| s.name.clone()).collect(),
+            })?;
+            if wanted.insert(name) {
+                todo.extend(svc.depends_on.iter().cloned());
+            }
+        }
+        Ok(self
+            .services
+            .iter()
+            .filter(|s| wanted.contains(&s.name))
+            .collect())
+    }
+
+    /// Checks that every name is a service, without expanding dependencies.
+    pub fn check_names(&self, names: &[String]) -> Result<(), UnknownService> {
+        for name in names {
+            if self.service(name).is_none() {
+                return Err(UnknownService {
+                    name: name.clone(),
+                    known: self.services.iter().map(|s| s.name.clone()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(project: &Project, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: project
+            .config_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("vibedev.toml")),
+        message,
+    }
+}
+
+fn resolve_compose(
+    project: &Project,
+    compose: ComposeFile,
+    source: ComposeSource,
+    base: &Path,
+) -> Result<Stack, ConfigError> {
+    for name in project.file.services.keys() {
+        if !compose.services.contains_key(name) {
+            return Err(invalid(
+                project,
+                format!(
+                    "[services.{name}] matches no service of the stack (services: {})",
+                    compose
+                        .services
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let volumes: Vec<VolumeSpec> = compose
+        .volumes
+        .iter()
+        .map(|(key, def)| VolumeSpec {
+            key: key.clone(),
+            name: def
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{key}", project.name)),
+            external: def.external,
+            driver: def.driver.clone(),
+            labels: def
+                .labels
+                .0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+        .collect();
+    let bind_override = project.file.bind.clone();
+    let mut services = Vec::new();
+    for (name, svc) in compose.services {
+        let ov = project
+            .file
+            .services
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        let x = svc.x_vibedev.clone().unwrap_or_default();
+        let kind = match x.kind.as_deref().or(svc.labels.get(crate::engine::LABEL_KIND).map(String::as_str)) {
+            Some("none") => None,
+            Some(k) => Some(Kind::parse(k).ok_or_else(|| {
+                invalid(project, format!("service {name:?}: unknown kind {k:?} (use postgres, redis, firestore, gcs or none)"))
+            })?),
+            None => Kind::parse(&name).filter(|_| ["postgres", "redis", "firestore", "gcs"].contains(&name.as_str())),
+        };
+        let image = ov.image.clone().or(svc.image.clone()).ok_or_else(|| {
+            invalid(project, format!("service {name:?} has no image (set `image:` in the compose file or [services.{name}] image)"))
+        })?;
+        let mut env: BTreeMap<String, String> = svc.environment.into_iter().collect();
+        for (k, v) in &ov.env {
+            env.insert(k.clone(), v.clone());
+        }
+        let port_strings = ov.ports.clone();
+        let mut ports = match port_strings {
+            Some(list) => list
+                .iter()
+                .map(|p| compose::parse_port(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| invalid(project, format!("[services.{name}] ports: {m}")))?,
+            None => svc.ports,
+        };
+        for p in &mut ports {
+            match (&bind_override, &p.host_ip) {
+                (Some(bind), _) => p.host_ip = Some(bind.clone()),
+                (None, None) => p.host_ip = Some(project.bind_address().to_string()),
+                (None, Some(_)) => {}
+            }
+        }
+        let mounts = svc
+            .volumes
+            .iter()
+            .map(|m| match &m.source {
+                None => Mount::Anonymous {
+                    target: m.target.clone(),
+                },
+                Some(src) if m.is_bind() => Mount::Bind {
+                    source: base.join(src),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                },
+                Some(src) => Mount::Volume {
+                    name: volumes
+                        .iter()
+                        .find(|v| &v.key == src)
+                        .map(|v| v.name.clone())
+                        .unwrap_or_else(|| format!("{}_{src}", project.name)),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                },
+            })
+            .collect();
+        let probe_port = x.port.or_else(|| ports.first().map(|p| p.container_port));
+        let postgres = (kind == Some(Kind::Postgres)).then(|| {
+            let admin_user = env
+                .get("POSTGRES_USER")
+                .cloned()
+                .unwrap_or_else(|| "postgres".into());
+            PostgresApp {
+                database: x
+                    .database
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_APP_DATABASE.into()),
+                user: x.user.clone().unwrap_or_else(|| DEFAULT_APP_USER.into()),
+                password: x
+                    .password
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_APP_PASSWORD.into()),
+                admin_password: env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default(),
+                admin_database: env
+                    .get("POSTGRES_DB")
+                    .cloned()
+                    .unwrap_or_else(|| admin_user.clone()),
+                admin_user,
+            }
+        });
+        let buckets = match kind {
+            Some(Kind::Gcs) => x
+                .buckets
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_BUCKET.into()]),
+            _ => Vec::new(),
+        };
+        let command = ov.command.clone().or(svc.command);
+        services.push(ServiceSpec {
+            container_name: format!("{}-{name}", project.name),
+            name: name.clone(),
+            kind,
+            image,
+            command,
+            entrypoint: svc.entrypoint,
+            env,
+            ports,
+            mounts,
+            labels: svc.labels.into_iter().collect(),
+            user: svc.user,
+            working_dir: svc.working_dir,
+            healthcheck: svc.healthcheck,
+            stop_signal: svc.stop_signal,
+            tmpfs: svc.tmpfs,
+            depends_on: svc.depends_on,
+            stop_grace_secs: svc.stop_grace_period.unwrap_or(10),
+            probe_port,
+            ready_timeout: ov
+                .ready_timeout
+                .or(x.ready_timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_READY_TIMEOUT),
+            postgres,
+            buckets,
+        });
+    }
+    check_cycles(project, &services)?;
+    Ok(Stack {
+        network: format!("{}_default", project.name),
+        project: project.name.clone(),
+        services,
+        volumes,
+        gcp_project: project.gcp_project().to_string(),
+        ignored_keys: compose.ignored,
+        source,
+    })
+}
+
+fn check_cycles(project: &Project, services: &[ServiceSpec]) -> Result<(), ConfigError> {
+    fn visit<'a>(
+        name: &'a str,
+        services: &'a [ServiceSpec],
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Result<(), String> {
+        if done.contains(name) {
+            return Ok(());
+        }
+        if stack.contains(&name) {
+            stack.push(name);
+            return Err(stack.join(" -> "));
+        }
+        stack.push(name);
+        if let Some(svc) = services.iter().find(|s| s.name == name) {
+            for dep in &svc.depends_on {
+                visit(dep, services, stack, done)?;
+            }
+        }
+        stack.pop();
+        done.insert(name);
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for svc in services {
+        visit(&svc.name, services, &mut Vec::new(), &mut done)
+            .map_err(|cycle| invalid(project, format!("depends_on has a cycle: {cycle}")))?;
+    }
+    Ok(())
+}
+
+/// What the engine has for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub hash: String,
+    pub state: String,
+}
+
+/// What `up` does with one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// No container: create and start one.
+    Create,
+    /// The container's spec differs: replace it.
+    Recreate { id: String },
+    /// The container exists with the right spec but is not running.
+    Start { id: String },
+    /// Running with the right spec: leave it alone (still probed).
+    Keep { id: String },
+}
+
+/// Decides what to do with one service, given its desired hash and what the engine has.
+pub fn plan(desired_hash: &str, observed: Option<&Observed>) -> Action {
+    match observed {
+        None => Action::Create,
+        Some(o) if o.hash != desired_hash => Action::Recreate { id: o.id.clone() },
+        Some(o) if o.state == "running" => Action::Keep { id: o.id.clone() },
+        // A container stuck mid-removal or dead cannot be started: replace it.
+        Some(o) if o.state == "dead" || o.state == "removing" => {
+            Action::Recreate { id: o.id.clone() }
+        }
+        Some(o) => Action::Start { id: o.id.clone() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn project(toml: &str) -> Project {
+        Project {
+            root: PathBuf::from("/work/app"),
+            config_path: Some(PathBuf::from("/work/app/vibedev.toml")),
+            file: crate::config::parse_config(Path::new("vibedev.toml"), toml).unwrap(),
+            name: "demo".into(),
+        }
+    }
+
+    fn builtin(toml: &str) -> Stack {
+        Stack::resolve(&project(toml)).unwrap()
+    }
+
+    #[test]
+    fn default_stack_has_kinds_names_and_loopback_ports() {
+        let s = builtin("");
+        let pg = s.service("postgres").unwrap();
+        assert_eq!(pg.kind, Some(Kind::Postgres));
+        assert_eq!(pg.container_name, "demo-postgres");
+        assert_eq!(pg.probe_port, Some(5432));
+        let app = pg.postgres.clone().unwrap();
+        assert_eq!(
+            (app.database.as_str(), app.user.as_str()),
+            ("vibesdk", "vibesdk_app")
+        );
+        assert_eq!(s.service("gcs").unwrap().buckets, ["vibesdk-templates"]);
+        for svc in &s.services {
+            assert!(svc.kind.is_some(), "{}", svc.name);
+            for p in &svc.ports {
+                assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"), "{}", svc.name);
+            }
+        }
+        assert!(matches!(&pg.mounts[0], Mount::Volume { name, .. } if name == "demo_pgdata"));
+    }
+
+    #[test]
+    fn overrides_change_only_their_service_hash() {
+        let a = builtin("");
+        let b = builtin("[services.redis]\nports = [\"16379:6379\"]\n");
+        for (x, y) in a.services.iter().zip(&b.services) {
+            assert_eq!(
+                x.config_hash() == y.config_hash(),
+                x.name != "redis",
+                "{}",
+                x.name
+            );
+        }
+        let c = builtin("[services.postgres]\nenv = { POSTGRES_PASSWORD = \"other\" }\n");
+        assert_ne!(a.services[0].config_hash(), c.services[0].config_hash());
+        assert_eq!(
+            c.services[0].postgres.clone().unwrap().admin_password,
+            "other"
+        );
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        assert_eq!(
+            builtin("").services[0].config_hash(),
+            builtin("").services[0].config_hash()
+        );
+    }
+
+    #[test]
+    fn bind_setting_overrides_every_port() {
+        let s = builtin("bind = \"0.0.0.0\"\n");
+        assert!(
+            s.services
+                .iter()
+                .flat_map(|s| &s.ports)
+                .all(|p| p.host_ip.as_deref() == Some("0.0.0.0"))
+        );
+    }
+
+    #[test]
+    fn override_of_unknown_service_is_an_error() {
+        let err = Stack::resolve(&project("[services.mysql]\nimage = \"x\"\n")).unwrap_err();
+        assert!(err.to_string().contains("[services.mysql]"), "{err}");
+    }
+
+    #[test]
+    fn select_adds_dependencies_and_rejects_unknown_names() {
+        let p = Project {
+            file: ConfigFile::default(),
+            ..project("")
+        };
+        let compose = compose::parse(
+            Path::new("c.yml"),
+            "services:\n  api:\n    image: x\n    depends_on: [db]\n  db:\n    image: y\n    x-vibedev: {kind: postgres}\n  other:\n    image: z\n",
+        )
+        .unwrap();
+        let s = resolve_compose(&p, compose, ComposeSource::Builtin, Path::new("/")).unwrap();
+        let names: Vec<_> = s
+            .select(&["api".into()])
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(names, ["api", "db"]);
+        assert_eq!(s.service("db").unwrap().kind, Some(Kind::Postgres));
+        assert_eq!(s.service("other").unwrap().kind, None);
+        let err = s.select(&["nope".into()]).unwrap_err();
+        assert_eq!(err.known, ["api", "db", "other"]);
+    }
+
+    #[test]
+    fn dependency_cycles_are_rejected() {
+        let compose = compose::parse(
+            Path::new("c.yml"),
+            "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [a]\n",
+        )
+        .unwrap();
+        let err = resolve_compose(
+            &project(""),
+            compose,
+            ComposeSource::Builtin,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn plan_covers_every_state() {
+        let o = |hash: &str, state: &str| Observed {
+            id: "c1".into(),
+            hash: hash.into(),
+            state: state.into(),
+        };
+        assert_eq!(plan("h", None), Action::Create);
+        assert_eq!(
+            plan("h", Some(&o("h", "running"))),
+            Action::Keep { id: "c1".into() }
+        );
+        assert_eq!(
+            plan("h", Some(&o("h", "exited"))),
+            Action::Start { id: "c1".into() }
+        );
+        assert_eq!(
+            plan("h", Some(&o("h", "created"))),
+            Action::Start { id: "c1".into() }
+        );
+        assert_eq!(
+            plan("h", Some(&o("old", "running"))),
+            Action::Recreate { id: "c1".into() }
+        );
+        assert_eq!(
+            plan("h", Some(&o("h", "dead"))),
+            Action::Recreate { id: "c1".into() }
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! All terminal output: colours (decided once), errors with hints, tables, progress bars for
+//! pulls on a terminal and plain lines elsewhere. Results go to stdout, everything else to stderr.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{ColorChoice, GlobalArgs};
+use crate::error::Error;
+use crate::reconcile::{Event, Reporter};
+
+/// Output settings, decided once from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub color: bool,
+    /// Progress bars and spinners: only on a terminal, and not under CI.
+    pub progress: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Ui {
+    pub fn new(args: &GlobalArgs) -> Ui {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stderr_tty
+            }
+        };
+        console::set_colors_enabled(color);
+        console::set_colors_enabled_stderr(color);
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        Ui {
+            color,
+            progress: stderr_tty && !ci && !args.quiet,
+            quiet: args.quiet,
+            verbose: args.verbose,
+        }
+    }
+
+    /// A plain Ui for tests and non-interactive callers.
+    pub fn plain() -> Ui {
+        Ui {
+            color: false,
+            progress: false,
+            quiet: false,
+            verbose: false,
+        }
+    }
+
+    /// A result line on stdout. A closed pipe (`vibedev status | head -1`) ends quietly.
+    pub fn out(&self, line: &str) {
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, "{line}").and_then(|_| stdout.flush())
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }
+
+    /// A progress or information line on stderr (not with --quiet).
+    pub fn info(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A detail line shown with --verbose.
+    pub fn detail(&self, line: &str) {
+        if self.verbose {
+            eprintln!("{}", style(line).dim());
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        eprintln!("{} {message}", style("warning:").yellow().bold());
+    }
+
+    /// Renders an error: the message, the container logs that explain it, the next step,
+    /// then the chain of causes.
+    pub fn error(&self, err: &Error) {
+        eprintln!("{} {err}", style("error:").red().bold());
+        for (service, lines) in err.log_lines() {
+            if lines.is_empty() {
+                eprintln!("  ({service} printed nothing)");
+                continue;
+            }
+            eprintln!("  last {} log lines of {service}:", lines.len());
+            for line in lines {
+                eprintln!("  {} {line}", style("|").dim());
+            }
+        }
+        let mut source = std::error::Error::source(err);
+        // Transparent variants repeat their inner message as the first source: skip repeats.
+        let mut last = err.to_string();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if text != last && !last.contains(&text) {
+                eprintln!("  {} {text}", style("caused by:").dim());
+            }
+            last = text;
+            source = cause.source();
+        }
+        if let Some(hint) = err.hint() {
+            eprintln!("{} {hint}", style("hint:").cyan().bold());
+        }
+    }
+
+    /// Lays out rows under headers, columns padded to their widest cell.
+    pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(console::measure_text_width(cell));
+                }
+            }
+        }
+        let render = |cells: Vec<String>| {
+            let last = cells.len().saturating_sub(1);
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == last {
+                        c.clone()
+                    } else {
+                        let pad = widths[i].saturating_sub(console::measure_text_width(c));
+                        format!("{c}{}", " ".repeat(pad))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let mut out = vec![render(
+            headers
+                .iter()
+                .map(|h| style(h.to_uppercase()).bold().to_string())
+                .collect(),
+        )];
+        out.extend(rows.iter().map(|r| render(r.clone())));
+        out
+    }
+
+    /// The reporter `up` and `down` send their events to.
+    pub fn reporter(&self) -> Reporter {
+        let state = Arc::new(ReporterState {
+            ui: self.clone(),
+            multi: self
+                .progress
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Mutex::new(HashMap::new()),
+        });
+        Arc::new(move |event| state.handle(event))
+    }
+}
+
+struct ReporterState {
+    ui: Ui,
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl ReporterState {
+    fn line(&self, text: String) {
+        if self.ui.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn handle(&self, event: Event) {
+        let name = |s: &str| style(format!("{s:<10}")).bold().to_string();
+        match event {
+            Event::PullStarted { image } => {
+                if let Some(m) = &self.multi {
+                    let bar = m.add(ProgressBar::new(0));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix} {bar:30} {bytes}/{total_bytes} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_prefix(format!("pulling {image}"));
+                    if let Ok(mut bars) = self.bars.lock() {
+                        bars.insert(image, bar);
+                    }
+                } else {
+                    self.line(format!("pulling {image}"));
+                }
+            }
+            Event::PullProgress {
+                image,
+                current,
+                total,
+            } => {
+                if let Ok(bars) = self.bars.lock()
+                    && let Some(bar) = bars.get(&image)
+                {
+                    bar.set_length(total);
+                    bar.set_position(current);
+                }
+            }
+            Event::PullStatus { image, status } => {
+                if self.multi.is_none() {
+                    self.ui.detail(&format!("  {image}: {status}"));
+                }
+            }
+            Event::PullDone { image, elapsed } => {
+                if let Ok(mut bars) = self.bars.lock()
+                    && let Some(bar) = bars.remove(&image)
+                {
+                    bar.finish_and_clear();
+                }
+                self.line(format!("pulled {image} in {}", secs(elapsed)));
+            }
+            Event::Planned { service, action } => {
+                let verb = match action {
+                    "create" => "creating",
+                    "recreate" => "recreating (its settings changed)",
+                    "start" => "starting",
+                    _ => return,
+                };
+                self.line(format!("{} {verb}", name(&service)));
+            }
+            Event::Waiting { .. } => {}
+            Event::Ready { service, elapsed } => {
+                self.line(format!(
+                    "{} {} in {}",
+                    name(&service),
+                    style("ready").green(),
+                    secs(elapsed)
+                ));
+            }
+            Event::Prepared { service, what } => {
+                self.line(format!("{} created {what}", name(&service)));
+            }
+            Event::OrphanRemoved { service } => {
+                self.line(format!(
+                    "{} removed (no longer in the stack)",
+                    name(&service)
+                ));
+            }
+            Event::Removed { name: n } => self.line(format!("removed {n}")),
+        }
+    }
+}
+
+/// `1.23s` / `45ms`.
+pub fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// `3h12m`, `4m05s`, `12s`.
+pub fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs(Duration::from_millis(45)), "45ms");
+        assert_eq!(secs(Duration::from_millis(1234)), "1.23s");
+        assert_eq!(uptime(Duration::from_secs(245)), "4m05s");
+        assert_eq!(uptime(Duration::from_secs(3 * 3600 + 720)), "3h12m");
+    }
+
+    #[test]
+    fn table_pads_columns() {
+        let ui = Ui::plain();
+        console::set_colors_enabled(false);
+        let lines = ui.table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(lines, ["A    BB", "xxx  y"]);
+    }
+}
