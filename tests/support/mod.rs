@@ -1,0 +1,255 @@
+//! Test environment helpers shared by the integration tests: a throwaway project folder with a
+//! unique project name, its `vibedev.toml` pointing at the locally built test images (see
+//! `scripts/test-env`), a way to run the real `vibedev` binary in it hermetically, and cleanup
+//! (`vibedev down --volumes`) when the test ends, pass or fail.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Test images, overridable by the variables `scripts/test-env --print-env` prints.
+pub struct Images {
+    pub postgres: String,
+    pub redis: String,
+    pub gcs: String,
+    pub firestore: String,
+}
+
+pub fn images() -> Images {
+    let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
+    Images {
+        postgres: get("VIBEDEV_TEST_POSTGRES_IMAGE", "127.0.0.1:5000/vibedev-test/postgres:15"),
+        redis: get("VIBEDEV_TEST_REDIS_IMAGE", "127.0.0.1:5000/vibedev-test/redis:7"),
+        gcs: get("VIBEDEV_TEST_GCS_IMAGE", "127.0.0.1:5000/vibedev-test/fake-gcs-server:1.54.0"),
+        firestore: get(
+            "VIBEDEV_TEST_FIRESTORE_IMAGE",
+            "127.0.0.1:5000/vibedev-test/firestore-emulator:1.19.9",
+        ),
+    }
+}
+
+/// The built binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vibedev"))
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique, valid project name for one test: `vdt-<tag>-<pid>-<n>`.
+pub fn unique_name(tag: &str) -> String {
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(20)
+        .collect();
+    format!(
+        "vdt-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A throwaway project. Its stack is torn down (with volumes) when dropped.
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    /// Extra environment for every command run in it.
+    pub env: Vec<(String, String)>,
+    teardown: bool,
+}
+
+impl TestProject {
+    /// An empty folder with no config yet.
+    pub fn empty(tag: &str) -> TestProject {
+        TestProject {
+            dir: tempfile::Builder::new()
+                .prefix("vibedev-test-")
+                .tempdir()
+                .expect("temp dir"),
+            name: unique_name(tag),
+            env: Vec::new(),
+            teardown: true,
+        }
+    }
+
+    /// A project on the built-in stack with every image pointed at the test images and every
+    /// port chosen by the engine (so tests never collide with each other or the machine).
+    pub fn new(tag: &str) -> TestProject {
+        let p = TestProject::empty(tag);
+        p.write_config("");
+        p
+    }
+
+    /// Writes `vibedev.toml`: the project name, test images, engine-chosen ports, then `extra`.
+    pub fn write_config(&self, extra: &str) {
+        let img = images();
+        let text = format!(
+            r#"project = "{name}"
+
+[services.postgres]
+image = "{pg}"
+ports = ["5432"]
+
+[services.redis]
+image = "{redis}"
+ports = ["6379"]
+
+[services.gcs]
+image = "{gcs}"
+ports = ["4443"]
+
+[services.firestore]
+image = "{fs}"
+ports = ["8080"]
+{extra}
+"#,
+            name = self.name,
+            pg = img.postgres,
+            redis = img.redis,
+            gcs = img.gcs,
+            fs = img.firestore,
+        );
+        self.write("vibedev.toml", &text);
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file under the project, creating folders.
+    pub fn write(&self, rel: &str, contents: &str) {
+        let path = self.dir.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(path, contents).expect("write file");
+    }
+
+    /// A `vibedev` command in the project folder with a hermetic environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).current_dir(self.dir.path());
+        hermetic(&mut cmd);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `vibedev ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.cmd(args).output().expect("run vibedev");
+        Run::from(output)
+    }
+
+    /// Runs `vibedev ARGS` and panics with its output unless it succeeded.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert!(run.success(), "vibedev {args:?} failed:\n{run}");
+        run
+    }
+
+    /// Keeps the stack after the test (for debugging a failure by hand).
+    pub fn keep(&mut self) {
+        self.teardown = false;
+    }
+}
+
+impl Drop for TestProject {
+    fn drop(&mut self) {
+        if self.teardown && self.dir.path().join("vibedev.toml").exists() {
+            let _ = self.cmd(&["down", "--volumes", "--quiet"]).output();
+        }
+    }
+}
+
+/// Strips vibedev's own variables and anything that would make output depend on the machine.
+pub fn hermetic(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("VIBEDEV_") && !key.starts_with("VIBEDEV_TEST_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("NO_COLOR", "1").env("CI", "true").env_remove("DOCKER_CONTEXT");
+}
+
+/// A finished command: exit code and both streams as text.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `vibedev status --json` as a map from service to its object.
+pub fn status(project: &TestProject) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let run = project.ok(&["status", "--json"]);
+    run.json()
+        .as_array()
+        .expect("status --json is an array")
+        .iter()
+        .map(|s| (s["service"].as_str().expect("service").to_string(), s.clone()))
+        .collect()
+}
+
+/// `vibedev env --format json` as a map.
+pub fn env(project: &TestProject) -> std::collections::BTreeMap<String, String> {
+    let run = project.ok(&["env", "--format", "json"]);
+    run.json()
+        .as_object()
+        .expect("env json is an object")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
+        .collect()
+}
+
+/// Runs `docker` (the CLI) for checks from outside vibedev; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The container id of a project's service (empty when none).
+pub fn container_id(project: &TestProject, service: &str) -> String {
+    docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=dev.vibedev.project={}", project.name),
+        "--filter",
+        &format!("label=dev.vibedev.service={service}"),
+    ])
+}
