@@ -52,8 +52,10 @@ pub enum Event {
     Waiting {
         service: String,
     },
+    /// Ready, after `action` (`keep` when nothing was changed).
     Ready {
         service: String,
+        action: &'static str,
         elapsed: Duration,
     },
     /// Something prepared on a ready service (a role, a database, a bucket).
@@ -486,6 +488,7 @@ async fn bring_up(
     let elapsed = start.elapsed();
     report(Event::Ready {
         service: spec.name.clone(),
+        action: name,
         elapsed,
     });
     Ok(Outcome {

@@ -7,6 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use console::style;
+
+/// Writes a line to stderr; a closed stderr is ignored rather than a panic.
+macro_rules! elog {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{ColorChoice, GlobalArgs};
@@ -67,33 +74,33 @@ impl Ui {
     /// A progress or information line on stderr (not with --quiet).
     pub fn info(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            elog!("{line}");
         }
     }
 
     /// A detail line shown with --verbose.
     pub fn detail(&self, line: &str) {
         if self.verbose {
-            eprintln!("{}", style(line).dim());
+            elog!("{}", style(line).dim());
         }
     }
 
     pub fn warn(&self, message: &str) {
-        eprintln!("{} {message}", style("warning:").yellow().bold());
+        elog!("{} {message}", style("warning:").yellow().bold());
     }
 
     /// Renders an error: the message, the container logs that explain it, the next step,
     /// then the chain of causes.
     pub fn error(&self, err: &Error) {
-        eprintln!("{} {err}", style("error:").red().bold());
+        elog!("{} {err}", style("error:").red().bold());
         for (service, lines) in err.log_lines() {
             if lines.is_empty() {
-                eprintln!("  ({service} printed nothing)");
+                elog!("  ({service} printed nothing)");
                 continue;
             }
-            eprintln!("  last {} log lines of {service}:", lines.len());
+            elog!("  last {} log lines of {service}:", lines.len());
             for line in lines {
-                eprintln!("  {} {line}", style("|").dim());
+                elog!("  {} {line}", style("|").dim());
             }
         }
         let mut source = std::error::Error::source(err);
@@ -102,13 +109,13 @@ impl Ui {
         while let Some(cause) = source {
             let text = cause.to_string();
             if text != last && !last.contains(&text) {
-                eprintln!("  {} {text}", style("caused by:").dim());
+                elog!("  {} {text}", style("caused by:").dim());
             }
             last = text;
             source = cause.source();
         }
         if let Some(hint) = err.hint() {
-            eprintln!("{} {hint}", style("hint:").cyan().bold());
+            elog!("{} {hint}", style("hint:").cyan().bold());
         }
     }
 
@@ -178,7 +185,7 @@ impl ReporterState {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("{text}"),
+            None => elog!("{text}"),
         }
     }
 
@@ -237,7 +244,16 @@ impl ReporterState {
                 self.line(format!("{} {verb}", name(&service)));
             }
             Event::Waiting { .. } => {}
-            Event::Ready { service, elapsed } => {
+            Event::Ready {
+                service,
+                action,
+                elapsed,
+            } => {
+                if action == "keep" {
+                    self.ui
+                        .detail(&format!("{service}: unchanged, ready in {}", secs(elapsed)));
+                    return;
+                }
                 self.line(format!(
                     "{} {} in {}",
                     name(&service),

@@ -174,12 +174,19 @@ impl Engine {
     /// API 1.41, must not be sent a newer API).
     pub async fn connect() -> Result<Engine, EngineError> {
         let endpoint = endpoint();
-        let docker = Docker::connect_with_host(&endpoint.url).map_err(|source| {
-            EngineError::BadEndpoint {
-                url: endpoint.url.clone(),
-                source,
+        let docker = match Docker::connect_with_host(&endpoint.url) {
+            Ok(docker) => docker,
+            // A socket path that does not exist is an engine that is not running, not a typo.
+            Err(source @ bollard::errors::Error::SocketNotFoundError(_)) => {
+                return Err(EngineError::Unreachable { endpoint, source });
             }
-        })?;
+            Err(source) => {
+                return Err(EngineError::BadEndpoint {
+                    url: endpoint.url.clone(),
+                    source,
+                });
+            }
+        };
         let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
             Err(_) => {
                 return Err(EngineError::Timeout {

@@ -19,9 +19,18 @@ pub struct Images {
 pub fn images() -> Images {
     let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
     Images {
-        postgres: get("VIBEDEV_TEST_POSTGRES_IMAGE", "127.0.0.1:5000/vibedev-test/postgres:15"),
-        redis: get("VIBEDEV_TEST_REDIS_IMAGE", "127.0.0.1:5000/vibedev-test/redis:7"),
-        gcs: get("VIBEDEV_TEST_GCS_IMAGE", "127.0.0.1:5000/vibedev-test/fake-gcs-server:1.54.0"),
+        postgres: get(
+            "VIBEDEV_TEST_POSTGRES_IMAGE",
+            "127.0.0.1:5000/vibedev-test/postgres:15",
+        ),
+        redis: get(
+            "VIBEDEV_TEST_REDIS_IMAGE",
+            "127.0.0.1:5000/vibedev-test/redis:7",
+        ),
+        gcs: get(
+            "VIBEDEV_TEST_GCS_IMAGE",
+            "127.0.0.1:5000/vibedev-test/fake-gcs-server:1.54.0",
+        ),
         firestore: get(
             "VIBEDEV_TEST_FIRESTORE_IMAGE",
             "127.0.0.1:5000/vibedev-test/firestore-emulator:1.19.9",
@@ -40,7 +49,13 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub fn unique_name(tag: &str) -> String {
     let tag: String = tag
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(20)
         .collect();
     format!(
@@ -56,12 +71,21 @@ pub struct TestProject {
     pub name: String,
     /// Extra environment for every command run in it.
     pub env: Vec<(String, String)>,
+    /// `[services.NAME]` lines `write_config` renders (image and ports to start with).
+    pub services: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     teardown: bool,
 }
 
 impl TestProject {
     /// An empty folder with no config yet.
     pub fn empty(tag: &str) -> TestProject {
+        let img = images();
+        let service = |image: &str, port: u16| {
+            std::collections::BTreeMap::from([
+                ("image".to_string(), format!("{image:?}")),
+                ("ports".to_string(), format!("[\"{port}\"]")),
+            ])
+        };
         TestProject {
             dir: tempfile::Builder::new()
                 .prefix("vibedev-test-")
@@ -69,6 +93,12 @@ impl TestProject {
                 .expect("temp dir"),
             name: unique_name(tag),
             env: Vec::new(),
+            services: std::collections::BTreeMap::from([
+                ("postgres".to_string(), service(&img.postgres, 5432)),
+                ("redis".to_string(), service(&img.redis, 6379)),
+                ("gcs".to_string(), service(&img.gcs, 4443)),
+                ("firestore".to_string(), service(&img.firestore, 8080)),
+            ]),
             teardown: true,
         }
     }
@@ -81,35 +111,25 @@ impl TestProject {
         p
     }
 
-    /// Writes `vibedev.toml`: the project name, test images, engine-chosen ports, then `extra`.
+    /// Sets `key = value` (a TOML value) in `[services.SERVICE]` for the next `write_config`.
+    pub fn set(&mut self, service: &str, key: &str, value: &str) {
+        self.services
+            .entry(service.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
+    /// Writes `vibedev.toml`: the project name, the `[services.*]` settings, then `extra`.
     pub fn write_config(&self, extra: &str) {
-        let img = images();
-        let text = format!(
-            r#"project = "{name}"
-
-[services.postgres]
-image = "{pg}"
-ports = ["5432"]
-
-[services.redis]
-image = "{redis}"
-ports = ["6379"]
-
-[services.gcs]
-image = "{gcs}"
-ports = ["4443"]
-
-[services.firestore]
-image = "{fs}"
-ports = ["8080"]
-{extra}
-"#,
-            name = self.name,
-            pg = img.postgres,
-            redis = img.redis,
-            gcs = img.gcs,
-            fs = img.firestore,
-        );
+        let mut text = format!("project = \"{}\"\n", self.name);
+        for (service, keys) in &self.services {
+            text.push_str(&format!("\n[services.{service}]\n"));
+            for (k, v) in keys {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        text.push('\n');
+        text.push_str(extra);
         self.write("vibedev.toml", &text);
     }
 
@@ -172,7 +192,9 @@ pub fn hermetic(cmd: &mut Command) {
             cmd.env_remove(&key);
         }
     }
-    cmd.env("NO_COLOR", "1").env("CI", "true").env_remove("DOCKER_CONTEXT");
+    cmd.env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env_remove("DOCKER_CONTEXT");
 }
 
 /// A finished command: exit code and both streams as text.
@@ -199,7 +221,8 @@ impl Run {
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
     }
 }
 
@@ -220,7 +243,12 @@ pub fn status(project: &TestProject) -> std::collections::BTreeMap<String, serde
         .as_array()
         .expect("status --json is an array")
         .iter()
-        .map(|s| (s["service"].as_str().expect("service").to_string(), s.clone()))
+        .map(|s| {
+            (
+                s["service"].as_str().expect("service").to_string(),
+                s.clone(),
+            )
+        })
         .collect()
 }
 
@@ -237,7 +265,10 @@ pub fn env(project: &TestProject) -> std::collections::BTreeMap<String, String> 
 
 /// Runs `docker` (the CLI) for checks from outside vibedev; returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -252,4 +283,10 @@ pub fn container_id(project: &TestProject, service: &str) -> String {
         "--filter",
         &format!("label=dev.vibedev.service={service}"),
     ])
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
