@@ -16,6 +16,7 @@ pub mod runtime;
 pub mod services;
 pub mod stack;
 pub mod ui;
+pub mod watch;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,288 @@
+//! Watching the project's files: notify plus a debouncer, directories rather than file handles
+//! (editors replace files on save), each event path mapped to the kind of change it is. The
+//! command that acts on the changes lives in `commands/watch.rs`; nothing here prints.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache, new_debouncer_opt};
+use tokio::sync::mpsc;
+
+use crate::config::Project;
+
+/// How long the debouncer waits for a burst of events to settle.
+pub const DEBOUNCE: Duration = Duration::from_millis(60);
+
+/// What changed, in the order its action runs when several changed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Change {
+    /// `vibedev.toml` or the compose file: reconcile the stack.
+    Stack,
+    /// The migrations folder: apply pending migrations.
+    Migrations,
+    /// The bucket seed folder: sync objects.
+    BucketSeed,
+    /// The Firestore seed folder: write documents.
+    FirestoreSeed,
+    /// The env template: pull secrets.
+    EnvTemplate,
+}
+
+impl Change {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Change::Stack => "config",
+            Change::Migrations => "migrations",
+            Change::BucketSeed => "bucket seed",
+            Change::FirestoreSeed => "firestore seed",
+            Change::EnvTemplate => "env template",
+        }
+    }
+}
+
+/// The files and folders a project's watch follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchPaths {
+    pub config: Option<PathBuf>,
+    pub compose: Option<PathBuf>,
+    pub env_template: Option<PathBuf>,
+    pub migrations: Option<PathBuf>,
+    pub bucket_seed: Option<PathBuf>,
+    pub firestore_seed: Option<PathBuf>,
+}
+
+impl WatchPaths {
+    /// The paths a project's config names (whether or not they exist yet).
+    pub fn of(project: &Project, env_template: Option<PathBuf>, migrations: Option<PathBuf>) -> WatchPaths {
+        WatchPaths {
+            config: project.config_path.clone().map(canonical),
+            compose: project.file.compose.as_ref().map(|p| canonical(project.resolve(p))),
+            env_template: env_template.map(canonical),
+            migrations: migrations.map(canonical),
+            bucket_seed: project.file.seed.bucket_dir.as_ref().map(|p| canonical(project.resolve(p))),
+            firestore_seed: project
+                .file
+                .seed
+                .firestore_dir
+                .as_ref()
+                .map(|p| canonical(project.resolve(p))),
+        }
+    }
+
+    /// Which change an event on `path` is, if any.
+    pub fn classify(&self, path: &Path) -> Option<Change> {
+        let name = path.file_name()?.to_string_lossy();
+        // Editors' swap, backup and temp files are not saves.
+        if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp") {
+            return None;
+        }
+        let is = |p: &Option<PathBuf>| p.as_deref() == Some(path);
+        // Inside the folder, or a folder on the way to it being created (`mkdir -p seed/bucket`).
+        let under = |p: &Option<PathBuf>| {
+            p.as_deref()
+                .is_some_and(|dir| (path.starts_with(dir) || dir.starts_with(path)) && path != dir)
+        };
+        if is(&self.config) || is(&self.compose) {
+            Some(Change::Stack)
+        } else if is(&self.env_template) {
+            Some(Change::EnvTemplate)
+        } else if under(&self.migrations) {
+            Some(Change::Migrations)
+        } else if under(&self.bucket_seed) {
+            Some(Change::BucketSeed)
+        } else if under(&self.firestore_seed) {
+            Some(Change::FirestoreSeed)
+        } else {
+            None
+        }
+    }
+
+    /// The directories to watch: the parents of single files (not recursive), and the folders
+    /// (recursive). A folder that does not exist yet is watched through its parent.
+    pub fn roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
+        let mut roots: Vec<(PathBuf, RecursiveMode)> = Vec::new();
+        let mut add = |dir: PathBuf, mode: RecursiveMode| {
+            if let Some(existing) = roots.iter_mut().find(|(d, _)| *d == dir) {
+                if mode == RecursiveMode::Recursive {
+                    existing.1 = mode;
+                }
+            } else {
+                roots.push((dir, mode));
+            }
+        };
+        for file in [&self.config, &self.compose, &self.env_template].into_iter().flatten() {
+            if let Some(dir) = file.parent() {
+                add(dir.to_path_buf(), RecursiveMode::NonRecursive);
+            }
+        }
+        for dir in [&self.migrations, &self.bucket_seed, &self.firestore_seed].into_iter().flatten() {
+            if dir.is_dir() {
+                add(dir.clone(), RecursiveMode::Recursive);
+            } else if let Some(existing) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
+                add(existing.to_path_buf(), RecursiveMode::NonRecursive);
+            }
+        }
+        roots
+    }
+}
+
+fn canonical(p: PathBuf) -> PathBuf {
+    match p.canonicalize() {
+        Ok(c) => c,
+        // Not there yet: canonicalize the parent so paths compare equal to notify's.
+        Err(_) => match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+            (Some(dir), Some(name)) => dir.join(name),
+            _ => p,
+        },
+    }
+}
+
+/// Why the watcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("the OS file watcher ran out of watches (inotify limit) while watching {path}")]
+    TooManyWatches { path: PathBuf },
+    #[error("cannot watch {path}")]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+impl WatchError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            WatchError::TooManyWatches { .. } => Some(
+                "raise the limit (`sudo sysctl fs.inotify.max_user_watches=524288` and `fs.inotify.max_user_instances=1024`), or run `vibedev watch --poll`"
+                    .into(),
+            ),
+            WatchError::Watch { .. } => None,
+        }
+    }
+}
+
+/// A running watcher; dropping it stops watching.
+pub enum Watcher {
+    Native(Debouncer<RecommendedWatcher, RecommendedCache>),
+    Poll(Debouncer<PollWatcher, NoCache>),
+}
+
+/// A batch of changes, or errors the watcher reported.
+pub type Batch = Result<BTreeSet<Change>, String>;
+
+/// Starts watching; batches of classified changes arrive on the returned channel. The notify
+/// callback never blocks: it classifies and forwards.
+pub fn start(paths: &WatchPaths, poll: bool) -> Result<(Watcher, mpsc::UnboundedReceiver<Batch>), WatchError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let classify = paths.clone();
+    let handler = move |result: DebounceEventResult| {
+        let batch = match result {
+            Ok(events) => {
+                let changes: BTreeSet<Change> = events
+                    .iter()
+                    .filter(|e| !e.kind.is_access())
+                    .flat_map(|e| e.paths.iter())
+                    .filter_map(|p| classify.classify(p))
+                    .collect();
+                if changes.is_empty() {
+                    return;
+                }
+                Ok(changes)
+            }
+            Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
+        };
+        let _ = tx.send(batch);
+    };
+    let mut watcher = if poll {
+        let config = notify::Config::default().with_poll_interval(Duration::from_millis(200));
+        Watcher::Poll(
+            new_debouncer_opt::<_, PollWatcher, NoCache>(DEBOUNCE, None, handler, NoCache, config)
+                .map_err(|source| WatchError::Watch { path: PathBuf::from("."), source })?,
+        )
+    } else {
+        Watcher::Native(
+            new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
+                DEBOUNCE,
+                None,
+                handler,
+                RecommendedCache::new(),
+                notify::Config::default(),
+            )
+            .map_err(|source| to_watch_error(PathBuf::from("."), source))?,
+        )
+    };
+    for (dir, mode) in paths.roots() {
+        let r = match &mut watcher {
+            Watcher::Native(d) => d.watch(&dir, mode),
+            Watcher::Poll(d) => d.watch(&dir, mode),
+        };
+        r.map_err(|source| to_watch_error(dir.clone(), source))?;
+    }
+    Ok((watcher, rx))
+}
+
+fn to_watch_error(path: PathBuf, source: notify::Error) -> WatchError {
+    let too_many = matches!(source.kind, notify::ErrorKind::MaxFilesWatch)
+        || matches!(&source.kind, notify::ErrorKind::Io(e) if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EMFILE));
+    if too_many {
+        WatchError::TooManyWatches { path }
+    } else {
+        WatchError::Watch { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> WatchPaths {
+        WatchPaths {
+            config: Some("/p/vibedev.toml".into()),
+            compose: Some("/p/compose/docker-compose.yml".into()),
+            env_template: Some("/p/templates/env.gcp.tmpl".into()),
+            migrations: Some("/p/drizzle".into()),
+            bucket_seed: Some("/p/seed/bucket".into()),
+            firestore_seed: Some("/p/seed/firestore".into()),
+        }
+    }
+
+    #[test]
+    fn paths_map_to_changes() {
+        let w = paths();
+        let c = |p: &str| w.classify(Path::new(p));
+        assert_eq!(c("/p/vibedev.toml"), Some(Change::Stack));
+        assert_eq!(c("/p/compose/docker-compose.yml"), Some(Change::Stack));
+        assert_eq!(c("/p/templates/env.gcp.tmpl"), Some(Change::EnvTemplate));
+        assert_eq!(c("/p/drizzle/0004_x.sql"), Some(Change::Migrations));
+        assert_eq!(c("/p/drizzle/meta/_journal.json"), Some(Change::Migrations));
+        assert_eq!(c("/p/seed/bucket/a/b.txt"), Some(Change::BucketSeed));
+        assert_eq!(c("/p/seed/firestore/apps/1.json"), Some(Change::FirestoreSeed));
+        assert_eq!(c("/p/.env.gcp"), None);
+        assert_eq!(c("/p/README.md"), None);
+        assert_eq!(c("/p/drizzle/.0004_x.sql.swp"), None);
+        assert_eq!(c("/p/vibedev.toml~"), None);
+        assert_eq!(c("/p/drizzle"), None);
+    }
+
+    #[test]
+    fn roots_are_directories_with_the_right_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("drizzle")).unwrap();
+        let w = WatchPaths {
+            config: Some(root.join("vibedev.toml")),
+            migrations: Some(root.join("drizzle")),
+            bucket_seed: Some(root.join("seed/bucket")),
+            ..Default::default()
+        };
+        let roots = w.roots();
+        assert!(roots.contains(&(root.clone(), RecursiveMode::NonRecursive)));
+        assert!(roots.contains(&(root.join("drizzle"), RecursiveMode::Recursive)));
+        // Not there yet: its nearest existing ancestor is watched, so its creation is seen.
+        assert_eq!(roots.len(), 2, "{roots:?}");
+        assert_eq!(w.classify(&root.join("seed")), Some(Change::BucketSeed));
+    }
+}
