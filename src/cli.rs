@@ -64,6 +64,15 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the stack's connection variables (DATABASE_URL, REDIS_URL, ...).
     Env(EnvArgs),
+    /// Check that this machine can run the stack: Docker, ports, disk, images, Google credentials, .env.gcp, migrations.
+    #[command(
+        after_help = "Exit codes: 0 when every check passes (skipped checks are fine), 4 when some warn, 5 when one fails."
+    )]
+    Doctor(DoctorArgs),
+    /// Write the built-in defaults (vibedev.toml, compose file, env template, .gitignore line) into this project.
+    Init,
+    /// Print shell completions: `vibedev completions bash > /etc/bash_completion.d/vibedev`.
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -115,6 +124,23 @@ pub enum EnvFormat {
     Shell,
     /// A JSON object.
     Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON object with one entry per check instead of lines.
+    #[arg(long)]
+    pub json: bool,
+    /// The GCP project holding the app's secrets (overrides vibedev.toml and GOOGLE_CLOUD_PROJECT).
+    #[arg(long, value_name = "GCP_PROJECT")]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[cfg(test)]

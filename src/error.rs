@@ -10,6 +10,10 @@ use crate::stack::UnknownService;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DOCKER: u8 = 3;
+/// `vibedev doctor`: at least one check warned, none failed.
+pub const EXIT_DOCTOR_WARN: u8 = 4;
+/// `vibedev doctor`: at least one check failed.
+pub const EXIT_DOCTOR_FAIL: u8 = 5;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]

@@ -307,7 +307,7 @@ async fn preflight_ports(
 }
 
 /// Names the container publishing `port`, with its project when it has one.
-fn container_holding(
+pub fn container_holding(
     containers: &[bollard::models::ContainerSummary],
     port: u16,
 ) -> Option<String> {

@@ -1,7 +1,10 @@
 //! One module per subcommand: thin glue between the command line, the domain modules and `ui`.
 
+pub mod completions;
+pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod init;
 pub mod logs;
 pub mod status;
 pub mod up;
@@ -75,5 +78,8 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Status(args) => status::run(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
+        Command::Doctor(args) => doctor::run(ctx, args).await,
+        Command::Init => init::run(ctx),
+        Command::Completions(args) => completions::run(ctx, args),
     }
 }
