@@ -506,7 +506,20 @@ async fn create_and_start(
     spec: &ServiceSpec,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
-    for _ in 0..2 {
+    let name_in_use = |what: &str| {
+        UpError::Engine(EngineError::Api {
+            action: format!("create container {}: {what}", spec.container_name),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message: "name in use".into(),
+            },
+        })
+    };
+    // An interrupted run's create may still be finishing inside the engine: the name is then
+    // reserved but the container not yet visible. Wait for it rather than fail.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut backoff = ready::Backoff::default();
+    loop {
         if let Some(id) = engine
             .create_container(&spec.container_name, container_body(stack, spec, &hash))
             .await?
@@ -514,7 +527,8 @@ async fn create_and_start(
             engine.start_container(&id).await?;
             return Ok(id);
         }
-        // The name is taken: by our own container with the same spec, or a stale one.
+        // The name is taken: by our own container (same spec: use it; older: replace it),
+        // or by something vibedev did not create (never touched).
         if let Some(existing) = engine.inspect_container(&spec.container_name).await? {
             let labels = existing
                 .config
@@ -525,16 +539,9 @@ async fn create_and_start(
             let ours =
                 labels.get(LABEL_PROJECT).map(String::as_str) == Some(stack.project.as_str());
             if !ours {
-                return Err(UpError::Engine(EngineError::Api {
-                    action: format!(
-                        "create container {}: a container of that name exists without vibedev's labels; remove or rename it",
-                        spec.container_name
-                    ),
-                    source: bollard::errors::Error::DockerResponseServerError {
-                        status_code: 409,
-                        message: "name in use".into(),
-                    },
-                }));
+                return Err(name_in_use(
+                    "a container of that name exists without vibedev's labels; remove or rename it",
+                ));
             }
             if labels.get(LABEL_HASH) == Some(&hash) {
                 engine.start_container(&id).await?;
@@ -543,18 +550,14 @@ async fn create_and_start(
             engine
                 .remove_container(&id, spec.stop_grace_secs as i32)
                 .await?;
+            continue;
         }
+        let delay = backoff.next_delay();
+        if Instant::now() + delay >= deadline {
+            return Err(name_in_use("the name stays reserved by the engine"));
+        }
+        tokio::time::sleep(delay).await;
     }
-    Err(UpError::Engine(EngineError::Api {
-        action: format!(
-            "create container {}: the name stays in use",
-            spec.container_name
-        ),
-        source: bollard::errors::Error::DockerResponseServerError {
-            status_code: 409,
-            message: "name in use".into(),
-        },
-    }))
 }
 
 /// The engine's view of a service spec.
@@ -670,12 +673,10 @@ async fn wait_ready(
     http: &reqwest::Client,
 ) -> Result<(), UpError> {
     let deadline = Instant::now() + spec.ready_timeout;
-    let inspect = engine.inspect_container(id).await?;
-    let published = inspect
-        .as_ref()
-        .map(|i| runtime::published_ports(engine, i, spec))
-        .unwrap_or_default();
-    let probe = probe_until_ready(engine, stack, spec, id, &published, deadline, report, http);
+    let probe = async {
+        let published = published_when_running(engine, spec, id, deadline).await?;
+        probe_until_ready(engine, stack, spec, id, &published, deadline, report, http).await
+    };
     let exited = watch_exit(engine, id);
     let result = tokio::select! {
         r = probe => r.map_err(Failure::NotReady),
@@ -684,7 +685,6 @@ async fn wait_ready(
     match result {
         Ok(()) => Ok(()),
         Err(failure) => {
-            // Give the container a moment to flush what it printed before it failed.
             let logs = engine.log_tail(id, 20).await;
             Err(match failure {
                 Failure::NotReady(last) => UpError::NotReady {
@@ -706,6 +706,29 @@ async fn wait_ready(
 enum Failure {
     NotReady(String),
     Exited(i64),
+}
+
+/// The container's published ports, once the engine reports them (only a running container
+/// has them; an exited one is caught by the exit watcher racing this).
+async fn published_when_running(
+    engine: &Engine,
+    spec: &ServiceSpec,
+    id: &str,
+    deadline: Instant,
+) -> Result<Vec<Published>, String> {
+    ready::retry_until(deadline, || async {
+        let inspect = engine
+            .inspect_container(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the container disappeared".to_string())?;
+        let published = runtime::published_ports(engine, &inspect, spec);
+        if published.len() < spec.ports.len() {
+            return Err("the engine has not published the ports yet".to_string());
+        }
+        Ok(published)
+    })
+    .await
 }
 
 /// Resolves with the exit code once the container stops running.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache, new_debouncer_opt};
+use notify_debouncer_full::{
+    DebounceEventResult, Debouncer, NoCache, RecommendedCache, new_debouncer_opt,
+};
 use tokio::sync::mpsc;
 
 use crate::config::Project;
@@ -55,13 +57,26 @@ pub struct WatchPaths {
 
 impl WatchPaths {
     /// The paths a project's config names (whether or not they exist yet).
-    pub fn of(project: &Project, env_template: Option<PathBuf>, migrations: Option<PathBuf>) -> WatchPaths {
+    pub fn of(
+        project: &Project,
+        env_template: Option<PathBuf>,
+        migrations: Option<PathBuf>,
+    ) -> WatchPaths {
         WatchPaths {
             config: project.config_path.clone().map(canonical),
-            compose: project.file.compose.as_ref().map(|p| canonical(project.resolve(p))),
+            compose: project
+                .file
+                .compose
+                .as_ref()
+                .map(|p| canonical(project.resolve(p))),
             env_template: env_template.map(canonical),
             migrations: migrations.map(canonical),
-            bucket_seed: project.file.seed.bucket_dir.as_ref().map(|p| canonical(project.resolve(p))),
+            bucket_seed: project
+                .file
+                .seed
+                .bucket_dir
+                .as_ref()
+                .map(|p| canonical(project.resolve(p))),
             firestore_seed: project
                 .file
                 .seed
@@ -75,7 +90,11 @@ impl WatchPaths {
     pub fn classify(&self, path: &Path) -> Option<Change> {
         let name = path.file_name()?.to_string_lossy();
         // Editors' swap, backup and temp files are not saves.
-        if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".tmp") {
+        if name.starts_with('.')
+            || name.ends_with('~')
+            || name.ends_with(".swp")
+            || name.ends_with(".tmp")
+        {
             return None;
         }
         let is = |p: &Option<PathBuf>| p.as_deref() == Some(path);
@@ -112,12 +131,18 @@ impl WatchPaths {
                 roots.push((dir, mode));
             }
         };
-        for file in [&self.config, &self.compose, &self.env_template].into_iter().flatten() {
+        for file in [&self.config, &self.compose, &self.env_template]
+            .into_iter()
+            .flatten()
+        {
             if let Some(dir) = file.parent() {
                 add(dir.to_path_buf(), RecursiveMode::NonRecursive);
             }
         }
-        for dir in [&self.migrations, &self.bucket_seed, &self.firestore_seed].into_iter().flatten() {
+        for dir in [&self.migrations, &self.bucket_seed, &self.firestore_seed]
+            .into_iter()
+            .flatten()
+        {
             if dir.is_dir() {
                 add(dir.clone(), RecursiveMode::Recursive);
             } else if let Some(existing) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
@@ -132,7 +157,10 @@ fn canonical(p: PathBuf) -> PathBuf {
     match p.canonicalize() {
         Ok(c) => c,
         // Not there yet: canonicalize the parent so paths compare equal to notify's.
-        Err(_) => match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+        Err(_) => match (
+            p.parent().and_then(|d| d.canonicalize().ok()),
+            p.file_name(),
+        ) {
             (Some(dir), Some(name)) => dir.join(name),
             _ => p,
         },
@@ -175,7 +203,10 @@ pub type Batch = Result<BTreeSet<Change>, String>;
 
 /// Starts watching; batches of classified changes arrive on the returned channel. The notify
 /// callback never blocks: it classifies and forwards.
-pub fn start(paths: &WatchPaths, poll: bool) -> Result<(Watcher, mpsc::UnboundedReceiver<Batch>), WatchError> {
+pub fn start(
+    paths: &WatchPaths,
+    poll: bool,
+) -> Result<(Watcher, mpsc::UnboundedReceiver<Batch>), WatchError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let classify = paths.clone();
     let handler = move |result: DebounceEventResult| {
@@ -192,7 +223,11 @@ pub fn start(paths: &WatchPaths, poll: bool) -> Result<(Watcher, mpsc::Unbounded
                 }
                 Ok(changes)
             }
-            Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
+            Err(errors) => Err(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")),
         };
         let _ = tx.send(batch);
     };
@@ -200,7 +235,10 @@ pub fn start(paths: &WatchPaths, poll: bool) -> Result<(Watcher, mpsc::Unbounded
         let config = notify::Config::default().with_poll_interval(Duration::from_millis(200));
         Watcher::Poll(
             new_debouncer_opt::<_, PollWatcher, NoCache>(DEBOUNCE, None, handler, NoCache, config)
-                .map_err(|source| WatchError::Watch { path: PathBuf::from("."), source })?,
+                .map_err(|source| WatchError::Watch {
+                    path: PathBuf::from("."),
+                    source,
+                })?,
         )
     } else {
         Watcher::Native(
@@ -259,7 +297,10 @@ mod tests {
         assert_eq!(c("/p/drizzle/0004_x.sql"), Some(Change::Migrations));
         assert_eq!(c("/p/drizzle/meta/_journal.json"), Some(Change::Migrations));
         assert_eq!(c("/p/seed/bucket/a/b.txt"), Some(Change::BucketSeed));
-        assert_eq!(c("/p/seed/firestore/apps/1.json"), Some(Change::FirestoreSeed));
+        assert_eq!(
+            c("/p/seed/firestore/apps/1.json"),
+            Some(Change::FirestoreSeed)
+        );
         assert_eq!(c("/p/.env.gcp"), None);
         assert_eq!(c("/p/README.md"), None);
         assert_eq!(c("/p/drizzle/.0004_x.sql.swp"), None);
