@@ -3,13 +3,17 @@
 
 use crate::config::ConfigError;
 use crate::engine::EngineError;
+use crate::migrate::MigrateError;
 use crate::reconcile::UpError;
+use crate::services::seed::SeedError;
 use crate::stack::UnknownService;
 
 /// Exit codes, stable for scripts (documented in the README).
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DOCKER: u8 = 3;
+/// `vibedev migrate status --exit-code`: some journal entry is pending, drifted or out of order.
+pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,10 @@ pub enum Error {
     Up(#[from] UpError),
     #[error(transparent)]
     UnknownService(#[from] UnknownService),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Seed(#[from] SeedError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -63,6 +71,8 @@ impl Error {
             Error::UnknownService(u) => {
                 Some(format!("services of this stack: {}", u.known.join(", ")))
             }
+            Error::Migrate(e) => e.hint(),
+            Error::Seed(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod envfile;
 pub mod error;
+pub mod migrate;
 pub mod ports;
 pub mod ready;
 pub mod reconcile;

@@ -3,6 +3,9 @@
 pub mod down;
 pub mod env;
 pub mod logs;
+pub mod migrate;
+pub mod reset_db;
+pub mod seed;
 pub mod status;
 pub mod up;
 
@@ -58,6 +61,9 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
                 Command::Up(_) => {
                     "run `vibedev up` again: it continues from where this run stopped"
                 }
+                Command::Migrate(_) => {
+                    "run `vibedev migrate` again: the migration in progress was rolled back"
+                }
                 _ => "run the command again",
             };
             tokio::select! {
@@ -75,5 +81,8 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Status(args) => status::run(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
+        Command::Migrate(args) => migrate::run(ctx, args).await,
+        Command::ResetDb(args) => reset_db::run(ctx, args).await,
+        Command::Seed(args) => seed::run(ctx, args).await,
     }
 }
