@@ -58,9 +58,9 @@ impl DataConfig {
         }
     }
 
-    /// The journal; `None` when the default folder does not exist and `required` is false.
+    /// The journal; `None` when the folder does not exist and `required` is false.
     pub fn journal(&self, required: bool) -> Result<Option<Journal>> {
-        if !required && !self.migrations_dir_set && !self.migrations_dir.exists() {
+        if !required && !self.migrations_dir.exists() {
             return Ok(None);
         }
         Ok(Some(

@@ -20,7 +20,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     let config = DataConfig::new(&project);
     // Read everything first: a broken journal or seed file must not cost the database.
-    let journal = config.journal(false)?;
+    let journal = config.journal(config.migrations_dir_set)?;
     let seeds = if args.no_seed {
         Vec::new()
     } else {

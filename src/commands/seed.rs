@@ -185,6 +185,12 @@ pub async fn after_up(
             return Ok(());
         };
         let journal = config.journal(false)?;
+        if journal.is_none() && config.migrations_dir_set {
+            ctx.ui.warn(&format!(
+                "[migrations] dir names {}, which does not exist: no migrations applied",
+                config.migrations_dir.display()
+            ));
+        }
         if journal.is_none() && config.seed_sql.is_empty() {
             return Ok(());
         }

@@ -108,6 +108,8 @@ pub struct StatementError {
     pub message: String,
     pub detail: Option<String>,
     pub server_hint: Option<String>,
+    /// The SQLSTATE code, when the server sent one.
+    pub code: Option<String>,
     /// The file's line the error points at, for the caret display.
     pub source_line: Option<String>,
 }
@@ -190,10 +192,18 @@ impl MigrateError {
             }
             MigrateError::Query { .. } => None,
             MigrateError::Statement(s) => {
-                let next = format!(
-                    "fix {}:{} and run the command again; what was applied before it stays applied",
-                    s.file, s.line
-                );
+                let next = if s.kind == "seed file" && s.code.as_deref() == Some("23505") {
+                    // unique_violation: the usual cause is seeding a database seeded before.
+                    format!(
+                        "{} already holds this data: `vibedev reset-db` starts from a clean database, or make the seed idempotent (INSERT ... ON CONFLICT DO NOTHING)",
+                        s.name
+                    )
+                } else {
+                    format!(
+                        "fix {}:{} and run the command again; what was applied before it stays applied",
+                        s.file, s.line
+                    )
+                };
                 Some(match &s.server_hint {
                     Some(h) => format!("{h}\n      then {next}"),
                     None => next,
@@ -251,6 +261,7 @@ pub(crate) fn statement_error(
         message: db.map_or_else(|| pg_error(err), |d| d.message().to_string()),
         detail: db.and_then(|d| d.detail()).map(str::to_string),
         server_hint: db.and_then(|d| d.hint()).map(str::to_string),
+        code: db.map(|d| d.code().code().to_string()),
         source_line: text.lines().nth(line - 1).map(str::to_string),
     }))
 }
@@ -323,6 +334,7 @@ mod tests {
             message: "syntax error at or near \"TABLEE\"".into(),
             detail: None,
             server_hint: None,
+            code: None,
             source_line: Some("\tALTER TABLEE x".into()),
         };
         let text = e.to_string();
