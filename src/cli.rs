@@ -146,6 +146,9 @@ pub struct ResetDbArgs {
     /// Drop, create and migrate directly instead of cloning the template database.
     #[arg(long)]
     pub no_template: bool,
+    /// Internal: clone the template into a spare for the next reset (run in the background).
+    #[arg(long, hide = true)]
+    pub prepare_spare: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -131,10 +131,23 @@ fn reset_disconnects_other_sessions() {
 #[test]
 fn template_is_rebuilt_once_when_a_migration_changes() {
     let p = seeded_project("reset-template");
-    let templates = |p: &TestProject| {
-        admin_db(p).strings(
-            "SELECT datname::text FROM pg_database WHERE datname LIKE 'vibesdk\\_\\_vibedev\\_%' ORDER BY 1",
-        )
+    let databases = |p: &TestProject, spare: bool| {
+        admin_db(p).strings(&format!(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'vibesdk\\_\\_vibedev\\_%' \
+             AND (datname LIKE '%\\_spare\\_%') = {spare} ORDER BY 1"
+        ))
+    };
+    let templates = |p: &TestProject| databases(p, false);
+    // The spare is cloned in the background after a reset: wait for it.
+    let spare_appears = |p: &TestProject| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let spares = databases(p, true);
+            if !spares.is_empty() || std::time::Instant::now() > deadline {
+                return spares;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     };
     let first = p.ok(&["reset-db", "--yes"]);
     assert!(first.stdout.contains("template rebuilt"), "{first}");
@@ -147,13 +160,32 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
     let built = templates(&p);
     assert_eq!(built.len(), 1, "{built:?}");
 
+    let spare = spare_appears(&p);
+    assert_eq!(
+        spare.len(),
+        1,
+        "a spare copy is prepared for the next reset"
+    );
     let second = p.ok(&["reset-db", "--yes"]);
-    assert!(second.stdout.contains("from the template"), "{second}");
+    assert!(
+        second
+            .stdout
+            .contains("from a prepared copy of the template"),
+        "{second}"
+    );
     assert!(
         !second.stderr.contains("applied"),
         "nothing migrated: {second}"
     );
     assert_eq!(templates(&p), built);
+    assert_eq!(seeded_state(&app_db(&p)), seeds());
+    // Without a spare (not prepared yet, or taken), the template is cloned directly.
+    admin_db(&p).exec(&format!(
+        "DROP DATABASE IF EXISTS \"{}\"",
+        spare_appears(&p)[0]
+    ));
+    let direct = p.ok(&["reset-db", "--yes"]);
+    assert!(direct.stdout.contains("(from the template;"), "{direct}");
 
     use_migrations(&p, "drizzle-pg-next", "drizzle");
     let third = p.ok(&["reset-db", "--yes"]);
@@ -168,6 +200,12 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
     let rebuilt = templates(&p);
     assert_eq!(rebuilt.len(), 1, "the old template is gone: {rebuilt:?}");
     assert_ne!(rebuilt, built);
+    let new_spare = spare_appears(&p);
+    assert_eq!(new_spare.len(), 1, "the old spare is gone: {new_spare:?}");
+    assert!(
+        new_spare[0].ends_with(&rebuilt[0][rebuilt[0].len() - 12..]),
+        "{new_spare:?}"
+    );
     let db = app_db(&p);
     assert_eq!(
         drizzle_rows(&db),
@@ -177,7 +215,16 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
     drop(db);
 
     let fourth = p.ok(&["reset-db", "--yes"]);
-    assert!(fourth.stdout.contains("from the template"), "{fourth}");
+    assert!(
+        fourth
+            .stdout
+            .contains("from a prepared copy of the template"),
+        "{fourth}"
+    );
+    assert_eq!(
+        drizzle_rows(&app_db(&p)),
+        expected_rows(&fixture("drizzle-pg-next"))
+    );
 
     // A changed seed file is part of the template's key too.
     p.write(

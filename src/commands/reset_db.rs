@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::cli::ResetDbArgs;
+use crate::config::Project;
 use crate::error::{EXIT_FAILURE, Error, Result};
+use crate::migrate;
 use crate::migrate::seed::SeedFile;
 use crate::migrate::template::{self, ResetOptions, Source};
 use crate::services::targets::Targets;
@@ -28,17 +30,21 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     };
     let targets = locate(ctx, &stack).await?;
     let pg = require_postgres(&targets)?;
-    if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, args.all).await? {
-        ctx.ui.info("nothing was changed");
-        return Ok(EXIT_FAILURE);
-    }
-    let start = Instant::now();
     let options = ResetOptions {
         journal: journal.as_ref(),
         seeds: &seeds,
         migrate: config.options(false),
         use_template: !args.no_template,
     };
+    if args.prepare_spare {
+        template::prepare_spare(pg, &options, &migrate::silent()).await?;
+        return Ok(0);
+    }
+    if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, args.all).await? {
+        ctx.ui.info("nothing was changed");
+        return Ok(EXIT_FAILURE);
+    }
+    let start = Instant::now();
     let database = async {
         let report = reporter(&ctx.ui, "postgres");
         Ok::<_, Error>(template::reset(pg, &options, &report).await?)
@@ -53,7 +59,11 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (outcome, others) = tokio::join!(database, others);
     let outcome = outcome?;
     others?;
+    if outcome.source != Source::Direct {
+        spawn_prepare_spare(&project, args.no_seed);
+    }
     let how = match &outcome.source {
+        Source::Spare { .. } => "from a prepared copy of the template".to_string(),
         Source::Template { .. } => "from the template".to_string(),
         Source::RebuiltTemplate { .. } => "template rebuilt".to_string(),
         Source::Direct => "without template".to_string(),
@@ -75,6 +85,32 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
         ));
     }
     Ok(0)
+}
+
+/// Starts `vibedev reset-db --prepare-spare` in the background, detached from this process and
+/// its terminal, so the next reset finds a copy of the template ready to swap in. Best effort:
+/// without a spare, the next reset clones the template itself.
+fn spawn_prepare_spare(project: &Project, no_seed: bool) {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    if let Some(config) = &project.config_path {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args(["--quiet", "reset-db", "--prepare-spare"]);
+    if no_seed {
+        cmd.arg("--no-seed");
+    }
+    let _ = cmd
+        .current_dir(&project.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
 }
 
 /// Asks on a terminal; refuses without one.

@@ -1,5 +1,8 @@
-//! The app database reset: clone a template database built from the current migrations and seeds
-//! (keyed by a hash of their contents, rebuilt once when they change), or drop and migrate afresh.
+//! The app database reset: swap in a copy of a template database built from the current migrations
+//! and seeds (keyed by a hash of their contents, rebuilt once when they change), or drop and migrate.
+//!
+//! The copy is made ahead of time where it can be: after a reset, [`prepare_spare`] clones the
+//! template into a spare, so the next reset only drops the old database and renames the spare.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,9 @@ use crate::services::postgres::{PgTarget, quote_ident};
 /// Postgres truncates identifiers beyond this many bytes.
 const MAX_IDENT: usize = 63;
 
+/// What sets a spare's name apart from its template's.
+const SPARE: &str = "spare_";
+
 /// What a reset starts from.
 #[derive(Debug, Clone)]
 pub struct ResetOptions<'a> {
@@ -29,7 +35,9 @@ pub struct ResetOptions<'a> {
 /// How the new database was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Cloned from an up-to-date template.
+    /// A spare copy of the up-to-date template, prepared after the previous reset, swapped in.
+    Spare { name: String },
+    /// Cloned from the up-to-date template.
     Template { name: String },
     /// The template was (re)built first, replacing these older ones.
     RebuiltTemplate { name: String, replaced: Vec<String> },
@@ -69,9 +77,9 @@ pub fn template_key(options: &ResetOptions<'_>) -> String {
 pub fn template_prefix(database: &str, seeded: bool) -> String {
     let kind = if seeded { "seeded" } else { "bare" };
     let suffix = format!("__vibedev_{kind}_");
-    // Leave room for the 12-character key; cut on a character boundary.
+    // Leave room for the spare marker and the 12-character key; cut on a character boundary.
     let mut base = database.to_string();
-    while base.len() + suffix.len() + 12 > MAX_IDENT {
+    while base.len() + suffix.len() + SPARE.len() + 12 > MAX_IDENT {
         base.pop();
     }
     format!("{base}{suffix}")
@@ -80,6 +88,11 @@ pub fn template_prefix(database: &str, seeded: bool) -> String {
 /// The template's database name.
 pub fn template_name(database: &str, seeded: bool, key: &str) -> String {
     format!("{}{}", template_prefix(database, seeded), &key[..12])
+}
+
+/// The name of the spare copy of a template, made ahead of the next reset.
+pub fn spare_name(database: &str, seeded: bool, key: &str) -> String {
+    format!("{}{SPARE}{}", template_prefix(database, seeded), &key[..12])
 }
 
 /// The name a clone is made under before it replaces the app database.
@@ -168,30 +181,33 @@ async fn reset_locked(
         }
     };
     let staging = staging_name(db);
-    exec(
-        admin,
-        &format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&staging)
-        ),
-    )
-    .await?;
-    // PostgreSQL 15 copies a template block by block through the WAL by default, which is
-    // several times slower for a small database than copying its files (the only way before 15).
-    let strategy = if server_version(admin).await? >= 150000 {
-        " STRATEGY FILE_COPY"
+    if database_exists(admin, &staging).await? {
+        exec(
+            admin,
+            &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(&staging)),
+        )
+        .await?;
+    }
+    let spare = spare_name(db, seeded, &template_key(options));
+    // A spare nobody holds open is renamed in no time; otherwise the template is cloned now.
+    let from_spare = matches!(source, Source::Template { .. })
+        && database_exists(admin, &spare).await?
+        && exec(
+            admin,
+            &format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(&spare),
+                quote_ident(&staging)
+            ),
+        )
+        .await
+        .is_ok();
+    let source = if from_spare {
+        Source::Spare { name }
     } else {
-        ""
+        clone(admin, &name, &staging, &target.app.user).await?;
+        source
     };
-    exec(
-        admin,
-        &format!(
-            "CREATE DATABASE {} TEMPLATE {} OWNER {owner}{strategy}",
-            quote_ident(&staging),
-            quote_ident(&name)
-        ),
-    )
-    .await?;
     let disconnected = sessions(admin, db).await?;
     report(Progress::Disconnecting {
         sessions: disconnected,
@@ -211,6 +227,69 @@ async fn reset_locked(
     )
     .await?;
     Ok((source, disconnected))
+}
+
+/// `CREATE DATABASE new TEMPLATE template`, copying files where the server can.
+async fn clone(admin: &Client, template: &str, new: &str, owner: &str) -> Result<(), MigrateError> {
+    // PostgreSQL 15 copies a template block by block through the WAL by default, which is
+    // several times slower for a small database than copying its files (the only way before 15).
+    let strategy = if server_version(admin).await? >= 150000 {
+        " STRATEGY FILE_COPY"
+    } else {
+        ""
+    };
+    exec(
+        admin,
+        &format!(
+            "CREATE DATABASE {} TEMPLATE {} OWNER {}{strategy}",
+            quote_ident(new),
+            quote_ident(template),
+            quote_ident(owner)
+        ),
+    )
+    .await
+}
+
+/// Clones the current template into a spare for the next reset, unless one exists or the
+/// template is missing (not built yet, or rebuilt for other contents). Returns true when it
+/// made one. Runs under the reset lock, so a reset waits for it rather than racing it.
+pub async fn prepare_spare(
+    target: &PgTarget,
+    options: &ResetOptions<'_>,
+    report: &Reporter,
+) -> Result<bool, MigrateError> {
+    let admin = super::connect_admin(target).await?;
+    let lock = lock_key("reset", &target.app.database);
+    advisory_lock(
+        &admin,
+        lock,
+        "reset-db",
+        options.migrate.lock_timeout,
+        report,
+    )
+    .await?;
+    let result = async {
+        let seeded = !options.seeds.is_empty();
+        let key = template_key(options);
+        let db = &target.app.database;
+        let spare = spare_name(db, seeded, &key);
+        if is_template(&admin, &template_name(db, seeded, &key)).await? != Some(true)
+            || database_exists(&admin, &spare).await?
+        {
+            return Ok(false);
+        }
+        clone(
+            &admin,
+            &template_name(db, seeded, &key),
+            &spare,
+            &target.app.user,
+        )
+        .await?;
+        Ok(true)
+    }
+    .await;
+    advisory_unlock(&admin, lock).await;
+    result
 }
 
 /// Builds the template under its final name; it only counts once marked as a template, so a
@@ -290,27 +369,14 @@ async fn fill(
     Ok(())
 }
 
-/// Every template database vibedev made for `database`.
-pub async fn list_templates(admin: &Client, database: &str) -> Result<Vec<String>, MigrateError> {
-    let mut out = Vec::new();
-    for seeded in [false, true] {
-        let prefix = template_prefix(database, seeded);
-        let rows = admin
-            .query(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
-                &[&prefix],
-            )
-            .await
-            .map_err(|e| MigrateError::query("cannot list template databases", &e))?;
-        out.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-    }
-    Ok(out)
-}
-
 async fn drop_template(admin: &Client, name: &str) -> Result<(), MigrateError> {
     let q = quote_ident(name);
     exec(admin, &format!("ALTER DATABASE {q} WITH IS_TEMPLATE false")).await?;
     exec(admin, &format!("DROP DATABASE IF EXISTS {q} WITH (FORCE)")).await
+}
+
+async fn database_exists(admin: &Client, name: &str) -> Result<bool, MigrateError> {
+    Ok(is_template(admin, name).await?.is_some())
 }
 
 /// Some(is_template) when the database exists.
@@ -404,10 +470,14 @@ mod tests {
             template_name("vibesdk", true, key),
             "vibesdk__vibedev_seeded_0123456789ab"
         );
+        assert_eq!(
+            spare_name("vibesdk", true, key),
+            "vibesdk__vibedev_seeded_spare_0123456789ab"
+        );
         let long = "x".repeat(80);
-        let name = template_name(&long, false, key);
-        assert_eq!(name.len(), MAX_IDENT);
-        assert!(name.starts_with(&template_prefix(&long, false)));
+        assert_eq!(spare_name(&long, false, key).len(), MAX_IDENT);
+        assert!(template_name(&long, false, key).len() < MAX_IDENT);
+        assert!(template_name(&long, false, key).starts_with(&template_prefix(&long, false)));
         assert!(staging_name(&long).len() <= MAX_IDENT);
         assert_ne!(template_prefix("db", true), template_prefix("db", false));
     }
