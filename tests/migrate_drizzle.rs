@@ -151,6 +151,40 @@ fn syntax_error_mid_file_applies_nothing_of_it_and_names_file_and_line() {
 }
 
 #[test]
+fn enum_value_added_then_used_applies_where_drizzles_single_transaction_wedges() {
+    let p = project("mig-enum");
+    use_migrations(&p, "drizzle-pg", "drizzle");
+    let db = app_db(&p);
+    drizzle_migrate(&db, &p.path().join("drizzle"), SCHEMA, TABLE);
+    // 0003 adds the enum value 'cancelled'; 0004 uses it.
+    use_migrations(&p, "drizzle-pg-next", "drizzle");
+    let dir = p.path().join("drizzle");
+    add_migration(
+        &dir,
+        "0004_cancel_default",
+        1795690400000,
+        "ALTER TABLE \"app_deployments\" ALTER COLUMN \"status\" SET DEFAULT 'cancelled';",
+    );
+    let err = try_drizzle_migrate(&db, &dir, SCHEMA, TABLE).unwrap_err();
+    assert!(
+        err.contains("unsafe use of new value \"cancelled\""),
+        "{err}"
+    );
+    assert_eq!(drizzle_rows(&db).len(), 3, "drizzle applied neither");
+
+    let run = p.ok(&["migrate"]);
+    assert!(run.stdout.contains("applied 2 migrations"), "{run}");
+    assert_eq!(drizzle_rows(&db), expected_rows(&dir));
+    let default: String = db.query(
+        "SELECT column_default FROM information_schema.columns \
+         WHERE table_name = 'app_deployments' AND column_name = 'status'",
+        &[],
+    )[0]
+    .get(0);
+    assert!(default.starts_with("'cancelled'"), "{default}");
+}
+
+#[test]
 fn concurrent_migrate_runs_apply_each_migration_once() {
     let p = project("mig-concurrent");
     use_migrations(&p, "drizzle-pg-next", "drizzle");
@@ -297,4 +331,21 @@ fn migrate_without_a_journal_says_where_it_looked() {
     assert!(run.stderr.contains("no migrations journal at"), "{run}");
     assert!(run.stderr.contains("drizzle/meta/_journal.json"), "{run}");
     assert!(run.stderr.contains("hint:"), "{run}");
+}
+
+#[test]
+fn seed_of_an_unconfigured_kind_says_which_key_to_add() {
+    let p = TestProject::new("mig-seed-config");
+    let run = p.run(&["seed", "firestore"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("no Firestore seed is configured"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("firestore_dir = \"seed/firestore\""),
+        "{run}"
+    );
+    let run = p.ok(&["seed"]);
+    assert!(run.stderr.contains("nothing to seed"), "{run}");
 }

@@ -40,7 +40,12 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
         template::prepare_spare(pg, &options, &migrate::silent()).await?;
         return Ok(0);
     }
-    if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, args.all).await? {
+    let what = if seeds.is_empty() {
+        "a clean, migrated one"
+    } else {
+        "a clean, migrated and seeded one"
+    };
+    if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, what, args.all).await? {
         ctx.ui.info("nothing was changed");
         return Ok(EXIT_FAILURE);
     }
@@ -114,7 +119,7 @@ fn spawn_prepare_spare(project: &Project, no_seed: bool) {
 }
 
 /// Asks on a terminal; refuses without one.
-async fn confirm(ui: &Ui, project: &str, database: &str, all: bool) -> Result<bool> {
+async fn confirm(ui: &Ui, project: &str, database: &str, what: &str, all: bool) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::failed(
             format!(
@@ -128,9 +133,7 @@ async fn confirm(ui: &Ui, project: &str, database: &str, all: bool) -> Result<bo
     } else {
         ""
     };
-    let question = format!(
-        "Replace database {database:?} of {project} with a clean, migrated and seeded one{also}?"
-    );
+    let question = format!("Replace database {database:?} of {project} with {what}{also}?");
     let ui = ui.clone();
     tokio::task::spawn_blocking(move || ui.confirm(&question))
         .await

@@ -28,7 +28,8 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
         SeedKind::Firestore => config.firestore_dir.is_some(),
     };
     let kinds: Vec<SeedKind> = if args.kinds.is_empty() {
-        [SeedKind::Sql, SeedKind::Bucket, SeedKind::Firestore]
+        // The emulators first: their seeds are idempotent, SQL seeds may refuse to run twice.
+        [SeedKind::Bucket, SeedKind::Firestore, SeedKind::Sql]
             .into_iter()
             .filter(|k| configured(*k))
             .collect()
@@ -194,7 +195,8 @@ pub async fn after_up(
         if journal.is_none() && config.seed_sql.is_empty() {
             return Ok(());
         }
-        let empty = {
+        // Seeds go into a database this run created empty; look before migrations fill it.
+        let seed = fresh(Kind::Postgres) && !config.seed_sql.is_empty() && {
             let client = migrate::connect_app(pg, &pg.app.database).await?;
             sql_seed::database_is_empty(&client).await?
         };
@@ -207,7 +209,7 @@ pub async fn after_up(
                 ctx.ui.detail(&format!("{name}: migrations up to date"));
             }
         }
-        if empty && fresh(Kind::Postgres) && !config.seed_sql.is_empty() {
+        if seed {
             let seeds = SeedFile::load_all(&config.seed_sql, &config.root)?;
             let mut client = migrate::connect_app(pg, &pg.app.database).await?;
             sql_seed::apply(&mut client, &seeds, &reporter(&ctx.ui, name)).await?;

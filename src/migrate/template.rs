@@ -1,8 +1,5 @@
-//! The app database reset: swap in a copy of a template database built from the current migrations
-//! and seeds (keyed by a hash of their contents, rebuilt once when they change), or drop and migrate.
-//!
-//! The copy is made ahead of time where it can be: after a reset, [`prepare_spare`] clones the
-//! template into a spare, so the next reset only drops the old database and renames the spare.
+//! The app database reset: swap in a copy of a template built from the migrations and seeds (keyed
+//! by their hash, rebuilt when they change; a spare copy made ahead), or drop and migrate afresh.
 
 use std::time::{Duration, Instant};
 
@@ -250,7 +247,8 @@ async fn clone(admin: &Client, template: &str, new: &str, owner: &str) -> Result
     .await
 }
 
-/// Clones the current template into a spare for the next reset, unless one exists or the
+/// Clones the current template into a spare for the next reset (which then only drops the old
+/// database and renames the spare), unless one exists or the
 /// template is missing (not built yet, or rebuilt for other contents). Returns true when it
 /// made one. Runs under the reset lock, so a reset waits for it rather than racing it.
 pub async fn prepare_spare(

@@ -212,6 +212,13 @@ pub fn drizzle_pending(db: &Db, dir: &Path, schema: &str, table: &str) -> Vec<St
 /// read the newest row, then in ONE transaction run every statement of every entry newer than
 /// it (split on the breakpoint marker, untrimmed) and insert its (hash, when) row.
 pub fn drizzle_migrate(db: &Db, dir: &Path, schema: &str, table: &str) {
+    if let Err(e) = try_drizzle_migrate(db, dir, schema, table) {
+        panic!("drizzle's migrator failed: {e}");
+    }
+}
+
+/// [`drizzle_migrate`], returning the server's error (its transaction rolled back) instead.
+pub fn try_drizzle_migrate(db: &Db, dir: &Path, schema: &str, table: &str) -> Result<(), String> {
     let q = qualified(schema, table);
     db.exec(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""));
     db.exec(&format!(
@@ -219,22 +226,29 @@ pub fn drizzle_migrate(db: &Db, dir: &Path, schema: &str, table: &str) {
     ));
     let last = drizzle_last(db, schema, table);
     db.exec("BEGIN");
-    for (tag, when) in journal_entries(dir) {
-        if last.is_some_and(|l| l >= when) {
-            continue;
+    let result = (|| {
+        for (tag, when) in journal_entries(dir) {
+            if last.is_some_and(|l| l >= when) {
+                continue;
+            }
+            let bytes = std::fs::read(dir.join(format!("{tag}.sql"))).expect("sql");
+            let text = String::from_utf8(bytes.clone()).expect("utf8");
+            for piece in text.split("--> statement-breakpoint") {
+                db.try_exec(piece).map_err(|e| {
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                })?;
+            }
+            let hash = hex::encode(Sha256::digest(&bytes));
+            db.query(
+                &format!("insert into {q} (\"hash\", \"created_at\") values($1, $2)"),
+                &[&hash, &when],
+            );
         }
-        let bytes = std::fs::read(dir.join(format!("{tag}.sql"))).expect("sql");
-        let text = String::from_utf8(bytes.clone()).expect("utf8");
-        for piece in text.split("--> statement-breakpoint") {
-            db.exec(piece);
-        }
-        let hash = hex::encode(Sha256::digest(&bytes));
-        db.query(
-            &format!("insert into {q} (\"hash\", \"created_at\") values($1, $2)"),
-            &[&hash, &when],
-        );
-    }
-    db.exec("COMMIT");
+        Ok(())
+    })();
+    db.exec(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    result
 }
 
 /// The user tables of the public schema, sorted.
