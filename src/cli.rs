@@ -124,7 +124,7 @@ pub enum MigrateCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateStatusArgs {
-    /// Exit with code 4 unless every entry is applied unchanged.
+    /// Exit with code 6 unless every entry is applied unchanged.
     #[arg(long)]
     pub exit_code: bool,
     /// Print JSON instead of a table.

@@ -13,7 +13,7 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DOCKER: u8 = 3;
 /// `vibedev migrate status --exit-code`: some journal entry is pending, drifted or out of order.
-pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 4;
+pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 6;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]

@@ -226,7 +226,7 @@ fn changed_file_is_reported_as_drifted_and_not_reapplied() {
     std::fs::write(&file, text).unwrap();
 
     let status = p.run(&["migrate", "status", "--exit-code"]);
-    assert_eq!(status.code, Some(4), "{status}");
+    assert_eq!(status.code, Some(6), "{status}");
     let line = status
         .stdout
         .lines()
@@ -281,7 +281,7 @@ fn out_of_order_entry_is_refused_until_allowed() {
     );
     assert!(run.stderr.contains("--allow-out-of-order"), "{run}");
     let status = p.run(&["migrate", "status", "--exit-code"]);
-    assert_eq!(status.code, Some(4));
+    assert_eq!(status.code, Some(6));
     assert!(status.stdout.contains("out of order"), "{status}");
 
     let run = p.ok(&["migrate", "--allow-out-of-order"]);
