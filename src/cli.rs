@@ -73,6 +73,12 @@ pub enum Command {
     Init,
     /// Print shell completions: `vibedev completions bash > /etc/bash_completion.d/vibedev`.
     Completions(CompletionsArgs),
+    /// Apply pending Drizzle migrations to the app database; `migrate status` shows each entry.
+    Migrate(MigrateArgs),
+    /// Replace the app database with a clean, migrated and seeded one (from a template: fast).
+    ResetDb(ResetDbArgs),
+    /// Load the seed data again: SQL seed files, bucket objects, Firestore documents.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,6 +113,68 @@ pub struct LogsArgs {
     /// Show only the last N lines of each service.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub command: Option<MigrateCommand>,
+    /// Also apply entries older than the newest applied migration that were never recorded.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum MigrateCommand {
+    /// Show every journal entry: applied, pending, drifted or out of order.
+    Status(MigrateStatusArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateStatusArgs {
+    /// Exit with code 6 unless every entry is applied unchanged.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResetDbArgs {
+    /// Do not ask for confirmation (required when not run from a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Leave the seed data out (migrations only).
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Also empty Redis, reset the Firestore emulator and the buckets, and reseed them.
+    #[arg(long)]
+    pub all: bool,
+    /// Drop, create and migrate directly instead of cloning the template database.
+    #[arg(long)]
+    pub no_template: bool,
+    /// Internal: clone the template into a spare for the next reset (run in the background).
+    #[arg(long, hide = true)]
+    pub prepare_spare: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// What to seed; everything configured under [seed] when none are named.
+    #[arg(value_enum, value_name = "KIND")]
+    pub kinds: Vec<SeedKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedKind {
+    /// The SQL seed files, each in a transaction (they should be idempotent to run twice).
+    Sql,
+    /// The bucket seed folder (unchanged objects are skipped).
+    Bucket,
+    /// The Firestore seed documents (written over documents with the same path).
+    Firestore,
 }
 
 #[derive(Debug, Clone, Args)]

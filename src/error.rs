@@ -3,7 +3,9 @@
 
 use crate::config::ConfigError;
 use crate::engine::EngineError;
+use crate::migrate::MigrateError;
 use crate::reconcile::UpError;
+use crate::services::seed::SeedError;
 use crate::stack::UnknownService;
 
 /// Exit codes, stable for scripts (documented in the README).
@@ -14,6 +16,8 @@ pub const EXIT_DOCKER: u8 = 3;
 pub const EXIT_DOCTOR_WARN: u8 = 4;
 /// `vibedev doctor`: at least one check failed.
 pub const EXIT_DOCTOR_FAIL: u8 = 5;
+/// `vibedev migrate status --exit-code`: some journal entry is pending, drifted or out of order.
+pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 6;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,10 @@ pub enum Error {
     Up(#[from] UpError),
     #[error(transparent)]
     UnknownService(#[from] UnknownService),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Seed(#[from] SeedError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -67,6 +75,8 @@ impl Error {
             Error::UnknownService(u) => {
                 Some(format!("services of this stack: {}", u.known.join(", ")))
             }
+            Error::Migrate(e) => e.hint(),
+            Error::Seed(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,

@@ -85,6 +85,19 @@ impl Ui {
         }
     }
 
+    /// Asks a yes/no question on the terminal; anything but `y`/`yes` is no. Blocks: call it
+    /// from a blocking task.
+    pub fn confirm(&self, question: &str) -> std::io::Result<bool> {
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(matches!(
+            line.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    }
+
     pub fn warn(&self, message: &str) {
         elog!("{} {message}", style("warning:").yellow().bold());
     }

@@ -6,6 +6,9 @@ pub mod down;
 pub mod env;
 pub mod init;
 pub mod logs;
+pub mod migrate;
+pub mod reset_db;
+pub mod seed;
 pub mod status;
 pub mod up;
 
@@ -61,6 +64,9 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
                 Command::Up(_) => {
                     "run `vibedev up` again: it continues from where this run stopped"
                 }
+                Command::Migrate(_) => {
+                    "run `vibedev migrate` again: the migration in progress was rolled back"
+                }
                 _ => "run the command again",
             };
             tokio::select! {
@@ -81,5 +87,8 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Doctor(args) => doctor::run(ctx, args).await,
         Command::Init => init::run(ctx),
         Command::Completions(args) => completions::run(ctx, args),
+        Command::Migrate(args) => migrate::run(ctx, args).await,
+        Command::ResetDb(args) => reset_db::run(ctx, args).await,
+        Command::Seed(args) => seed::run(ctx, args).await,
     }
 }

@@ -7,10 +7,10 @@ use crate::error::Result;
 use crate::reconcile::{self, UpOptions};
 use crate::runtime;
 
-use super::{Context, status};
+use super::{Context, seed, status};
 
 pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
-    let (_project, stack) = ctx.stack()?;
+    let (project, stack) = ctx.stack()?;
     stack.check_names(&args.services)?;
     let engine = ctx.engine().await?;
     let start = Instant::now();
@@ -20,6 +20,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     let outcomes = reconcile::up(&engine, &stack, &options, ctx.ui.reporter()).await?;
     let changed = outcomes.iter().filter(|o| o.action != "keep").count();
     let runtimes = runtime::observe(&engine, &stack).await?;
+    seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
     let selected: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
     let rows = status::rows(&stack, &runtimes, &vec![true; runtimes.len()])
         .into_iter()

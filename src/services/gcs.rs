@@ -1,7 +1,13 @@
-//! fake-gcs-server (Cloud Storage's JSON API): health, buckets.
+//! fake-gcs-server (Cloud Storage's JSON API): health, buckets, and seed objects (uploaded when
+//! new or changed, compared by size and CRC32C; pruned where a command asks for it).
 
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Instant;
 
+use futures_util::stream::{self, StreamExt};
+
+use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use crate::ready::{self, describe_reqwest};
 
 /// Waits until fake-gcs answers its health check, then creates the missing buckets.
@@ -79,5 +85,325 @@ pub async fn create_bucket(
             "creating bucket {bucket} answered {status}: {}",
             body.trim()
         ))
+    }
+}
+
+/// One object as a bucket listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+    /// Base64 of the big-endian CRC32C, as the JSON API reports it.
+    pub crc32c: Option<String>,
+}
+
+/// Every object of a bucket (following page tokens).
+pub async fn list_objects(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+) -> Result<Vec<ObjectInfo>, SeedError> {
+    let mut out = Vec::new();
+    let mut page: Option<String> = None;
+    loop {
+        let mut req = client.get(objects_url(base, bucket, None)?);
+        if let Some(token) = &page {
+            req = req.query(&[("pageToken", token.as_str())]);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| SeedError::api("gcs", describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(SeedError::api(
+                "gcs",
+                failure(&format!("listing bucket {bucket}"), resp).await,
+            ));
+        }
+        let json: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| SeedError::api("gcs", describe_reqwest(&e)))?;
+        for item in json
+            .get("items")
+            .and_then(|i| i.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = item.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            out.push(ObjectInfo {
+                name: name.to_string(),
+                size: json_u64(item.get("size")),
+                crc32c: item
+                    .get("crc32c")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+            });
+        }
+        match json.get("nextPageToken").and_then(|t| t.as_str()) {
+            Some(t) if !t.is_empty() => page = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn json_u64(v: Option<&serde_json::Value>) -> u64 {
+    match v {
+        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `{base}/storage/v1/b/{bucket}/o[/{object}]`, each part percent-encoded as one path segment.
+fn objects_url(base: &str, bucket: &str, object: Option<&str>) -> Result<reqwest::Url, SeedError> {
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| SeedError::api("gcs", format!("bad address {base}: {e}")))?;
+    {
+        let mut segs = url
+            .path_segments_mut()
+            .map_err(|_| SeedError::api("gcs", format!("bad address {base}")))?;
+        segs.pop_if_empty()
+            .extend(["storage", "v1", "b", bucket, "o"]);
+        if let Some(object) = object {
+            segs.push(object);
+        }
+    }
+    Ok(url)
+}
+
+/// The CRC32C of `bytes` as the JSON API writes it (base64 of the big-endian value).
+pub fn crc32c_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(bytes).to_be_bytes())
+}
+
+/// Uploads one object.
+pub async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<(), SeedError> {
+    let resp = client
+        .post(format!(
+            "{}/upload/storage/v1/b/{}/o",
+            base.trim_end_matches('/'),
+            encode_segment(bucket)
+        ))
+        .query(&[("uploadType", "media"), ("name", name)])
+        .header(reqwest::header::CONTENT_TYPE, content_type(name))
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| SeedError::api("gcs", describe_reqwest(&e)))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(SeedError::api(
+            "gcs",
+            failure(&format!("uploading {bucket}/{name}"), resp).await,
+        ))
+    }
+}
+
+/// Deletes one object; one already gone is fine.
+pub async fn delete_object(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+    name: &str,
+) -> Result<(), SeedError> {
+    let resp = client
+        .delete(objects_url(base, bucket, Some(name))?)
+        .send()
+        .await
+        .map_err(|e| SeedError::api("gcs", describe_reqwest(&e)))?;
+    if resp.status().is_success() || resp.status().as_u16() == 404 {
+        Ok(())
+    } else {
+        Err(SeedError::api(
+            "gcs",
+            failure(&format!("deleting {bucket}/{name}"), resp).await,
+        ))
+    }
+}
+
+/// Percent-encodes one URL path segment (everything but RFC 3986's unreserved characters).
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A content type from the file extension (the emulator and the app only care for common ones).
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("json") => "application/json",
+        Some("txt" | "md") => "text/plain; charset=utf-8",
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("css") => "text/css",
+        Some("js" | "mjs") => "text/javascript",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("zip") => "application/zip",
+        Some("gz" | "tgz") => "application/gzip",
+        Some("tar") => "application/x-tar",
+        _ => "application/octet-stream",
+    }
+}
+
+/// What seeding a bucket did.
+#[derive(Debug, Clone, Default)]
+pub struct BucketSeed {
+    pub uploaded: Vec<String>,
+    pub unchanged: usize,
+    pub deleted: Vec<String>,
+}
+
+/// Makes `bucket` hold the files of `dir` (object name = path relative to `dir`): uploads what
+/// is new or changed (same size and CRC32C means unchanged) and, with `prune`, deletes objects
+/// that have no file. Creates the bucket when missing.
+pub async fn seed_bucket(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    bucket: &str,
+    dir: &Path,
+    prune: bool,
+    report: &SeedReporter,
+) -> Result<BucketSeed, SeedError> {
+    let files = walk(dir)?;
+    create_bucket(client, base, project, bucket)
+        .await
+        .map_err(|m| SeedError::api("gcs", m))?;
+    let existing: HashMap<String, ObjectInfo> = list_objects(client, base, bucket)
+        .await?
+        .into_iter()
+        .map(|o| (o.name.clone(), o))
+        .collect();
+    let mut outcome = BucketSeed::default();
+    let mut uploads = Vec::new();
+    for (name, path) in &files {
+        let bytes = std::fs::read(path).map_err(|source| SeedError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let same = existing.get(name).is_some_and(|o| {
+            o.size == bytes.len() as u64 && o.crc32c.as_deref() == Some(&crc32c_base64(&bytes))
+        });
+        if same {
+            outcome.unchanged += 1;
+        } else {
+            uploads.push((name.clone(), bytes));
+        }
+    }
+    let results: Vec<Result<String, SeedError>> = stream::iter(uploads)
+        .map(|(name, bytes)| async move {
+            upload(client, base, bucket, &name, bytes).await?;
+            report(SeedEvent::Uploaded {
+                bucket: bucket.to_string(),
+                object: name.clone(),
+            });
+            Ok(name)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for r in results {
+        outcome.uploaded.push(r?);
+    }
+    outcome.uploaded.sort();
+    if prune {
+        let wanted: HashSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let mut stale: Vec<&String> = existing
+            .keys()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .collect();
+        stale.sort();
+        outcome.deleted =
+            delete_all(client, base, bucket, stale.into_iter().cloned(), report).await?;
+    }
+    Ok(outcome)
+}
+
+/// Deletes every object of `bucket`; returns their names.
+pub async fn empty_bucket(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+    report: &SeedReporter,
+) -> Result<Vec<String>, SeedError> {
+    let names = list_objects(client, base, bucket)
+        .await?
+        .into_iter()
+        .map(|o| o.name);
+    delete_all(client, base, bucket, names, report).await
+}
+
+async fn delete_all(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+    names: impl Iterator<Item = String>,
+    report: &SeedReporter,
+) -> Result<Vec<String>, SeedError> {
+    let results: Vec<Result<String, SeedError>> = stream::iter(names)
+        .map(|name| async move {
+            delete_object(client, base, bucket, &name).await?;
+            report(SeedEvent::Deleted {
+                bucket: bucket.to_string(),
+                object: name.clone(),
+            });
+            Ok(name)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    deleted.sort();
+    Ok(deleted)
+}
+
+/// Requests in flight at once while seeding.
+const CONCURRENCY: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_the_json_api_encoding() {
+        // The CRC32C check value of "123456789" is 0xE3069283.
+        assert_eq!(crc32c_base64(b"123456789"), "4waSgw==");
+    }
+
+    #[test]
+    fn object_urls_encode_slashes_in_names() {
+        let url = objects_url("http://127.0.0.1:4443", "b", Some("dir/a b.txt")).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:4443/storage/v1/b/b/o/dir%2Fa%20b.txt"
+        );
+        assert_eq!(encode_segment("my bucket"), "my%20bucket");
+    }
+
+    #[test]
+    fn content_types_follow_extensions() {
+        assert_eq!(content_type("t/app.JSON"), "application/json");
+        assert_eq!(content_type("noext"), "application/octet-stream");
     }
 }

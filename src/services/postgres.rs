@@ -109,6 +109,52 @@ async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>
     Ok(done)
 }
 
+/// Where the app's Postgres is reached from the host, with the app and admin credentials.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    pub host: String,
+    pub port: u16,
+    pub app: PostgresApp,
+}
+
+impl PgTarget {
+    /// A connection as the app user.
+    pub async fn connect_app(
+        &self,
+        database: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        pg_connect(
+            &self.host,
+            self.port,
+            &self.app.user,
+            &self.app.password,
+            database,
+        )
+        .await
+    }
+
+    /// A connection as the admin user on [`PgTarget::maintenance_database`].
+    pub async fn connect_admin(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        pg_connect(
+            &self.host,
+            self.port,
+            &self.app.admin_user,
+            &self.app.admin_password,
+            self.maintenance_database(),
+        )
+        .await
+    }
+
+    /// The admin's database, unless that is the app database (which a reset drops).
+    pub fn maintenance_database(&self) -> &str {
+        if self.app.admin_database == self.app.database {
+            "postgres"
+        } else {
+            &self.app.admin_database
+        }
+    }
+}
+
 fn is_duplicate(e: &tokio_postgres::Error) -> bool {
     // 42710 duplicate_object, 42P04 duplicate_database, 23505 unique_violation (catalog race).
     e.code()

@@ -1,0 +1,361 @@
+//! Drizzle migrations and the app database's lifecycle: the journal, the plan, the runner (one
+//! transaction per migration, an advisory lock), SQL seeds, and the template-database reset.
+
+pub mod journal;
+pub mod plan;
+pub mod runner;
+pub mod seed;
+pub mod template;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::services::postgres::{PgTarget, pg_error};
+
+pub use journal::{Journal, JournalError};
+pub use plan::{EntryState, Plan};
+pub use runner::{Bookkeeping, MigrateOptions, MigrateOutcome};
+
+/// What is happening, as it happens (the caller decides how to show it).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Another run holds the migration (or reset) lock; this one waits.
+    LockWait {
+        what: &'static str,
+    },
+    Applying {
+        tag: String,
+        statements: usize,
+    },
+    Applied {
+        tag: String,
+        elapsed: Duration,
+    },
+    /// Applied earlier, but the file changed since.
+    Drifted {
+        tag: String,
+    },
+    Seeding {
+        file: String,
+    },
+    Seeded {
+        file: String,
+        elapsed: Duration,
+    },
+    /// The template database is being (re)built.
+    TemplateBuilding {
+        name: String,
+        replaced: Vec<String>,
+    },
+    TemplateBuilt {
+        name: String,
+        elapsed: Duration,
+    },
+    /// Sessions on the app database that the reset ends.
+    Disconnecting {
+        sessions: i64,
+    },
+}
+
+/// The progress callback: cheap, thread-safe, never blocking.
+pub type Reporter = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// A reporter that drops everything.
+pub fn silent() -> Reporter {
+    Arc::new(|_| {})
+}
+
+/// A connection as the app user (migrations and seeds run as the database's owner).
+pub async fn connect_app(
+    target: &PgTarget,
+    database: &str,
+) -> Result<tokio_postgres::Client, MigrateError> {
+    target
+        .connect_app(database)
+        .await
+        .map_err(|e| MigrateError::Connect {
+            user: target.app.user.clone(),
+            database: database.to_string(),
+            message: pg_error(&e),
+        })
+}
+
+/// A connection as the admin user, on a database other than the app's (which may be dropped).
+pub async fn connect_admin(target: &PgTarget) -> Result<tokio_postgres::Client, MigrateError> {
+    target
+        .connect_admin()
+        .await
+        .map_err(|e| MigrateError::Connect {
+            user: target.app.admin_user.clone(),
+            database: target.maintenance_database().to_string(),
+            message: pg_error(&e),
+        })
+}
+
+/// A statement the server refused, placed in its file.
+#[derive(Debug, Clone)]
+pub struct StatementError {
+    /// `migration` or `seed file`.
+    pub kind: &'static str,
+    /// The migration's tag or the seed file's name.
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub number: usize,
+    pub total: usize,
+    pub message: String,
+    pub detail: Option<String>,
+    pub server_hint: Option<String>,
+    /// The SQLSTATE code, when the server sent one.
+    pub code: Option<String>,
+    /// The file's line the error points at, for the caret display.
+    pub source_line: Option<String>,
+}
+
+impl std::fmt::Display for StatementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}\n  statement {} of {} in {} {}; nothing of it was applied",
+            self.file,
+            self.line,
+            self.column,
+            self.message,
+            self.number,
+            self.total,
+            self.kind,
+            self.name
+        )?;
+        if let Some(detail) = &self.detail {
+            write!(f, "\n  detail: {detail}")?;
+        }
+        if let Some(src) = &self.source_line {
+            let width = self.line.to_string().len();
+            let pad: String = src
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n  {:>width$} | {src}\n  {:>width$} | {pad}^",
+                self.line, ""
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a migration, seed or reset failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot connect to database {database:?} as {user:?}: {message}")]
+    Connect {
+        user: String,
+        database: String,
+        message: String,
+    },
+    #[error("{context}: {message}")]
+    Query { context: String, message: String },
+    #[error("{0}")]
+    Statement(Box<StatementError>),
+    #[error("{} out of order: {}", plural(entries.len(), "migration is", "migrations are"), entries.join(", "))]
+    OutOfOrder { entries: Vec<String> },
+    #[error("waited {secs} s for another {what} run to finish")]
+    LockTimeout { what: &'static str, secs: u64 },
+    #[error("cannot read seed file {path}")]
+    SeedRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+impl MigrateError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            MigrateError::Journal(e) => e.hint(),
+            MigrateError::Connect { .. } => {
+                Some("run `vibedev up` to start Postgres and prepare the app database".into())
+            }
+            MigrateError::Query { .. } => None,
+            MigrateError::Statement(s) => {
+                let next = if s.kind == "seed file" && s.code.as_deref() == Some("23505") {
+                    // unique_violation: the usual cause is seeding a database seeded before.
+                    format!(
+                        "{} already holds this data: `vibedev reset-db` starts from a clean database, or make the seed idempotent (INSERT ... ON CONFLICT DO NOTHING)",
+                        s.name
+                    )
+                } else {
+                    format!(
+                        "fix {}:{} and run the command again; what was applied before it stays applied",
+                        s.file, s.line
+                    )
+                };
+                Some(match &s.server_hint {
+                    Some(h) => format!("{h}\n      then {next}"),
+                    None => next,
+                })
+            }
+            MigrateError::OutOfOrder { .. } => Some(
+                "these were generated before the newest applied migration (merged from another branch?) and drizzle-orm's migrator would skip them forever: \
+                 apply them with `vibedev migrate --allow-out-of-order`, or regenerate them with drizzle-kit so they come last"
+                    .into(),
+            ),
+            MigrateError::LockTimeout { .. } => Some(
+                "another vibedev process (`watch`, `migrate`, `reset-db`) is still working on this database; wait for it or stop it".into(),
+            ),
+            MigrateError::SeedRead { .. } => {
+                Some("check the paths under [seed] in vibedev.toml".into())
+            }
+        }
+    }
+
+    pub(crate) fn query(context: impl Into<String>, e: &tokio_postgres::Error) -> MigrateError {
+        MigrateError::Query {
+            context: context.into(),
+            message: pg_error(e),
+        }
+    }
+}
+
+/// Builds the error for a statement the server refused: file, line and column from the
+/// server's position (or the statement's first line), with its message, detail and hint.
+pub(crate) fn statement_error(
+    kind: &'static str,
+    name: &str,
+    file: &str,
+    text: &str,
+    statement: &journal::Statement,
+    total: usize,
+    err: &tokio_postgres::Error,
+) -> MigrateError {
+    let db = err.as_db_error();
+    let offset = match db.and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
+            journal::file_offset(statement, *p)
+        }
+        _ => journal::statement_start(statement),
+    };
+    let (line, column) = journal::line_column(text, offset);
+    MigrateError::Statement(Box::new(StatementError {
+        kind,
+        name: name.to_string(),
+        file: file.to_string(),
+        line,
+        column,
+        number: statement.number,
+        total,
+        message: db.map_or_else(|| pg_error(err), |d| d.message().to_string()),
+        detail: db.and_then(|d| d.detail()).map(str::to_string),
+        server_hint: db.and_then(|d| d.hint()).map(str::to_string),
+        code: db.map(|d| d.code().code().to_string()),
+        source_line: text.lines().nth(line - 1).map(str::to_string),
+    }))
+}
+
+/// An advisory lock key for a purpose and a name (both Postgres-wide per database).
+pub(crate) fn lock_key(purpose: &str, name: &str) -> i64 {
+    let digest = journal::sha256_hex(format!("vibedev:{purpose}:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    if let Ok(raw) = hex::decode(&digest[..16]) {
+        bytes.copy_from_slice(&raw);
+    }
+    i64::from_be_bytes(bytes)
+}
+
+/// Takes a session-level advisory lock, polling so the wait has a deadline.
+pub(crate) async fn advisory_lock(
+    client: &tokio_postgres::Client,
+    key: i64,
+    what: &'static str,
+    timeout: Duration,
+    report: &Reporter,
+) -> Result<(), MigrateError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut backoff = crate::ready::Backoff::default();
+    let mut told = false;
+    loop {
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+            .map_err(|e| MigrateError::query("cannot take the migration lock", &e))?;
+        if row.get::<_, bool>(0) {
+            return Ok(());
+        }
+        if !told {
+            report(Progress::LockWait { what });
+            told = true;
+        }
+        let delay = backoff.next_delay();
+        if std::time::Instant::now() + delay >= deadline {
+            return Err(MigrateError::LockTimeout {
+                what,
+                secs: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+pub(crate) async fn advisory_unlock(client: &tokio_postgres::Client, key: i64) {
+    // Closing the session releases it too; this only makes it prompt.
+    let _ = client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_error_points_at_the_column() {
+        let e = StatementError {
+            kind: "migration",
+            name: "0003_x".into(),
+            file: "drizzle/0003_x.sql".into(),
+            line: 12,
+            column: 5,
+            number: 2,
+            total: 3,
+            message: "syntax error at or near \"TABLEE\"".into(),
+            detail: None,
+            server_hint: None,
+            code: None,
+            source_line: Some("\tALTER TABLEE x".into()),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("drizzle/0003_x.sql:12:5: syntax error"),
+            "{text}"
+        );
+        assert!(
+            text.contains("statement 2 of 3 in migration 0003_x"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("  12 | \tALTER TABLEE x\n     | \t   ^"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn lock_keys_differ_by_name_and_are_stable() {
+        assert_eq!(lock_key("migrate", "a"), lock_key("migrate", "a"));
+        assert_ne!(lock_key("migrate", "a"), lock_key("migrate", "b"));
+        assert_ne!(lock_key("migrate", "a"), lock_key("reset", "a"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Applies a drizzle journal to a database with drizzle-orm's bookkeeping (same schema, table and
+//! rows), but each migration in its own transaction with its row, under an advisory lock.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use super::journal::{Journal, Migration};
+use super::plan::{AppliedRow, EntryState, Plan};
+use super::{MigrateError, Progress, Reporter, advisory_lock, advisory_unlock, lock_key};
+use crate::services::postgres::{quote_ident, quote_literal};
+
+pub const DEFAULT_SCHEMA: &str = "drizzle";
+pub const DEFAULT_TABLE: &str = "__drizzle_migrations";
+
+/// The bookkeeping table (drizzle's `migrationsSchema` / `migrationsTable`, quoted as given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bookkeeping {
+    pub schema: String,
+    pub table: String,
+}
+
+impl Default for Bookkeeping {
+    fn default() -> Self {
+        Bookkeeping {
+            schema: DEFAULT_SCHEMA.into(),
+            table: DEFAULT_TABLE.into(),
+        }
+    }
+}
+
+impl Bookkeeping {
+    /// `"schema"."table"`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
+    }
+
+    /// The statements drizzle-orm runs before reading the table, as it writes them.
+    fn create_sql(&self) -> [String; 2] {
+        [
+            format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.schema)),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (\n\t\t\tid SERIAL PRIMARY KEY,\n\t\t\thash text NOT NULL,\n\t\t\tcreated_at bigint\n\t\t)",
+                self.qualified()
+            ),
+        ]
+    }
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub bookkeeping: Bookkeeping,
+    /// Apply entries older than the newest applied one that were never recorded.
+    pub allow_out_of_order: bool,
+    /// How long to wait for another run holding the lock.
+    pub lock_timeout: Duration,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions {
+            bookkeeping: Bookkeeping::default(),
+            allow_out_of_order: false,
+            lock_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct MigrateOutcome {
+    /// The plan found once the lock was held (before anything was applied).
+    pub plan: Plan,
+    /// Tags applied by this run, in order.
+    pub applied: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl MigrateOutcome {
+    /// True when the database had no bookkeeping rows before this run.
+    pub fn started_empty(&self) -> bool {
+        self.plan
+            .entries
+            .iter()
+            .all(|e| matches!(e.state, EntryState::Pending))
+            && self.plan.unknown_rows.is_empty()
+    }
+}
+
+/// The bookkeeping rows in id order; none when the table does not exist yet. Creates nothing.
+pub async fn read_rows(client: &Client, bk: &Bookkeeping) -> Result<Vec<AppliedRow>, MigrateError> {
+    let exists: Option<String> = client
+        .query_one("SELECT to_regclass($1)::text", &[&bk.qualified()])
+        .await
+        .map_err(|e| MigrateError::query("cannot look up the bookkeeping table", &e))?
+        .get(0);
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            &format!(
+                "SELECT id, hash, created_at FROM {} ORDER BY id",
+                bk.qualified()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| MigrateError::query(format!("cannot read {}", bk.qualified()), &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| AppliedRow {
+            id: r.get(0),
+            hash: r.get(1),
+            created_at: r.get(2),
+        })
+        .collect())
+}
+
+/// Where every journal entry stands (read-only: creates no schema or table).
+pub async fn status(
+    client: &Client,
+    journal: &Journal,
+    bk: &Bookkeeping,
+) -> Result<Plan, MigrateError> {
+    let rows = read_rows(client, bk).await?;
+    Ok(Plan::new(&journal.migrations, &rows))
+}
+
+/// Applies what the journal has and the database lacks. Each migration runs in its own
+/// transaction with its bookkeeping row; a failing one leaves no trace, earlier ones stay.
+pub async fn migrate(
+    client: &mut Client,
+    journal: &Journal,
+    options: &MigrateOptions,
+    report: &Reporter,
+) -> Result<MigrateOutcome, MigrateError> {
+    let start = Instant::now();
+    let key = lock_key("migrate", &options.bookkeeping.qualified());
+    advisory_lock(client, key, "migrate", options.lock_timeout, report).await?;
+    let result = migrate_locked(client, journal, options, report).await;
+    advisory_unlock(client, key).await;
+    result.map(|(plan, applied)| MigrateOutcome {
+        plan,
+        applied,
+        elapsed: start.elapsed(),
+    })
+}
+
+async fn migrate_locked(
+    client: &mut Client,
+    journal: &Journal,
+    options: &MigrateOptions,
+    report: &Reporter,
+) -> Result<(Plan, Vec<String>), MigrateError> {
+    let bk = &options.bookkeeping;
+    for sql in bk.create_sql() {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| MigrateError::query(format!("cannot create {}", bk.qualified()), &e))?;
+    }
+    let plan = status(client, journal, bk).await?;
+    let out_of_order = plan.out_of_order();
+    if !options.allow_out_of_order && !out_of_order.is_empty() {
+        return Err(MigrateError::OutOfOrder {
+            entries: out_of_order
+                .iter()
+                .map(|e| format!("{} (when {})", e.tag, e.when))
+                .collect(),
+        });
+    }
+    for entry in plan.drifted() {
+        report(Progress::Drifted {
+            tag: entry.tag.clone(),
+        });
+    }
+    let mut applied = Vec::new();
+    for entry in plan.to_apply(options.allow_out_of_order) {
+        let migration = &journal.migrations[entry.index];
+        apply_one(client, migration, bk, report).await?;
+        applied.push(migration.tag.clone());
+    }
+    Ok((plan, applied))
+}
+
+/// One migration and its row, in one transaction.
+async fn apply_one(
+    client: &mut Client,
+    m: &Migration,
+    bk: &Bookkeeping,
+    report: &Reporter,
+) -> Result<(), MigrateError> {
+    let start = Instant::now();
+    report(Progress::Applying {
+        tag: m.tag.clone(),
+        statements: m.statements.len(),
+    });
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| MigrateError::query("cannot begin a transaction", &e))?;
+    for stmt in &m.statements {
+        tx.batch_execute(&stmt.sql).await.map_err(|e| {
+            super::statement_error(
+                "migration",
+                &m.tag,
+                &m.display,
+                &m.text,
+                stmt,
+                m.statements.len(),
+                &e,
+            )
+        })?;
+    }
+    // Literals rather than parameters: the row is identical either way, and a simple query
+    // keeps the transaction to one round trip per statement.
+    let insert = format!(
+        "insert into {} (\"hash\", \"created_at\") values({}, {})",
+        bk.qualified(),
+        quote_literal(&m.hash),
+        m.when
+    );
+    tx.batch_execute(&insert)
+        .await
+        .map_err(|e| MigrateError::query(format!("cannot record {}", m.tag), &e))?;
+    tx.commit()
+        .await
+        .map_err(|e| MigrateError::query(format!("cannot commit {}", m.tag), &e))?;
+    report(Progress::Applied {
+        tag: m.tag.clone(),
+        elapsed: start.elapsed(),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookkeeping_names_are_quoted_as_given() {
+        let bk = Bookkeeping {
+            schema: "Ops".into(),
+            table: "Migrations \"log\"".into(),
+        };
+        assert_eq!(bk.qualified(), "\"Ops\".\"Migrations \"\"log\"\"\"");
+        let [schema, table] = bk.create_sql();
+        assert_eq!(schema, "CREATE SCHEMA IF NOT EXISTS \"Ops\"");
+        assert!(
+            table.starts_with("CREATE TABLE IF NOT EXISTS \"Ops\".\"Migrations \"\"log\"\"\" (")
+        );
+        assert!(table.contains("id SERIAL PRIMARY KEY"));
+        assert!(table.contains("hash text NOT NULL"));
+        assert!(table.contains("created_at bigint"));
+    }
+
+    #[test]
+    fn defaults_are_drizzles() {
+        assert_eq!(
+            Bookkeeping::default().qualified(),
+            "\"drizzle\".\"__drizzle_migrations\""
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The Firestore emulator over its REST API: reset (the emulator's documented endpoint), whether it
+//! holds anything, and seed documents read from `<collection>/<id>.json` files.
+
+use std::path::Path;
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::{Map, Value, json};
+
+use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
+use crate::ready::describe_reqwest;
+
+/// The emulator treats this bearer token as an administrator that security rules do not apply to.
+const OWNER: &str = "Bearer owner";
+
+/// Requests in flight at once while seeding.
+const CONCURRENCY: usize = 16;
+
+/// One seed document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedDocument {
+    /// `collection/id` (or deeper: `collection/id/sub/id`).
+    pub path: String,
+    /// Firestore `fields`, converted from the file's JSON object.
+    pub fields: Value,
+}
+
+fn documents_root(base: &str, project: &str) -> String {
+    format!(
+        "{}/v1/projects/{project}/databases/(default)/documents",
+        base.trim_end_matches('/')
+    )
+}
+
+/// Deletes every document (`DELETE /emulator/v1/projects/{p}/databases/(default)/documents`).
+pub async fn reset(client: &reqwest::Client, base: &str, project: &str) -> Result<(), SeedError> {
+    let resp = client
+        .delete(format!(
+            "{}/emulator/v1/projects/{project}/databases/(default)/documents",
+            base.trim_end_matches('/')
+        ))
+        .send()
+        .await
+        .map_err(|e| SeedError::api("firestore", describe_reqwest(&e)))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(SeedError::api(
+            "firestore",
+            failure("resetting the emulator", resp).await,
+        ))
+    }
+}
+
+/// True when the emulator holds no collection for `project`.
+pub async fn is_empty(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+) -> Result<bool, SeedError> {
+    let resp = client
+        .post(format!(
+            "{}:listCollectionIds",
+            documents_root(base, project)
+        ))
+        .header(reqwest::header::AUTHORIZATION, OWNER)
+        .json(&json!({ "pageSize": 1 }))
+        .send()
+        .await
+        .map_err(|e| SeedError::api("firestore", describe_reqwest(&e)))?;
+    if !resp.status().is_success() {
+        return Err(SeedError::api(
+            "firestore",
+            failure("listing collections", resp).await,
+        ));
+    }
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| SeedError::api("firestore", describe_reqwest(&e)))?;
+    Ok(body
+        .get("collectionIds")
+        .and_then(|c| c.as_array())
+        .is_none_or(|c| c.is_empty()))
+}
+
+/// Reads `dir`: every `<collection>/<id>.json` (or `<collection>/<id>/<sub>/<id>.json`) holding
+/// one JSON object.
+pub fn read_documents(dir: &Path) -> Result<Vec<SeedDocument>, SeedError> {
+    let mut docs = Vec::new();
+    for (rel, path) in walk(dir)? {
+        let invalid = |message: String| SeedError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let Some(doc_path) = rel.strip_suffix(".json") else {
+            return Err(invalid(
+                "only `<collection>/<id>.json` documents belong in the Firestore seed folder"
+                    .into(),
+            ));
+        };
+        if doc_path.split('/').count() % 2 != 0 {
+            return Err(invalid(format!(
+                "a document's path must be <collection>/<id> (optionally /<subcollection>/<id>), not {doc_path:?}"
+            )));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| SeedError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("line {} column {}: {e}", e.line(), e.column())))?;
+        let Value::Object(map) = value else {
+            return Err(invalid("a document must be a JSON object".into()));
+        };
+        docs.push(SeedDocument {
+            path: doc_path.to_string(),
+            fields: fields(map),
+        });
+    }
+    Ok(docs)
+}
+
+/// A JSON object as Firestore `fields`.
+pub fn fields(map: Map<String, Value>) -> Value {
+    Value::Object(map.into_iter().map(|(k, v)| (k, to_value(v))).collect())
+}
+
+/// A JSON value as a Firestore `Value`: strings, integers, doubles, booleans, null, arrays, maps.
+pub fn to_value(v: Value) -> Value {
+    match v {
+        Value::Null => json!({ "nullValue": null }),
+        Value::Bool(b) => json!({ "booleanValue": b }),
+        Value::Number(n) => match n.as_i64() {
+            // The REST API carries 64-bit integers as strings.
+            Some(i) => json!({ "integerValue": i.to_string() }),
+            None => json!({ "doubleValue": n.as_f64() }),
+        },
+        Value::String(s) => json!({ "stringValue": s }),
+        Value::Array(items) => {
+            json!({ "arrayValue": { "values": items.into_iter().map(to_value).collect::<Vec<_>>() } })
+        }
+        Value::Object(map) => json!({ "mapValue": { "fields": fields(map) } }),
+    }
+}
+
+/// Writes every document of `dir` (replacing documents with the same path). Returns how many.
+pub async fn seed(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    dir: &Path,
+    report: &SeedReporter,
+) -> Result<usize, SeedError> {
+    let docs = read_documents(dir)?;
+    let root = documents_root(base, project);
+    let results: Vec<Result<(), SeedError>> = stream::iter(docs.iter())
+        .map(|doc| {
+            let url = format!("{root}/{}", encode_path(&doc.path));
+            async move {
+                let resp = client
+                    .patch(url)
+                    .header(reqwest::header::AUTHORIZATION, OWNER)
+                    .json(&json!({ "fields": doc.fields }))
+                    .send()
+                    .await
+                    .map_err(|e| SeedError::api("firestore", describe_reqwest(&e)))?;
+                if !resp.status().is_success() {
+                    return Err(SeedError::api(
+                        "firestore",
+                        failure(&format!("writing {}", doc.path), resp).await,
+                    ));
+                }
+                report(SeedEvent::Written {
+                    document: doc.path.clone(),
+                });
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    Ok(docs.len())
+}
+
+/// Percent-encodes each segment of a document path, keeping the slashes between them.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            seg.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_values_become_typed_firestore_values() {
+        let v: Value = serde_json::from_str(
+            r#"{"name":"Ada","age":36,"score":1.5,"admin":true,"none":null,"tags":["a",1],"address":{"city":"London"}}"#,
+        )
+        .unwrap();
+        let Value::Object(map) = v else {
+            unreachable!()
+        };
+        assert_eq!(
+            fields(map),
+            json!({
+                "name": {"stringValue": "Ada"},
+                "age": {"integerValue": "36"},
+                "score": {"doubleValue": 1.5},
+                "admin": {"booleanValue": true},
+                "none": {"nullValue": null},
+                "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"integerValue": "1"}]}},
+                "address": {"mapValue": {"fields": {"city": {"stringValue": "London"}}}},
+            })
+        );
+    }
+
+    #[test]
+    fn documents_are_read_from_collection_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("users/u1/posts")).unwrap();
+        std::fs::write(dir.path().join("users/u1.json"), r#"{"n":1}"#).unwrap();
+        std::fs::write(dir.path().join("users/u1/posts/p1.json"), r#"{"t":"x"}"#).unwrap();
+        let docs = read_documents(dir.path()).unwrap();
+        let paths: Vec<&str> = docs.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["users/u1", "users/u1/posts/p1"]);
+        assert_eq!(docs[0].fields, json!({"n": {"integerValue": "1"}}));
+    }
+
+    #[test]
+    fn a_document_outside_a_collection_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("loose.json"), "{}").unwrap();
+        let err = read_documents(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("<collection>/<id>"), "{err}");
+    }
+
+    #[test]
+    fn invalid_json_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("c")).unwrap();
+        std::fs::write(dir.path().join("c/d.json"), "{\n  \"a\": ,\n}").unwrap();
+        let err = read_documents(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("c/d.json") && err.contains("line 2"), "{err}");
+        std::fs::write(dir.path().join("c/d.json"), "[1]").unwrap();
+        assert!(read_documents(dir.path()).is_err());
+    }
+
+    #[test]
+    fn document_paths_are_encoded_per_segment() {
+        assert_eq!(encode_path("users/a b"), "users/a%20b");
+    }
+}
