@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::engine::EngineError;
 use crate::reconcile::UpError;
+use crate::secrets::SecretsError;
 use crate::stack::UnknownService;
 
 /// Exit codes, stable for scripts (documented in the README).
@@ -22,6 +23,8 @@ pub enum Error {
     Up(#[from] UpError),
     #[error(transparent)]
     UnknownService(#[from] UnknownService),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -63,6 +66,7 @@ impl Error {
             Error::UnknownService(u) => {
                 Some(format!("services of this stack: {}", u.known.join(", ")))
             }
+            Error::Secrets(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,
@@ -80,6 +84,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::UnknownService(_) => EXIT_USAGE,
+            Error::Secrets(e) if e.is_usage() => EXIT_USAGE,
             Error::Up(UpError::UnknownService(_)) => EXIT_USAGE,
             Error::Engine(
                 EngineError::Unreachable { .. }

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod ready;
 pub mod reconcile;
 pub mod runtime;
+pub mod secrets;
 pub mod services;
 pub mod stack;
 pub mod ui;

@@ -3,6 +3,8 @@
 pub mod down;
 pub mod env;
 pub mod logs;
+pub mod run;
+pub mod secrets;
 pub mod status;
 pub mod up;
 
@@ -53,6 +55,8 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
     match cli.command {
         // Following logs ends on Ctrl-C as a normal exit.
         Command::Logs(args) => logs::run(&ctx, args).await,
+        // The child gets the signals; vibedev waits for it and passes its exit code on.
+        Command::Run(args) => run::run(&ctx, args).await,
         command => {
             let hint = match &command {
                 Command::Up(_) => {
@@ -75,5 +79,7 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Status(args) => status::run(ctx, args).await,
         Command::Env(args) => env::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
+        Command::Secrets(args) => secrets::run(ctx, args).await,
+        Command::Run(args) => run::run(ctx, args).await,
     }
 }

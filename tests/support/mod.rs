@@ -4,6 +4,9 @@
 //! (`vibedev down --volumes`) when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod secret_manager;
+pub mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +22,18 @@ pub struct Images {
 pub fn images() -> Images {
     let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
     Images {
-        postgres: get("VIBEDEV_TEST_POSTGRES_IMAGE", "127.0.0.1:5000/vibedev-test/postgres:15"),
-        redis: get("VIBEDEV_TEST_REDIS_IMAGE", "127.0.0.1:5000/vibedev-test/redis:7"),
-        gcs: get("VIBEDEV_TEST_GCS_IMAGE", "127.0.0.1:5000/vibedev-test/fake-gcs-server:1.54.0"),
+        postgres: get(
+            "VIBEDEV_TEST_POSTGRES_IMAGE",
+            "127.0.0.1:5000/vibedev-test/postgres:15",
+        ),
+        redis: get(
+            "VIBEDEV_TEST_REDIS_IMAGE",
+            "127.0.0.1:5000/vibedev-test/redis:7",
+        ),
+        gcs: get(
+            "VIBEDEV_TEST_GCS_IMAGE",
+            "127.0.0.1:5000/vibedev-test/fake-gcs-server:1.54.0",
+        ),
         firestore: get(
             "VIBEDEV_TEST_FIRESTORE_IMAGE",
             "127.0.0.1:5000/vibedev-test/firestore-emulator:1.19.9",
@@ -40,7 +52,13 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub fn unique_name(tag: &str) -> String {
     let tag: String = tag
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(20)
         .collect();
     format!(
@@ -172,7 +190,9 @@ pub fn hermetic(cmd: &mut Command) {
             cmd.env_remove(&key);
         }
     }
-    cmd.env("NO_COLOR", "1").env("CI", "true").env_remove("DOCKER_CONTEXT");
+    cmd.env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env_remove("DOCKER_CONTEXT");
 }
 
 /// A finished command: exit code and both streams as text.
@@ -199,7 +219,8 @@ impl Run {
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
     }
 }
 
@@ -220,7 +241,12 @@ pub fn status(project: &TestProject) -> std::collections::BTreeMap<String, serde
         .as_array()
         .expect("status --json is an array")
         .iter()
-        .map(|s| (s["service"].as_str().expect("service").to_string(), s.clone()))
+        .map(|s| {
+            (
+                s["service"].as_str().expect("service").to_string(),
+                s.clone(),
+            )
+        })
         .collect()
 }
 
@@ -237,7 +263,10 @@ pub fn env(project: &TestProject) -> std::collections::BTreeMap<String, String> 
 
 /// Runs `docker` (the CLI) for checks from outside vibedev; returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
