@@ -22,7 +22,10 @@ fn main() {
     let mut project = "bench-project".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
             "--dir" => dir = Some(PathBuf::from(value())),
             "--secrets" => secrets = value().parse().unwrap_or_else(|_| usage("--secrets N")),
