@@ -79,6 +79,47 @@ pub enum Command {
     ResetDb(ResetDbArgs),
     /// Load the seed data again: SQL seed files, bucket objects, Firestore documents.
     Seed(SeedArgs),
+    /// Google Secret Manager: fetch the app's secrets into .env.gcp.
+    Secrets(SecretsArgs),
+    /// Run a command with .env.gcp and the stack's connection variables in its environment.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecretsCommand {
+    /// Fetch the secrets the env template names into .env.gcp (mode 0600), all or nothing.
+    Pull(SecretsPullArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecretsPullArgs {
+    /// The GCP project holding the secrets (default: [secrets] project, GOOGLE_CLOUD_PROJECT, gcloud's project).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+    /// Show which keys would be added, changed or removed (names only) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write .env.gcp even though git tracks it.
+    #[arg(long)]
+    pub allow_tracked: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The command and its arguments (after `--`).
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Args)]

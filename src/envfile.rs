@@ -1,5 +1,46 @@
-//! Writing variables for other programs to read: dotenv lines and shell `export` lines, quoted so
-//! that the reader gets back exactly the bytes written.
+//! Env files for other programs to read: one dotenv quoting that dotenvy, python-dotenv and Node's
+//! dotenv all read back byte-identically, shell `export` quoting, and the atomic 0600 `.env.gcp` writer.
+//!
+//! # Quoting
+//! The three readers agree on very little, so a value is written in the first of these forms that
+//! every reader decodes to the same bytes:
+//! - bare, when it is made only of `A-Z a-z 0-9 _ - . / : @ % + , =`;
+//! - single-quoted (`'...'`, raw newlines allowed): read literally by all three, provided the value
+//!   has no `'`, no two backslashes in a row and does not end in a backslash (python-dotenv turns
+//!   `\\` into `\`; dotenvy treats a final `\'` as an escaped quote);
+//! - double-quoted (`"..."`, raw newlines allowed): used for values with `'`, provided they have no
+//!   `"`, `\` or `$` (dotenvy expands `$` and needs `\$`, which python-dotenv and Node keep as is).
+//!
+//! A value no form can carry is refused ([`Unportable`]) rather than written so that one reader
+//! sees something else: a single quote together with `"`, `\` or `$`; two backslashes in a row or
+//! a final backslash; a carriage return (python-dotenv and Node turn it into a newline, dotenvy
+//! rejects `\r`); a NUL (no environment variable can hold one); or a `${...}` reference, which
+//! python-dotenv expands whatever the quoting.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Why a value cannot be written so that every dotenv reader gets it back unchanged. Describes
+/// the characters involved, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unportable {
+    #[error(
+        "it contains a carriage return, which dotenv readers disagree on (python-dotenv and Node read it as a newline)"
+    )]
+    CarriageReturn,
+    #[error("it contains a NUL byte, which no environment variable can hold")]
+    Nul,
+    #[error("it contains a ${{...}} reference, which python-dotenv expands whatever the quoting")]
+    Interpolation,
+    #[error(
+        "it combines a single quote with {0}, a mix no quoting makes dotenvy, python-dotenv and Node's dotenv read the same way"
+    )]
+    QuoteMix(&'static str),
+    #[error(
+        "it has two backslashes in a row or ends with a backslash, which no quoting makes dotenvy, python-dotenv and Node's dotenv read the same way"
+    )]
+    Backslashes,
+}
 
 /// Characters that need no quoting in either format.
 fn is_plain(value: &str) -> bool {
@@ -9,28 +50,72 @@ fn is_plain(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-./:@%+,=".contains(&b))
 }
 
-/// A dotenv value: bare when plain, single-quoted (literal) when it has no `'` or newline,
-/// otherwise double-quoted with `\\`, `\"`, `\$` and `\n` escaped.
-pub fn quote_dotenv(value: &str) -> String {
-    if is_plain(value) {
-        return value.to_string();
-    }
-    if !value.contains('\'') && !value.contains('\n') && !value.contains('\r') {
-        return format!("'{value}'");
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
+/// True when python-dotenv's variable expansion (`${NAME}` or `${NAME:-default}`) would rewrite
+/// some part of the value.
+fn has_python_interpolation(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = value[from..].find("${") {
+        let start = from + pos + 2;
+        let name_end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'}' || b == b':')
+            .map_or(bytes.len(), |p| start + p);
+        match bytes.get(name_end) {
+            Some(b'}') => return true,
+            Some(b':')
+                if bytes.get(name_end + 1) == Some(&b'-')
+                    && bytes[name_end + 2..].contains(&b'}') =>
+            {
+                return true;
+            }
+            _ => {}
         }
+        from = from + pos + 1;
     }
-    out.push('"');
-    out
+    false
+}
+
+fn single_quote_ok(value: &str) -> bool {
+    !value.contains('\'') && !value.contains("\\\\") && !value.ends_with('\\')
+}
+
+fn double_quote_ok(value: &str) -> bool {
+    !value.contains(['"', '\\', '$'])
+}
+
+/// A dotenv value (what follows `KEY=`) that dotenvy, python-dotenv and Node's dotenv all read
+/// back as exactly `value`, or why there is none.
+pub fn quote_dotenv(value: &str) -> Result<String, Unportable> {
+    if value.contains('\r') {
+        return Err(Unportable::CarriageReturn);
+    }
+    if value.contains('\0') {
+        return Err(Unportable::Nul);
+    }
+    if has_python_interpolation(value) {
+        return Err(Unportable::Interpolation);
+    }
+    if is_plain(value) {
+        return Ok(value.to_string());
+    }
+    if single_quote_ok(value) {
+        return Ok(format!("'{value}'"));
+    }
+    if double_quote_ok(value) {
+        return Ok(format!("\"{value}\""));
+    }
+    if !value.contains('\'') {
+        return Err(Unportable::Backslashes);
+    }
+    let with = if value.contains('"') {
+        "a double quote"
+    } else if value.contains('$') {
+        "a dollar sign"
+    } else {
+        "a backslash"
+    };
+    Err(Unportable::QuoteMix(with))
 }
 
 /// A POSIX shell word: single-quoted, with `'` written as `'\''`.
@@ -41,14 +126,140 @@ pub fn quote_shell(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
 }
 
+/// True when `key` is a name every dotenv reader and every shell accepts.
+pub fn valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The line above which a managed env file is rewritten and below which the user's own lines
+/// are kept.
+pub const OVERRIDES_MARKER: &str = "# --- local overrides ---";
+
+/// The text of an existing managed file, split at the overrides marker.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Existing {
+    /// Everything above the marker (the part a pull rewrites).
+    pub managed: String,
+    /// The marker line and everything after it, verbatim; `None` when there is no marker.
+    pub overrides: Option<String>,
+}
+
+impl Existing {
+    /// Splits `text` at the first line that is exactly the marker (ignoring trailing whitespace).
+    pub fn parse(text: &str) -> Existing {
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            if line.trim_end() == OVERRIDES_MARKER {
+                return Existing {
+                    managed: text[..offset].to_string(),
+                    overrides: Some(text[offset..].to_string()),
+                };
+            }
+            offset += line.len();
+        }
+        Existing {
+            managed: text.to_string(),
+            overrides: None,
+        }
+    }
+
+    /// The variables the managed part defines, as dotenvy reads them (later lines win).
+    pub fn managed_vars(&self) -> Vec<(String, String)> {
+        read_vars(self.managed.as_bytes())
+    }
+}
+
+/// Variables from dotenv text as dotenvy reads them; lines it cannot parse are skipped.
+pub fn read_vars(text: &[u8]) -> Vec<(String, String)> {
+    let mut out: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
+    for (key, value) in dotenvy::from_read_iter(text).flatten() {
+        out.insert(key, value);
+    }
+    out.into_iter().collect()
+}
+
+/// Renders a managed env file: the header comment lines, `KEY=value` lines (values already
+/// quoted or passed through), then the overrides section (the kept one, or a fresh marker).
+pub fn render(header: &[String], lines: &[(String, String)], overrides: Option<&str>) -> String {
+    let mut out = String::new();
+    for h in header {
+        out.push_str("# ");
+        out.push_str(h);
+        out.push('\n');
+    }
+    out.push('\n');
+    for (key, value) in lines {
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+        out.push('\n');
+    }
+    out.push('\n');
+    match overrides {
+        Some(kept) => {
+            out.push_str(kept);
+            if !kept.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        None => {
+            out.push_str(OVERRIDES_MARKER);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Replaces `path` with `contents` atomically: a temporary file in the same folder, mode 0600,
+/// written and fsynced, renamed over the target, then the folder fsynced. On any error the
+/// target is untouched and the temporary file is removed.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vibedev-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    set_private(tmp.as_file())?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_private(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn set_private(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn dotenvy_read(text: &str) -> Vec<(String, String)> {
+        dotenvy::from_read_iter(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("dotenvy cannot read {text:?}: {e}"))
+    }
 
     #[test]
     fn plain_values_stay_bare() {
         assert_eq!(
-            quote_dotenv("postgres://u:p@127.0.0.1:5432/db"),
+            quote_dotenv("postgres://u:p@127.0.0.1:5432/db").unwrap(),
             "postgres://u:p@127.0.0.1:5432/db"
         );
         assert_eq!(
@@ -59,9 +270,55 @@ mod tests {
 
     #[test]
     fn awkward_values_are_quoted() {
-        assert_eq!(quote_dotenv("a b"), "'a b'");
-        assert_eq!(quote_dotenv("it's $x"), "\"it's \\$x\"");
+        assert_eq!(quote_dotenv("a b").unwrap(), "'a b'");
+        assert_eq!(quote_dotenv("#x").unwrap(), "'#x'");
+        assert_eq!(quote_dotenv("it's").unwrap(), "\"it's\"");
+        assert_eq!(
+            quote_dotenv("$HOME \"x\" \\d").unwrap(),
+            "'$HOME \"x\" \\d'"
+        );
+        assert_eq!(quote_dotenv("").unwrap(), "''");
         assert_eq!(quote_shell("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn values_no_reader_agrees_on_are_refused() {
+        assert_eq!(quote_dotenv("a\r\nb"), Err(Unportable::CarriageReturn));
+        assert_eq!(quote_dotenv("a\0b"), Err(Unportable::Nul));
+        assert_eq!(quote_dotenv("${HOME}"), Err(Unportable::Interpolation));
+        assert_eq!(quote_dotenv("x${A:-b}y"), Err(Unportable::Interpolation));
+        assert!(matches!(
+            quote_dotenv("it's $5"),
+            Err(Unportable::QuoteMix(_))
+        ));
+        assert!(matches!(
+            quote_dotenv("it's \"x\""),
+            Err(Unportable::QuoteMix(_))
+        ));
+        assert!(matches!(
+            quote_dotenv("it's \\d"),
+            Err(Unportable::QuoteMix(_))
+        ));
+        assert_eq!(quote_dotenv("a\\\\b"), Err(Unportable::Backslashes));
+        assert_eq!(quote_dotenv("ends\\"), Err(Unportable::Backslashes));
+        // Not python references: no closing brace, or `:` without `-`.
+        assert!(quote_dotenv("${open").is_ok());
+        assert!(quote_dotenv("${a:b}").is_ok());
+        assert!(quote_dotenv("$HOME").is_ok());
+    }
+
+    #[test]
+    fn unportable_messages_never_contain_the_value() {
+        for value in [
+            "s3cr'et$",
+            "s3cr'et\"",
+            "s3cr\\\\et'",
+            "s3cret\r",
+            "${s3cret}",
+        ] {
+            let err = quote_dotenv(value).unwrap_err().to_string();
+            assert!(!err.contains("s3cr"), "{err}");
+        }
     }
 
     #[test]
@@ -70,17 +327,23 @@ mod tests {
             "plain",
             "a b",
             "it's",
-            "$HOME and ${X}",
+            "$HOME and $X",
             "line1\nline2",
             "back\\slash",
             "q\"uote",
             "#hash",
+            "  lead and trail  ",
+            "-----BEGIN PRIVATE KEY-----\nMIIB\\nx+/=\n-----END PRIVATE KEY-----\n",
+            "ünïcødé ✓ 🔑",
+            "=",
+            "",
         ] {
-            let text = format!("K={}\n", quote_dotenv(value));
-            let parsed: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes())
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert_eq!(parsed, [("K".to_string(), value.to_string())], "{text}");
+            let text = format!("K={}\n", quote_dotenv(value).unwrap());
+            assert_eq!(
+                dotenvy_read(&text),
+                [("K".to_string(), value.to_string())],
+                "{text}"
+            );
         }
     }
 
@@ -93,6 +356,95 @@ mod tests {
                 .output()
                 .unwrap();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn overrides_section_is_found_and_kept() {
+        let text = "# header\nA=1\n\n# --- local overrides ---  \nA=2\n# mine\n";
+        let existing = Existing::parse(text);
+        assert_eq!(existing.managed, "# header\nA=1\n\n");
+        assert_eq!(
+            existing.overrides.as_deref(),
+            Some("# --- local overrides ---  \nA=2\n# mine\n")
+        );
+        let out = render(
+            &["h".into()],
+            &[("B".into(), "x".into())],
+            existing.overrides.as_deref(),
+        );
+        assert!(
+            out.ends_with("B=x\n\n# --- local overrides ---  \nA=2\n# mine\n"),
+            "{out}"
+        );
+        assert_eq!(Existing::parse("A=1\n").overrides, None);
+    }
+
+    #[test]
+    fn fresh_file_gets_a_marker() {
+        let out = render(&["h".into()], &[("A".into(), "1".into())], None);
+        assert_eq!(out, "# h\n\nA=1\n\n# --- local overrides ---\n");
+        assert_eq!(read_vars(out.as_bytes()), [("A".into(), "1".into())]);
+    }
+
+    #[test]
+    fn atomic_write_is_private_and_leaves_no_temp_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.gcp");
+        std::fs::write(&path, "old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [".env.gcp"]);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(valid_key("JWT_SECRET") && valid_key("_x1"));
+        assert!(!valid_key("1X") && !valid_key("A-B") && !valid_key("") && !valid_key("A.B"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random bytes taken as UTF-8: what is written reads back identically in dotenvy, and
+        /// a refusal names a real conflict.
+        #[test]
+        fn random_values_round_trip_through_dotenvy(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            ascii in "[ -~\n\t]{0,40}",
+        ) {
+            for value in [String::from_utf8_lossy(&bytes).into_owned(), ascii] {
+                match quote_dotenv(&value) {
+                    Ok(quoted) => {
+                        let text = render(
+                            &["header".into()],
+                            &[("A".into(), quoted), ("B".into(), "after".into())],
+                            None,
+                        );
+                        let read = dotenvy_read(&text);
+                        prop_assert_eq!(
+                            read,
+                            vec![("A".to_string(), value.clone()), ("B".to_string(), "after".to_string())]
+                        );
+                    }
+                    Err(Unportable::CarriageReturn) => prop_assert!(value.contains('\r')),
+                    Err(Unportable::Nul) => prop_assert!(value.contains('\0')),
+                    Err(Unportable::Interpolation) => prop_assert!(has_python_interpolation(&value)),
+                    Err(Unportable::QuoteMix(_)) => {
+                        prop_assert!(value.contains('\'') && !double_quote_ok(&value));
+                    }
+                    Err(Unportable::Backslashes) => {
+                        prop_assert!(value.contains("\\\\") || value.ends_with('\\'));
+                    }
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use crate::engine::EngineError;
 use crate::migrate::MigrateError;
 use crate::reconcile::UpError;
+use crate::secrets::SecretsError;
 use crate::services::seed::SeedError;
 use crate::stack::UnknownService;
 
@@ -34,6 +35,8 @@ pub enum Error {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Seed(#[from] SeedError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -77,6 +80,7 @@ impl Error {
             }
             Error::Migrate(e) => e.hint(),
             Error::Seed(e) => e.hint(),
+            Error::Secrets(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,
@@ -94,6 +98,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::UnknownService(_) => EXIT_USAGE,
+            Error::Secrets(e) if e.is_usage() => EXIT_USAGE,
             Error::Up(UpError::UnknownService(_)) => EXIT_USAGE,
             Error::Engine(
                 EngineError::Unreachable { .. }

@@ -16,6 +16,7 @@ pub mod ready;
 pub mod reconcile;
 pub mod runtime;
 pub mod scaffold;
+pub mod secrets;
 pub mod services;
 pub mod stack;
 pub mod ui;

@@ -13,7 +13,7 @@ pub const CONFIG_TEMPLATE: &str = include_str!("../templates/vibedev.toml");
 
 /// The built-in env template `vibedev secrets pull` fills. The one place that names it here, so it
 /// can point at the secrets module's own constant once that exists.
-pub const ENV_TEMPLATE: &str = include_str!("../templates/env.gcp.tmpl");
+pub const ENV_TEMPLATE: &str = crate::secrets::template::BUILTIN;
 
 /// Where `init` puts the compose file (the starter config points here).
 pub const COMPOSE_PATH: &str = "compose/docker-compose.yml";

@@ -26,8 +26,18 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
     let vars = runtime::connection_env(&stack, &runtimes);
     match args.format {
         EnvFormat::Dotenv => {
+            let mut lines = Vec::new();
             for (k, v) in &vars {
-                ctx.ui.out(&format!("{k}={}", quote_dotenv(v)));
+                let quoted = quote_dotenv(v).map_err(|why| {
+                    Error::failed(
+                        format!("the value of {k} cannot be written as a dotenv line: {why}"),
+                        Some("use `vibedev env --format json` or `--format shell`".into()),
+                    )
+                })?;
+                lines.push(format!("{k}={quoted}"));
+            }
+            for line in lines {
+                ctx.ui.out(&line);
             }
         }
         EnvFormat::Shell => {

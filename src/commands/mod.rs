@@ -8,6 +8,8 @@ pub mod init;
 pub mod logs;
 pub mod migrate;
 pub mod reset_db;
+pub mod run;
+pub mod secrets;
 pub mod seed;
 pub mod status;
 pub mod up;
@@ -59,6 +61,8 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
     match cli.command {
         // Following logs ends on Ctrl-C as a normal exit.
         Command::Logs(args) => logs::run(&ctx, args).await,
+        // The child gets the signals; vibedev waits for it and passes its exit code on.
+        Command::Run(args) => run::run(&ctx, args).await,
         command => {
             let hint = match &command {
                 Command::Up(_) => {
@@ -90,5 +94,7 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Migrate(args) => migrate::run(ctx, args).await,
         Command::ResetDb(args) => reset_db::run(ctx, args).await,
         Command::Seed(args) => seed::run(ctx, args).await,
+        Command::Secrets(args) => secrets::run(ctx, args).await,
+        Command::Run(args) => run::run(ctx, args).await,
     }
 }

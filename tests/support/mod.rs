@@ -4,6 +4,9 @@
 //! (`vibedev down --volumes`) when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod secret_manager;
+pub mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,281 @@
+//! `vibedev secrets pull [--project P] [--dry-run] [--allow-tracked]`: the env template's secrets
+//! from Secret Manager into `.env.gcp`, written atomically with mode 0600, or nothing at all.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{SecretsArgs, SecretsCommand, SecretsPullArgs};
+use crate::config::Project;
+use crate::envfile::{self, Existing};
+use crate::error::{Error, Result};
+use crate::secrets::client::{Client, ClientOptions, DEFAULT_ENDPOINT};
+use crate::secrets::template::{self, Template};
+use crate::secrets::{self, ENV_FILE, Event, Reporter, SecretsError, auth, project};
+use crate::ui::{self, Ui};
+
+use super::Context;
+
+/// The first header line; a file starting with it was written by vibedev.
+const HEADER_FIRST: &str = "Secrets from Google Secret Manager, written by `vibedev secrets pull`. Do not commit this file.";
+
+pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<u8> {
+    match args.command {
+        SecretsCommand::Pull(args) => pull(ctx, args).await,
+    }
+}
+
+async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
+    let started = Instant::now();
+    let project = ctx.project()?;
+    let env_path = project.root.join(ENV_FILE);
+    let template = load_template(&project)?;
+    let (gcp, source) = project::resolve(
+        args.project.as_deref(),
+        project.file.secrets.project.as_deref(),
+        &|k| std::env::var(k).ok(),
+    )
+    .ok_or(SecretsError::NoProject)?;
+    ctx.ui.detail(&format!("GCP project {gcp} (from {source})"));
+    ctx.ui
+        .detail(&format!("env template: {}", template.source_name));
+    let endpoint = endpoint(&project)?;
+    let options = client_options()?;
+    let existing = read_existing(&env_path)?;
+    check_git(&ctx.ui, &project.root, &env_path, args.allow_tracked)?;
+
+    let token = auth::access_token().await?;
+    let client =
+        Client::new(&endpoint, &gcp, token, options).map_err(|source| SecretsError::Client {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+    ctx.ui.detail(&format!(
+        "Secret Manager at {endpoint}, up to {} requests at once",
+        options.concurrency
+    ));
+    let pulled = secrets::pull(&template, &client, &reporter(&ctx.ui)).await?;
+
+    let header = vec![
+        HEADER_FIRST.to_string(),
+        format!(
+            "project: {gcp}; template: {}; written: {}",
+            template.source_name,
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        "Lines above the local-overrides marker are replaced by every pull. Lines below it are kept".into(),
+        "and win over the pulled values (the last definition of a key wins).".into(),
+    ];
+    let text = envfile::render(&header, &pulled.lines, existing.overrides.as_deref());
+    let diff = secrets::diff(
+        &existing.managed_vars(),
+        &Existing::parse(&text).managed_vars(),
+    );
+    let summary = format!(
+        "{} added, {} changed, {} removed",
+        diff.added.len(),
+        diff.changed.len(),
+        diff.removed.len()
+    );
+    if args.dry_run {
+        for key in &diff.added {
+            ctx.ui.out(&format!("+ {key}"));
+        }
+        for key in &diff.changed {
+            ctx.ui.out(&format!("~ {key}"));
+        }
+        for key in &diff.removed {
+            ctx.ui.out(&format!("- {key}"));
+        }
+        ctx.ui.info(&format!(
+            "dry run: {summary}, {} unchanged; {} not written",
+            diff.unchanged,
+            env_path.display()
+        ));
+        return Ok(0);
+    }
+    envfile::write_atomic(&env_path, text.as_bytes()).map_err(|source| SecretsError::Write {
+        path: env_path.clone(),
+        source,
+    })?;
+    ctx.ui.info(&format!(
+        "wrote {}: {} variables, {} secrets from project {gcp} ({summary}) in {}",
+        env_path.display(),
+        pulled.lines.len(),
+        pulled.fetched,
+        ui::secs(started.elapsed())
+    ));
+    Ok(0)
+}
+
+/// The config's template, or the built-in one.
+fn load_template(project: &Project) -> Result<Template, SecretsError> {
+    match &project.file.secrets.template {
+        Some(rel) => {
+            let path = project.resolve(rel);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| SecretsError::TemplateRead {
+                    path: path.clone(),
+                    source,
+                })?;
+            let name = path
+                .strip_prefix(&project.root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            Ok(template::parse(&name, &text)?)
+        }
+        None => Ok(template::parse(
+            "built-in (templates/env.gcp.tmpl)",
+            template::BUILTIN,
+        )?),
+    }
+}
+
+/// `VIBEDEV_SECRET_MANAGER_ENDPOINT`, then `[secrets] endpoint`, then Google's.
+fn endpoint(project: &Project) -> Result<String, SecretsError> {
+    let url = std::env::var("VIBEDEV_SECRET_MANAGER_ENDPOINT")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| project.file.secrets.endpoint.clone())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    let url = url.trim().to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.contains(char::is_whitespace)
+    {
+        return Err(SecretsError::BadEndpoint { endpoint: url });
+    }
+    Ok(url)
+}
+
+/// Tuning from the environment: `VIBEDEV_SECRETS_CONCURRENCY` (1-256) and
+/// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request).
+fn client_options() -> Result<ClientOptions> {
+    let mut options = ClientOptions::default();
+    if let Ok(v) = std::env::var("VIBEDEV_SECRETS_CONCURRENCY") {
+        options.concurrency = v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=256).contains(n))
+            .ok_or_else(|| {
+                Error::failed(
+                    format!("VIBEDEV_SECRETS_CONCURRENCY={v:?} is not a number from 1 to 256"),
+                    Some("unset it to use the default of 32".into()),
+                )
+            })?;
+    }
+    if let Ok(v) = std::env::var("VIBEDEV_SECRETS_TIMEOUT") {
+        options.timeout = v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && *s <= 600.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::failed(
+                    format!("VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds (0-600)"),
+                    Some("unset it to use the default of 30 seconds".into()),
+                )
+            })?;
+    }
+    Ok(options)
+}
+
+/// The current file split at the overrides marker (empty when there is none). A non-empty file
+/// vibedev did not write, without the marker, is refused rather than overwritten.
+fn read_existing(path: &Path) -> Result<Existing> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::default()),
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    let Ok(text) = String::from_utf8(text) else {
+        return Err(SecretsError::Foreign {
+            path: path.to_path_buf(),
+        }
+        .into());
+    };
+    let existing = Existing::parse(&text);
+    let ours = text.starts_with(&format!("# {HEADER_FIRST}"));
+    if !ours && existing.overrides.is_none() && !text.trim().is_empty() {
+        return Err(SecretsError::Foreign {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
+    Ok(existing)
+}
+
+/// Refuses a file git tracks (unless allowed) and warns about one git does not ignore.
+fn check_git(ui: &Ui, root: &Path, path: &Path, allow_tracked: bool) -> Result<(), SecretsError> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+    };
+    let inside = git(&["rev-parse", "--is-inside-work-tree"])
+        .is_some_and(|o| o.status.success() && o.stdout.starts_with(b"true"));
+    if !inside {
+        ui.detail("not in a git work tree: skipping the git checks");
+        return Ok(());
+    }
+    let tracked =
+        git(&["ls-files", "--error-unmatch", "--", ENV_FILE]).is_some_and(|o| o.status.success());
+    if tracked {
+        if !allow_tracked {
+            return Err(SecretsError::Tracked {
+                path: path.to_path_buf(),
+            });
+        }
+        ui.warn(&format!(
+            "{} is tracked by git (--allow-tracked): do not commit it",
+            path.display()
+        ));
+        return Ok(());
+    }
+    let ignored = git(&["check-ignore", "-q", "--", ENV_FILE]).map(|o| o.status.code());
+    if ignored == Some(Some(1)) {
+        ui.warn(&format!(
+            "{ENV_FILE} is not git-ignored: add the line `{ENV_FILE}` to {}",
+            root.join(".gitignore").display()
+        ));
+    }
+    Ok(())
+}
+
+/// Pull progress as detail lines (names and versions only).
+fn reporter(ui: &Ui) -> Reporter {
+    let ui = ui.clone();
+    Arc::new(move |event| match event {
+        Event::Listed {
+            filter,
+            secrets,
+            pages,
+        } => ui.detail(&format!(
+            "filter {filter:?}: {secrets} secrets ({pages} page{})",
+            if pages == 1 { "" } else { "s" }
+        )),
+        Event::Fetched { secret, version } => {
+            ui.detail(&format!("fetched {secret} (version {version})"))
+        }
+        Event::Retrying {
+            what,
+            attempt,
+            delay,
+            reason,
+        } => ui.detail(&format!(
+            "retrying {what} in {} after try {attempt}: {reason}",
+            ui::secs(delay)
+        )),
+        Event::Shadowed { key, secret } => ui.detail(&format!(
+            "{key}: the explicit line wins over secret {secret} matched by a filter"
+        )),
+    })
+}

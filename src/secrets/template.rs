@@ -1,0 +1,496 @@
+//! The env template language: which secrets go into `.env.gcp` under which names. The syntax is
+//! documented in the header of the built-in template, `templates/env.gcp.tmpl`.
+
+use std::collections::HashMap;
+
+use crate::envfile::valid_key;
+
+/// The built-in template, used when the config names none.
+pub const BUILTIN: &str = include_str!("../../templates/env.gcp.tmpl");
+
+/// How a secret's bytes become the variable's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The bytes as UTF-8 text (an error when they are not).
+    Text,
+    /// The bytes base64-encoded (standard alphabet, padded).
+    Base64,
+}
+
+/// One meaningful line of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// `KEY={{ secret "name" ... }}`
+    Secret {
+        key: String,
+        secret: String,
+        version: String,
+        encoding: Encoding,
+        line: usize,
+    },
+    /// `KEY=value`, copied as written.
+    Literal {
+        key: String,
+        value: String,
+        line: usize,
+    },
+    /// `{{ secrets filter="..." ... }}`
+    Filter {
+        filter: String,
+        prefix: String,
+        version: String,
+        encoding: Encoding,
+        line: usize,
+    },
+}
+
+/// A template error, at a line of the named source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}:{line}: {message}")]
+pub struct TemplateError {
+    pub source_name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Where it came from, for messages and the file header.
+    pub source_name: String,
+    pub entries: Vec<Entry>,
+}
+
+impl Template {
+    /// The keys written out explicitly (secret and literal lines).
+    pub fn explicit_keys(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Secret { key, .. } | Entry::Literal { key, .. } => Some(key.as_str()),
+                Entry::Filter { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// The variable name a `secrets filter` gives a secret: `prefix`, then the secret's name
+/// upper-cased with `-` turned into `_`; `None` when that is not a valid name.
+pub fn derived_key(prefix: &str, secret: &str) -> Option<String> {
+    let key = format!("{prefix}{}", secret.to_uppercase().replace('-', "_"));
+    valid_key(&key).then_some(key)
+}
+
+/// Secret ids as Secret Manager allows them.
+pub fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_version(v: &str) -> bool {
+    v == "latest" || (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) && !v.starts_with('0'))
+}
+
+/// Parses template text; `source_name` names it in errors.
+pub fn parse(source_name: &str, text: &str) -> Result<Template, TemplateError> {
+    let err = |line: usize, message: String| TemplateError {
+        source_name: source_name.to_string(),
+        line,
+        message,
+    };
+    let mut entries = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let entry = parse_line(trimmed, line).map_err(|m| err(line, m))?;
+        if let Entry::Secret { key, .. } | Entry::Literal { key, .. } = &entry
+            && let Some(first) = seen.insert(key.clone(), line)
+        {
+            return Err(err(
+                line,
+                format!("{key} is already defined on line {first}"),
+            ));
+        }
+        entries.push(entry);
+    }
+    Ok(Template {
+        source_name: source_name.to_string(),
+        entries,
+    })
+}
+
+fn parse_line(line: &str, number: usize) -> Result<Entry, String> {
+    if line.starts_with("{{") {
+        let expr = parse_expr(line)?;
+        if expr.word != "secrets" {
+            return Err(format!(
+                "`{{{{ {} ... }}}}` on a line of its own must be `{{{{ secrets filter=\"...\" }}}}`; a single secret is written KEY={{{{ secret \"name\" }}}}",
+                expr.word
+            ));
+        }
+        if let Some(arg) = expr.positional {
+            return Err(format!(
+                "`secrets` takes attributes only (filter=\"...\"), not {arg:?}"
+            ));
+        }
+        let mut attrs = expr.attrs;
+        let filter = attrs
+            .remove("filter")
+            .filter(|f| !f.trim().is_empty())
+            .ok_or("`secrets` needs a filter, such as filter=\"labels.env=dev\"")?;
+        let prefix = attrs.remove("prefix").unwrap_or_default();
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!(
+                "prefix {prefix:?} may only use A-Z, a-z, 0-9 and _"
+            ));
+        }
+        let (version, encoding) = version_and_encoding(&mut attrs)?;
+        no_other_attrs(attrs, "filter, prefix, version, encoding")?;
+        return Ok(Entry::Filter {
+            filter,
+            prefix,
+            version,
+            encoding,
+            line: number,
+        });
+    }
+    let Some((key, value)) = line.split_once('=') else {
+        return Err(
+            "expected KEY={{ secret \"name\" }}, KEY=value or {{ secrets filter=\"...\" }}".into(),
+        );
+    };
+    let key = key.trim();
+    if !valid_key(key) {
+        return Err(format!(
+            "{key:?} is not a valid variable name (A-Z, a-z, 0-9 and _, not starting with a digit)"
+        ));
+    }
+    let value = value.trim();
+    if value.starts_with("{{") {
+        let expr = parse_expr(value)?;
+        if expr.word != "secret" {
+            return Err(format!(
+                "a value must be {{{{ secret \"name\" }}}}, not {{{{ {} ... }}}}; `secrets filter` goes on a line of its own",
+                expr.word
+            ));
+        }
+        let secret = expr
+            .positional
+            .ok_or("`secret` needs the secret's name: {{ secret \"name\" }}")?;
+        if !valid_secret_name(&secret) {
+            return Err(format!(
+                "{secret:?} is not a Secret Manager secret name (1-255 of A-Z, a-z, 0-9, - and _)"
+            ));
+        }
+        let mut attrs = expr.attrs;
+        let (version, encoding) = version_and_encoding(&mut attrs)?;
+        no_other_attrs(attrs, "version, encoding")?;
+        return Ok(Entry::Secret {
+            key: key.to_string(),
+            secret,
+            version,
+            encoding,
+            line: number,
+        });
+    }
+    if value.contains("{{") {
+        return Err(format!(
+            "{{{{ secret ... }}}} must be the whole value of {key}, with nothing around it"
+        ));
+    }
+    Ok(Entry::Literal {
+        key: key.to_string(),
+        value: value.to_string(),
+        line: number,
+    })
+}
+
+fn version_and_encoding(attrs: &mut HashMap<String, String>) -> Result<(String, Encoding), String> {
+    let version = attrs
+        .remove("version")
+        .unwrap_or_else(|| "latest".to_string());
+    if !valid_version(&version) {
+        return Err(format!(
+            "version {version:?} must be \"latest\" or a version number such as \"3\""
+        ));
+    }
+    let encoding = match attrs.remove("encoding").as_deref() {
+        None | Some("text") => Encoding::Text,
+        Some("base64") => Encoding::Base64,
+        Some(other) => {
+            return Err(format!("encoding {other:?} must be \"text\" or \"base64\""));
+        }
+    };
+    Ok((version, encoding))
+}
+
+fn no_other_attrs(attrs: HashMap<String, String>, known: &str) -> Result<(), String> {
+    let mut names: Vec<_> = attrs.into_keys().collect();
+    names.sort();
+    match names.first() {
+        None => Ok(()),
+        Some(name) => Err(format!("unknown attribute {name:?} (known: {known})")),
+    }
+}
+
+/// `{{ word "positional" name="value" ... }}`, with nothing after the closing braces.
+struct Expr {
+    word: String,
+    positional: Option<String>,
+    attrs: HashMap<String, String>,
+}
+
+fn parse_expr(text: &str) -> Result<Expr, String> {
+    let inner = text.strip_prefix("{{").ok_or("expected {{")?;
+    let close = find_close(inner).ok_or("missing the closing }}")?;
+    let rest = inner[close + 2..].trim();
+    if !rest.is_empty() {
+        return Err(format!("unexpected text after }}}}: {rest:?}"));
+    }
+    let mut tokens = tokenize(&inner[..close])?.into_iter().peekable();
+    let word = match tokens.next() {
+        Some(Token::Word(w)) => w,
+        _ => return Err("expected `secret` or `secrets` after {{".into()),
+    };
+    let positional = match tokens.peek() {
+        Some(Token::Str(_)) => match tokens.next() {
+            Some(Token::Str(s)) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut attrs = HashMap::new();
+    while let Some(token) = tokens.next() {
+        let Token::Word(name) = token else {
+            return Err("expected name=\"value\"".into());
+        };
+        if tokens.next() != Some(Token::Equals) {
+            return Err(format!("expected {name}=\"value\""));
+        }
+        let Some(Token::Str(value)) = tokens.next() else {
+            return Err(format!("the value of {name} must be double-quoted"));
+        };
+        if attrs.insert(name.clone(), value).is_some() {
+            return Err(format!("{name} is given twice"));
+        }
+    }
+    Ok(Expr {
+        word,
+        positional,
+        attrs,
+    })
+}
+
+/// The offset of the `}}` that closes the expression, skipping over quoted strings.
+fn find_close(inner: &str) -> Option<usize> {
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    let mut in_str = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_str => i += 1,
+            b'"' => in_str = !in_str,
+            b'}' if !in_str && bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Equals,
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '=' {
+            chars.next();
+            out.push(Token::Equals);
+        } else if c == '"' {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated string".into()),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(e @ ('"' | '\\')) => s.push(e),
+                        _ => {
+                            return Err(
+                                "only \\\" and \\\\ may follow a backslash in a string".into()
+                            );
+                        }
+                    },
+                    Some(c) => s.push(c),
+                }
+            }
+            out.push(Token::Str(s));
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut w = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    w.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(Token::Word(w));
+        } else {
+            return Err(format!("unexpected {c:?}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Entry {
+        let t = parse("t", text).unwrap();
+        assert_eq!(t.entries.len(), 1);
+        t.entries[0].clone()
+    }
+
+    fn fails(text: &str) -> String {
+        parse("t.tmpl", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn builtin_template_lists_the_apps_secrets() {
+        let t = parse("built-in", BUILTIN).unwrap();
+        let keys = t.explicit_keys();
+        for key in [
+            "JWT_SECRET",
+            "AI_PROXY_JWT_SECRET",
+            "CF_OAUTH_ENCRYPTION_KEY",
+            "GOOGLE_CLIENT_SECRET",
+            "GITHUB_CLIENT_SECRET",
+            "GITHUB_EXPORTER_CLIENT_SECRET",
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "GOOGLE_AI_STUDIO_API_KEY",
+            "OPENROUTER_API_KEY",
+            "SERPAPI_KEY",
+            "SANDBOX_SERVICE_API_KEY",
+            "DB_PASSWORD",
+        ] {
+            assert!(keys.contains(&key), "{key} missing");
+        }
+        assert_eq!(keys.len(), 13);
+    }
+
+    #[test]
+    fn secret_lines_parse_with_defaults_and_attributes() {
+        assert_eq!(
+            one("JWT_SECRET={{ secret \"jwt-secret\" }}"),
+            Entry::Secret {
+                key: "JWT_SECRET".into(),
+                secret: "jwt-secret".into(),
+                version: "latest".into(),
+                encoding: Encoding::Text,
+                line: 1
+            }
+        );
+        assert_eq!(
+            one("\n K = {{secret \"k\" version=\"3\" encoding=\"base64\"}}  "),
+            Entry::Secret {
+                key: "K".into(),
+                secret: "k".into(),
+                version: "3".into(),
+                encoding: Encoding::Base64,
+                line: 2
+            }
+        );
+    }
+
+    #[test]
+    fn filter_lines_parse() {
+        assert_eq!(
+            one("{{ secrets filter=\"labels.env=dev AND name:\\\"x\\\"\" prefix=\"APP_\" }}"),
+            Entry::Filter {
+                filter: "labels.env=dev AND name:\"x\"".into(),
+                prefix: "APP_".into(),
+                version: "latest".into(),
+                encoding: Encoding::Text,
+                line: 1
+            }
+        );
+    }
+
+    #[test]
+    fn literal_lines_pass_through_and_comments_are_skipped() {
+        let t = parse("t", "# c\n\nPORT=8787\nNAME='a b'\n").unwrap();
+        assert_eq!(
+            t.entries,
+            [
+                Entry::Literal {
+                    key: "PORT".into(),
+                    value: "8787".into(),
+                    line: 3
+                },
+                Entry::Literal {
+                    key: "NAME".into(),
+                    value: "'a b'".into(),
+                    line: 4
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_line() {
+        assert_eq!(
+            fails("A=1\nA={{ secret \"a\" }}"),
+            "t.tmpl:2: A is already defined on line 1"
+        );
+        assert!(fails("1A=x").starts_with("t.tmpl:1: \"1A\" is not a valid variable name"));
+        assert!(fails("A={{ secret \"a\" }} tail").contains("unexpected text after }}"));
+        assert!(fails("A=x{{ secret \"a\" }}").contains("must be the whole value of A"));
+        assert!(fails("A={{ secret \"a\" version=\"0\" }}").contains("version \"0\""));
+        assert!(
+            fails("A={{ secret \"a\" verison=\"1\" }}").contains("unknown attribute \"verison\"")
+        );
+        assert!(fails("A={{ secret \"a b\" }}").contains("not a Secret Manager secret name"));
+        assert!(fails("A={{ secret }}").contains("needs the secret's name"));
+        assert!(fails("A={{ secret \"a\"").contains("missing the closing }}"));
+        assert!(fails("{{ secrets }}").contains("needs a filter"));
+        assert!(fails("{{ secret \"a\" }}").contains("on a line of its own"));
+        assert!(fails("A={{ secrets filter=\"x\" }}").contains("on a line of its own"));
+        assert!(fails("just words").contains("expected KEY="));
+        assert!(fails("A={{ secret \"a\" encoding=\"hex\" }}").contains("\"text\" or \"base64\""));
+    }
+
+    #[test]
+    fn derived_names_follow_the_rule() {
+        assert_eq!(
+            derived_key("", "db-password").as_deref(),
+            Some("DB_PASSWORD")
+        );
+        assert_eq!(derived_key("APP_", "x-1").as_deref(), Some("APP_X_1"));
+        assert_eq!(derived_key("", "1password"), None);
+        assert_eq!(
+            derived_key("S_", "1password").as_deref(),
+            Some("S_1PASSWORD")
+        );
+    }
+}
