@@ -81,6 +81,8 @@ pub enum Command {
     Seed(SeedArgs),
     /// Google Secret Manager: fetch the app's secrets into .env.gcp.
     Secrets(SecretsArgs),
+    /// Follow the config, compose file, env template, migrations and seed folders; apply each saved change.
+    Watch(WatchArgs),
     /// Run a command with .env.gcp and the stack's connection variables in its environment.
     Run(RunArgs),
 }
@@ -127,6 +129,19 @@ pub struct UpArgs {
     /// Services to start (with what they depend on); all when none are named.
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Then keep watching the project's files, as `vibedev watch` does.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: poll for changes instead of using the OS file watcher.
+    #[arg(long, requires = "watch")]
+    pub poll: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Poll for changes instead of using the OS file watcher (network file systems, inotify limits).
+    #[arg(long)]
+    pub poll: bool,
 }
 
 #[derive(Debug, Clone, Args)]

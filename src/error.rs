@@ -8,6 +8,7 @@ use crate::reconcile::UpError;
 use crate::secrets::SecretsError;
 use crate::services::seed::SeedError;
 use crate::stack::UnknownService;
+use crate::watch::WatchError;
 
 /// Exit codes, stable for scripts (documented in the README).
 pub const EXIT_FAILURE: u8 = 1;
@@ -37,6 +38,8 @@ pub enum Error {
     Seed(#[from] SeedError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -81,6 +84,7 @@ impl Error {
             Error::Migrate(e) => e.hint(),
             Error::Seed(e) => e.hint(),
             Error::Secrets(e) => e.hint(),
+            Error::Watch(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,

@@ -28,6 +28,9 @@ pub struct Ui {
     pub progress: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// When set, information lines are collected here instead of printed (`watch` folds an
+    /// action's lines into its one summary line).
+    pub capture: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Ui {
@@ -48,6 +51,7 @@ impl Ui {
             progress: stderr_tty && !ci && !args.quiet,
             quiet: args.quiet,
             verbose: args.verbose,
+            capture: None,
         }
     }
 
@@ -58,7 +62,20 @@ impl Ui {
             progress: false,
             quiet: false,
             verbose: false,
+            capture: None,
         }
+    }
+
+    /// A copy whose information lines are collected rather than printed, and without progress
+    /// bars; warnings and errors still go to stderr.
+    pub fn capturing(&self) -> (Ui, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let ui = Ui {
+            progress: false,
+            capture: Some(lines.clone()),
+            ..self.clone()
+        };
+        (ui, lines)
     }
 
     /// A result line on stdout. A closed pipe (`vibedev status | head -1`) ends quietly.
@@ -73,7 +90,11 @@ impl Ui {
 
     /// A progress or information line on stderr (not with --quiet).
     pub fn info(&self, line: &str) {
-        if !self.quiet {
+        if let Some(lines) = &self.capture {
+            if let Ok(mut lines) = lines.lock() {
+                lines.push(console::strip_ansi_codes(line).into_owned());
+            }
+        } else if !self.quiet {
             elog!("{line}");
         }
     }
@@ -191,6 +212,10 @@ struct ReporterState {
 
 impl ReporterState {
     fn line(&self, text: String) {
+        if self.ui.capture.is_some() {
+            self.ui.info(&text);
+            return;
+        }
         if self.ui.quiet {
             return;
         }

@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod seed;
 pub mod status;
 pub mod up;
+pub mod watch;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Project;
@@ -63,6 +64,18 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
         Command::Logs(args) => logs::run(&ctx, args).await,
         // The child gets the signals; vibedev waits for it and passes its exit code on.
         Command::Run(args) => run::run(&ctx, args).await,
+        // Watching ends on Ctrl-C as a normal exit; the stack keeps running.
+        Command::Watch(args) => watch::run(&ctx, args).await,
+        Command::Up(args) if args.watch => {
+            let poll = args.poll;
+            tokio::select! {
+                r = up::run(&ctx, args) => r?,
+                _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted {
+                    hint: "run `vibedev up --watch` again: it continues from where this run stopped".into(),
+                }),
+            };
+            watch::run(&ctx, crate::cli::WatchArgs { poll }).await
+        }
         command => {
             let hint = match &command {
                 Command::Up(_) => {
@@ -96,5 +109,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Seed(args) => seed::run(ctx, args).await,
         Command::Secrets(args) => secrets::run(ctx, args).await,
         Command::Run(args) => run::run(ctx, args).await,
+        Command::Watch(args) => watch::run(ctx, args).await,
     }
 }

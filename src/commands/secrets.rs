@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<u8> {
     }
 }
 
-async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
+pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
     let started = Instant::now();
     let project = ctx.project()?;
     let env_path = project.root.join(ENV_FILE);

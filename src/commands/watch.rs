@@ -1,0 +1,258 @@
+//! `vibedev watch [--poll]` (and `vibedev up --watch`): follow the project's files and apply each
+//! saved change with the action a user would run by hand, one line per action.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cli::{SecretsPullArgs, WatchArgs};
+use crate::config::Project;
+use crate::error::Result;
+use crate::migrate::EntryState;
+use crate::reconcile::{self, UpOptions};
+use crate::runtime;
+use crate::stack::Stack;
+use crate::ui::{self, Ui};
+use crate::watch::{self, Batch, Change, WatchPaths};
+
+use super::migrate::{DataConfig, apply, locate, require_postgres};
+use super::{Context, secrets, seed};
+
+/// After a batch arrives, later batches within this window join the same run, so a burst (a
+/// `git checkout`, a formatter) becomes one run of each action.
+const SETTLE: Duration = Duration::from_millis(80);
+/// A steady stream of changes still gets acted on after this long.
+const SETTLE_MAX: Duration = Duration::from_secs(2);
+
+pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
+    let project = ctx.project()?;
+    let mut paths = watch_paths(&project);
+    let (mut watcher, mut rx) = watch::start(&paths, args.poll)?;
+    ctx.ui.info(&format!(
+        "watching {} ({}); Ctrl-C stops watching, the stack keeps running",
+        describe(&paths),
+        if args.poll {
+            "polling"
+        } else {
+            "OS file events"
+        }
+    ));
+    loop {
+        let first = tokio::select! {
+            batch = rx.recv() => batch,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(first) = first else { break };
+        let mut changes = BTreeSet::new();
+        absorb(&ctx.ui, first, &mut changes);
+        let settle_until = Instant::now() + SETTLE_MAX;
+        while Instant::now() < settle_until {
+            match tokio::time::timeout(SETTLE, rx.recv()).await {
+                Ok(Some(batch)) => absorb(&ctx.ui, batch, &mut changes),
+                _ => break,
+            }
+        }
+        for change in changes {
+            let started = Instant::now();
+            ctx.ui.detail(&format!(
+                "{} {} changed: running its action",
+                clock(),
+                change.describe()
+            ));
+            let result = tokio::select! {
+                r = act(ctx, change) => r,
+                _ = tokio::signal::ctrl_c() => {
+                    ctx.ui.info("stopped watching; the stack keeps running (`vibedev down` stops it)");
+                    return Ok(0);
+                }
+            };
+            let took = ui::secs(started.elapsed());
+            match result {
+                Ok(done) => ctx.ui.out(&format!(
+                    "{} {} changed: {done} ({took})",
+                    clock(),
+                    change.describe()
+                )),
+                Err(err) => {
+                    ctx.ui.out(&format!(
+                        "{} {} changed: failed ({took}); the last good state keeps running, fix and save again",
+                        clock(),
+                        change.describe()
+                    ));
+                    ctx.ui.error(&err);
+                }
+            }
+            // A config change can name other files to follow.
+            if change == Change::Stack
+                && let Ok(project) = Project::load(ctx.global.config.as_deref())
+            {
+                let new_paths = watch_paths(&project);
+                if new_paths != paths {
+                    drop(watcher);
+                    (watcher, rx) = watch::start(&new_paths, args.poll)?;
+                    paths = new_paths;
+                    ctx.ui.info(&format!("now watching {}", describe(&paths)));
+                }
+            }
+        }
+    }
+    drop(watcher);
+    ctx.ui
+        .info("stopped watching; the stack keeps running (`vibedev down` stops it)");
+    Ok(0)
+}
+
+fn absorb(ui: &Ui, batch: Batch, changes: &mut BTreeSet<Change>) {
+    match batch {
+        Ok(batch) => changes.extend(batch),
+        Err(message) => ui.warn(&format!("file watcher: {message}")),
+    }
+}
+
+/// The files a project's watch follows.
+pub fn watch_paths(project: &Project) -> WatchPaths {
+    let template = project
+        .file
+        .secrets
+        .template
+        .as_ref()
+        .map(|t| project.resolve(t));
+    let migrations = DataConfig::new(project).migrations_dir;
+    WatchPaths::of(project, template, Some(migrations))
+}
+
+fn describe(paths: &WatchPaths) -> String {
+    let mut parts = Vec::new();
+    let mut add = |label: &str, p: &Option<std::path::PathBuf>| {
+        if let Some(p) = p {
+            parts.push(format!("{label} {}", p.display()));
+        }
+    };
+    add("config", &paths.config);
+    add("compose", &paths.compose);
+    add("env template", &paths.env_template);
+    add("migrations", &paths.migrations);
+    add("bucket seed", &paths.bucket_seed);
+    add("firestore seed", &paths.firestore_seed);
+    if parts.is_empty() {
+        "nothing (no vibedev.toml)".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn clock() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+/// Runs the action for one kind of change; returns what was done, in a few words.
+async fn act(ctx: &Context, change: Change) -> Result<String> {
+    let (ui, lines) = ctx.ui.capturing();
+    let quiet = Context {
+        global: ctx.global.clone(),
+        ui,
+    };
+    match change {
+        Change::Stack => reconcile_stack(&quiet).await,
+        Change::Migrations => migrate(&quiet).await,
+        Change::BucketSeed => {
+            let (project, stack) = quiet.stack()?;
+            let config = DataConfig::new(&project);
+            let targets = locate(&quiet, &stack).await?;
+            seed::seed_bucket(&quiet.ui, &config, &targets, true).await?;
+            Ok(summary(&lines, "bucket seed folder is not configured"))
+        }
+        Change::FirestoreSeed => {
+            let (project, stack) = quiet.stack()?;
+            let config = DataConfig::new(&project);
+            let targets = locate(&quiet, &stack).await?;
+            seed::seed_firestore(&quiet.ui, &config, &targets).await?;
+            Ok(summary(&lines, "firestore seed folder is not configured"))
+        }
+        Change::EnvTemplate => {
+            let args = SecretsPullArgs {
+                project: None,
+                dry_run: false,
+                allow_tracked: false,
+            };
+            secrets::pull(&quiet, args).await?;
+            Ok(summary(&lines, "secrets pulled"))
+        }
+    }
+}
+
+/// The captured information lines as one, spaces collapsed.
+fn summary(lines: &Arc<Mutex<Vec<String>>>, empty: &str) -> String {
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    if lines.is_empty() {
+        return empty.to_string();
+    }
+    lines
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Config or compose file saved: reload it and reconcile; only changed services are touched.
+async fn reconcile_stack(ctx: &Context) -> Result<String> {
+    let (project, stack) = ctx.stack()?;
+    let engine = ctx.engine().await?;
+    let outcomes = reconcile::up(&engine, &stack, &UpOptions::default(), ctx.ui.reporter()).await?;
+    let runtimes = runtime::observe(&engine, &stack).await?;
+    seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
+    let mut done: Vec<String> = ["create", "recreate", "start"]
+        .iter()
+        .filter_map(|action| {
+            let names: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| o.action == *action)
+                .map(|o| o.service.as_str())
+                .collect();
+            (!names.is_empty()).then(|| format!("{action}d {}", names.join(", ")))
+        })
+        .collect();
+    if done.is_empty() {
+        done.push("no service's settings changed".to_string());
+    }
+    let kept = outcomes.iter().filter(|o| o.action == "keep").count();
+    if kept > 0 && done.len() < outcomes.len() {
+        done.push(format!("{kept} kept running"));
+    }
+    Ok(done.join("; "))
+}
+
+/// A migration added or changed: apply what is pending; a changed applied file is drift,
+/// reported (by the migrate reporter) and never re-run.
+async fn migrate(ctx: &Context) -> Result<String> {
+    let (project, stack): (Project, Stack) = ctx.stack()?;
+    let config = DataConfig::new(&project);
+    let Some(journal) = config.journal(false)? else {
+        return Ok(format!(
+            "no migrations folder at {}",
+            config.migrations_dir.display()
+        ));
+    };
+    let targets = locate(ctx, &stack).await?;
+    let pg = require_postgres(&targets)?;
+    let outcome = apply(&ctx.ui, pg, &journal, &config.options(false), "postgres").await?;
+    let drifted: Vec<&str> = outcome
+        .plan
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, EntryState::Drifted { .. }))
+        .map(|e| e.tag.as_str())
+        .collect();
+    let mut done = if outcome.applied.is_empty() {
+        "no pending migration".to_string()
+    } else {
+        format!("applied {}", outcome.applied.join(", "))
+    };
+    if !drifted.is_empty() {
+        done.push_str(&format!(
+            "; drift: {} changed after being applied, not re-run",
+            drifted.join(", ")
+        ));
+    }
+    Ok(done)
+}
