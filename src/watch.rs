@@ -326,4 +326,23 @@ mod tests {
         assert_eq!(roots.len(), 2, "{roots:?}");
         assert_eq!(w.classify(&root.join("seed")), Some(Change::BucketSeed));
     }
+
+    #[test]
+    fn running_out_of_inotify_watches_says_what_to_raise() {
+        let err = to_watch_error(
+            PathBuf::from("/p"),
+            notify::Error::io(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+        );
+        assert!(matches!(err, WatchError::TooManyWatches { .. }), "{err:?}");
+        let hint = err.hint().unwrap();
+        assert!(
+            hint.contains("fs.inotify.max_user_watches") && hint.contains("--poll"),
+            "{hint}"
+        );
+        let other = to_watch_error(
+            PathBuf::from("/p"),
+            notify::Error::io(std::io::Error::from_raw_os_error(libc::EACCES)),
+        );
+        assert!(matches!(other, WatchError::Watch { .. }), "{other:?}");
+    }
 }

@@ -1,0 +1,335 @@
+//! `vibedev watch` on a real stack: saving the compose file, the config, a migration or a bucket
+//! seed file runs the matching action (and only it), a bad save keeps the watcher alive, and a
+//! burst of writes becomes one run of each affected action.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{TestProject, container_id, env, images};
+
+/// A running `vibedev watch` whose output is collected as it comes.
+struct Watcher {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Watcher {
+    fn start(p: &TestProject) -> Watcher {
+        Watcher::spawn(p, &["watch"], "watching ")
+    }
+
+    /// Starts `vibedev ARGS` and waits until stderr shows `ready`.
+    fn spawn(p: &TestProject, args: &[&str], ready: &str) -> Watcher {
+        let mut child = p
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let collect = |stream: Box<dyn std::io::Read + Send>| {
+            let text = Arc::new(Mutex::new(String::new()));
+            let sink = text.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut t = sink.lock().unwrap();
+                    t.push_str(&line);
+                    t.push('\n');
+                }
+            });
+            text
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        let w = Watcher {
+            child,
+            stdout,
+            stderr,
+        };
+        w.wait_stderr(ready);
+        w
+    }
+
+    fn out(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn err(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait(&self, what: &str, text: &dyn Fn() -> String) {
+        self.wait_n(what, 1, text);
+    }
+
+    /// Waits until `what` has appeared `n` times.
+    fn wait_n(&self, what: &str, n: usize, text: &dyn Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while text().matches(what).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.out(),
+                self.err()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_out(&self, what: &str) {
+        self.wait(what, &|| self.out());
+    }
+
+    fn wait_stderr(&self, what: &str) {
+        self.wait(what, &|| self.err());
+    }
+
+    /// Ctrl-C: the watcher exits cleanly and promptly.
+    fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(0), "{}", self.err());
+                return;
+            }
+            assert!(Instant::now() < deadline, "watch did not exit on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A project with its own compose file of postgres, redis and gcs (no JVM: two cores).
+fn project(tag: &str, extra_toml: &str) -> TestProject {
+    let p = TestProject::empty(tag);
+    let img = images();
+    p.write(
+        "vibedev.toml",
+        &format!(
+            "project = \"{}\"\ncompose = \"stack.yml\"\n{extra_toml}",
+            p.name
+        ),
+    );
+    p.write(
+        "stack.yml",
+        &format!(
+            "services:\n  postgres:\n    image: {}\n    environment: {{POSTGRES_PASSWORD: pw}}\n    ports: [\"5432\"]\n  redis:\n    image: {}\n    ports: [\"6379\"]\n  gcs:\n    image: {}\n    command: [\"-scheme\", \"http\", \"-port\", \"4443\", \"-backend\", \"memory\"]\n    ports: [\"4443\"]\n",
+            img.postgres, img.redis, img.gcs
+        ),
+    );
+    p
+}
+
+/// Replaces a file the way editors save: write a temp file, rename it over.
+fn save(p: &TestProject, rel: &str, contents: &str) {
+    let tmp = format!("{rel}.vibedev-test-tmp");
+    p.write(&tmp, contents);
+    std::fs::rename(p.path().join(&tmp), p.path().join(rel)).unwrap();
+}
+
+fn migration_rows(url: &str) -> i64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query_one("SELECT count(*) FROM drizzle.__drizzle_migrations", &[])
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn fixtures(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Brings the fourth fixture migration into the project's drizzle folder.
+fn add_fourth_migration(p: &TestProject) {
+    let next = fixtures("drizzle-pg-next");
+    for rel in [
+        "0003_deployment_commit_sha.sql",
+        "meta/0003_snapshot.json",
+        "meta/_journal.json",
+    ] {
+        std::fs::copy(next.join(rel), p.path().join("drizzle").join(rel)).unwrap();
+    }
+}
+
+#[test]
+fn compose_change_recreates_only_that_service_and_a_bad_save_keeps_watching() {
+    let p = project("watch-compose", "");
+    p.ok(&["up"]);
+    let before: Vec<String> = ["postgres", "redis", "gcs"]
+        .iter()
+        .map(|s| container_id(&p, s))
+        .collect();
+    let w = Watcher::start(&p);
+
+    let port = support::free_port();
+    let compose = std::fs::read_to_string(p.path().join("stack.yml")).unwrap();
+    save(
+        &p,
+        "stack.yml",
+        &compose.replace("[\"6379\"]", &format!("[\"{port}:6379\"]")),
+    );
+    w.wait_out("config changed: recreated redis");
+    assert_eq!(
+        container_id(&p, "postgres"),
+        before[0],
+        "postgres was touched"
+    );
+    assert_eq!(container_id(&p, "gcs"), before[2], "gcs was touched");
+    assert_ne!(
+        container_id(&p, "redis"),
+        before[1],
+        "redis was not recreated"
+    );
+    assert_eq!(env(&p)["REDIS_URL"], format!("redis://127.0.0.1:{port}"));
+
+    // An invalid save: the error is shown, the stack keeps running, the watcher keeps watching.
+    let good = std::fs::read_to_string(p.path().join("vibedev.toml")).unwrap();
+    save(&p, "vibedev.toml", "project = [\n");
+    w.wait_out("config changed: failed");
+    w.wait_stderr("vibedev.toml:1:");
+    let redis = container_id(&p, "redis");
+    assert_eq!(
+        support::docker(&["inspect", "-f", "{{.State.Running}}", &redis]),
+        "true"
+    );
+
+    // The next good save applies.
+    save(
+        &p,
+        "vibedev.toml",
+        &format!("{good}\n[services.redis.env]\nWATCHED = \"yes\"\n"),
+    );
+    w.wait_n(
+        "config changed: recreated redis; 2 kept running",
+        2,
+        &|| w.out(),
+    );
+    assert_ne!(container_id(&p, "redis"), redis);
+    assert_eq!(container_id(&p, "postgres"), before[0]);
+    w.stop();
+    // Ctrl-C stops watching, not the stack.
+    assert_eq!(support::status(&p)["postgres"]["state"], "running");
+}
+
+#[test]
+fn migrations_and_bucket_seed_follow_saves() {
+    let p = project("watch-data", "[seed]\nbucket_dir = \"seed/bucket\"\n");
+    copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
+    p.write("seed/bucket/first.txt", "first");
+    p.ok(&["up", "postgres", "gcs"]);
+    let vars = env(&p);
+    assert_eq!(migration_rows(&vars["DATABASE_URL"]), 3);
+    let w = Watcher::start(&p);
+
+    add_fourth_migration(&p);
+    w.wait_out("migrations changed: applied 0003_deployment_commit_sha");
+    assert_eq!(migration_rows(&vars["DATABASE_URL"]), 4);
+
+    // Editing an applied migration is drift: reported, not re-run.
+    let path = p.path().join("drizzle/0001_apps_fork_count.sql");
+    let mut sql = std::fs::read_to_string(&path).unwrap();
+    sql.push_str("\n-- edited after it was applied\n");
+    save(&p, "drizzle/0001_apps_fork_count.sql", &sql);
+    w.wait_out("drift: 0001_apps_fork_count changed after being applied, not re-run");
+    assert!(
+        w.err()
+            .contains("0001_apps_fork_count changed after it was applied"),
+        "{}",
+        w.err()
+    );
+    assert_eq!(migration_rows(&vars["DATABASE_URL"]), 4);
+
+    // A new seed file appears in the bucket; a removed one disappears.
+    let object = |name: &str| {
+        let url = format!(
+            "{}/storage/v1/b/vibesdk-templates/o/{name}?alt=media",
+            vars["STORAGE_EMULATOR_HOST"]
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    assert_eq!(object("first.txt"), (200, "first".to_string()));
+    p.write("seed/bucket/added.txt", "added");
+    w.wait_out("1 uploaded");
+    assert_eq!(object("added.txt"), (200, "added".to_string()));
+    std::fs::remove_file(p.path().join("seed/bucket/first.txt")).unwrap();
+    w.wait_out("1 deleted");
+    assert_eq!(object("first.txt").0, 404);
+    w.stop();
+}
+
+#[test]
+fn burst_of_fifty_writes_runs_each_affected_action_once() {
+    let p = project("watch-burst", "[seed]\nbucket_dir = \"seed/bucket\"\n");
+    copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
+    std::fs::create_dir_all(p.path().join("seed/bucket")).unwrap();
+    p.ok(&["up", "postgres", "gcs"]);
+    let w = Watcher::start(&p);
+
+    // 47 seed files and 3 migration files, as fast as they can be written.
+    for i in 0..47 {
+        p.write(
+            &format!("seed/bucket/file-{i:02}.txt"),
+            &format!("content {i}"),
+        );
+    }
+    add_fourth_migration(&p);
+    w.wait_out("migrations changed:");
+    w.wait_out("bucket seed changed:");
+    // Anything still queued would show up within this time.
+    std::thread::sleep(Duration::from_secs(2));
+    let out = w.out();
+    assert_eq!(out.matches("migrations changed:").count(), 1, "{out}");
+    assert_eq!(out.matches("bucket seed changed:").count(), 1, "{out}");
+    assert_eq!(out.matches("config changed:").count(), 0, "{out}");
+    assert!(out.contains("47 uploaded"), "{out}");
+    assert!(out.contains("applied 0003_deployment_commit_sha"), "{out}");
+    w.stop();
+}
+
+#[test]
+fn poll_mode_sees_saves_too() {
+    let p = project("watch-poll", "[seed]\nbucket_dir = \"seed/bucket\"\n");
+    p.write("seed/bucket/one.txt", "1");
+    p.ok(&["up", "gcs"]);
+    let w = Watcher::spawn(&p, &["watch", "--poll"], "(polling)");
+    p.write("seed/bucket/two.txt", "2");
+    w.wait_out("bucket seed changed: gcs seeded bucket vibesdk-templates: 1 uploaded, 1 unchanged");
+    w.stop();
+}
