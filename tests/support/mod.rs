@@ -181,8 +181,27 @@ impl TestProject {
 
 impl Drop for TestProject {
     fn drop(&mut self) {
-        if self.teardown && self.dir.path().join("vibedev.toml").exists() {
+        if !self.teardown {
+            return;
+        }
+        if self.dir.path().join("vibedev.toml").exists() {
             let _ = self.cmd(&["down", "--volumes", "--quiet"]).output();
+        }
+        // Whatever `down` could not reach (a test may leave the config broken): by label.
+        let label = format!("label=dev.vibedev.project={}", self.name);
+        for (list, remove) in [
+            (&["ps", "-aq", "--filter"][..], &["rm", "-f"][..]),
+            (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
+            (&["volume", "ls", "-q", "--filter"], &["volume", "rm", "-f"]),
+        ] {
+            let mut args = list.to_vec();
+            args.push(&label);
+            let ids = docker(&args);
+            if !ids.is_empty() {
+                let mut rm = remove.to_vec();
+                rm.extend(ids.lines());
+                let _ = Command::new("docker").args(&rm).output();
+            }
         }
     }
 }
