@@ -90,30 +90,49 @@ pub fn pg_server_answered(err: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// Sends `PING` and expects `+PONG` (or a NOAUTH error from a password-protected server).
-pub async fn redis_ping(host: &str, port: u16) -> Result<(), String> {
+/// Sends one command over Redis's wire protocol and returns the first line of its reply.
+pub async fn redis_command(
+    host: &str,
+    port: u16,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
     let fut = async {
         let mut stream = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| e.to_string())?;
         stream
-            .write_all(b"*1\r\n$4\r\nPING\r\n")
+            .write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 256];
         let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-        let reply = String::from_utf8_lossy(&buf[..n]);
-        if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
-            Ok(())
-        } else if n == 0 {
-            Err("connection closed before a reply".to_string())
-        } else {
-            Err(format!("unexpected reply {:?}", reply.trim_end()))
+        if n == 0 {
+            return Err("connection closed before a reply".to_string());
         }
+        Ok(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
     };
-    tokio::time::timeout(ATTEMPT_TIMEOUT, fut)
-        .await
-        .map_err(|_| "no reply within 2 s".to_string())?
+    tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        format!(
+            "no reply to {} within {} s",
+            args.join(" "),
+            timeout.as_secs()
+        )
+    })?
+}
+
+/// Sends `PING` and expects `+PONG` (or a NOAUTH error from a password-protected server).
+pub async fn redis_ping(host: &str, port: u16) -> Result<(), String> {
+    let reply = redis_command(host, port, &["PING"], ATTEMPT_TIMEOUT).await?;
+    if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
+        Ok(())
+    } else {
+        Err(format!("unexpected reply {reply:?}"))
+    }
 }
 
 /// `GET url`, expecting a 2xx and, when given, a body that starts with `expect`.

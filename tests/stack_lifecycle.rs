@@ -135,21 +135,9 @@ fn full_stack_up_status_env_real_clients_down() {
     for svc in ["postgres", "firestore", "redis", "gcs"] {
         assert_eq!(container_id(&p, svc), "", "{svc} survived down");
     }
-    let nets = docker(&[
-        "network",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=dev.vibedev.project={}", p.name),
-    ]);
+    let nets = support::labelled(&p, "network").join("\n");
     assert_eq!(nets, "", "network survived down");
-    let vols = docker(&[
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=dev.vibedev.project={}", p.name),
-    ]);
+    let vols = support::labelled(&p, "volume").join("\n");
     assert_eq!(
         vols.lines().count(),
         3,
@@ -289,13 +277,7 @@ fn data_survives_down_and_recreation_until_down_volumes() {
 
     let down = p.ok(&["down", "--volumes"]);
     assert!(down.stderr.contains("volumes"), "{down}");
-    let vols = docker(&[
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=dev.vibedev.project={}", p.name),
-    ]);
+    let vols = support::labelled(&p, "volume").join("\n");
     assert_eq!(vols, "", "volumes survived down --volumes");
     p.ok(&["up", "postgres"]);
     let (rt, client) = pg_client(&env(&p)["DATABASE_URL"]);

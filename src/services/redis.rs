@@ -3,28 +3,14 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::ready::redis_command;
 
 /// Sends `FLUSHALL` and expects `+OK`.
 pub async fn flush_all(host: &str, port: u16) -> Result<(), String> {
-    let fut = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(b"*1\r\n$8\r\nFLUSHALL\r\n")
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 256];
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-        let reply = String::from_utf8_lossy(&buf[..n]);
-        if reply.starts_with("+OK") {
-            Ok(())
-        } else {
-            Err(format!("FLUSHALL answered {:?}", reply.trim_end()))
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .map_err(|_| "no reply to FLUSHALL within 10 s".to_string())?
+    let reply = redis_command(host, port, &["FLUSHALL"], Duration::from_secs(10)).await?;
+    if reply.starts_with("+OK") {
+        Ok(())
+    } else {
+        Err(format!("FLUSHALL answered {reply:?}"))
+    }
 }

@@ -312,3 +312,12 @@ pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// Ids of the project's `network`s or `volume`s (by vibedev's project label).
+pub fn labelled(project: &TestProject, kind: &str) -> Vec<String> {
+    let label = format!("label=dev.vibedev.project={}", project.name);
+    docker(&[kind, "ls", "-q", "--filter", &label])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
