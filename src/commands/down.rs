@@ -19,12 +19,21 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
             "; data volumes kept (--volumes removes them)"
         };
         ctx.ui.info(&format!(
-            "{}: removed {} containers, {} networks, {} volumes{kept}",
+            "{}: removed {}, {}, {}{kept}",
             project.name,
-            summary.containers.len(),
-            summary.networks.len(),
-            summary.volumes.len()
+            count(summary.containers.len(), "container"),
+            count(summary.networks.len(), "network"),
+            count(summary.volumes.len(), "volume")
         ));
     }
     Ok(0)
+}
+
+/// `1 container`, `3 containers`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
