@@ -276,7 +276,11 @@ fn data_survives_down_and_recreation_until_down_volumes() {
     drop(client);
 
     let down = p.ok(&["down", "--volumes"]);
-    assert!(down.stderr.contains("volumes"), "{down}");
+    assert!(
+        down.stderr
+            .contains("removed 1 container, 1 network, 1 volume"),
+        "{down}"
+    );
     let vols = support::labelled(&p, "volume").join("\n");
     assert_eq!(vols, "", "volumes survived down --volumes");
     p.ok(&["up", "postgres"]);
