@@ -23,7 +23,9 @@ use crate::ports;
 use crate::ready;
 use crate::runtime::{self, Published};
 use crate::services;
-use crate::stack::{Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan};
+use crate::stack::{
+    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan, start_first,
+};
 
 /// What happened, as it happens.
 #[derive(Debug, Clone)]
@@ -211,6 +213,10 @@ pub async fn up(
         senders.insert(spec.name.clone(), tx);
         receivers.insert(spec.name.clone(), rx);
     }
+    // The first wave's containers not started yet; fast-starting services wait for zero.
+    let first = start_first(&plans);
+    let (first_tx, first_rx) = watch::channel(first.len());
+    let first_tx = &first_tx;
     let http = ready::http_client();
     let tasks = plans.into_iter().map(|(spec, action)| {
         let deps: Vec<(String, watch::Receiver<DepState>)> = spec
@@ -221,8 +227,15 @@ pub async fn up(
         let tx = senders.remove(&spec.name);
         let report = report.clone();
         let http = http.clone();
+        let turn = StartTurn {
+            wait: spec
+                .kind
+                .is_some_and(Kind::starts_fast)
+                .then(|| first_rx.clone()),
+            first: first.contains(&spec.name).then(|| FirstWave(first_tx)),
+        };
         async move {
-            let result = bring_up(engine, stack, &spec, action, deps, &report, &http).await;
+            let result = bring_up(engine, stack, &spec, action, deps, turn, &report, &http).await;
             if let Some(tx) = tx {
                 let _ = tx.send(if result.is_ok() {
                     DepState::Ready
@@ -255,6 +268,36 @@ enum DepState {
     Pending,
     Ready,
     Failed,
+}
+
+/// When a service may start its container (see [`start_first`]).
+struct StartTurn<'a> {
+    /// Set for a fast-starting service: the count of first-wave containers not started yet.
+    wait: Option<watch::Receiver<usize>>,
+    /// Set for a first-wave service: counts down once its container started, or it failed.
+    first: Option<FirstWave<'a>>,
+}
+
+impl StartTurn<'_> {
+    async fn before_start(&mut self) {
+        if let Some(rx) = &mut self.wait {
+            // An error means the count is gone with `up` itself: nothing left to wait for.
+            let _ = rx.wait_for(|n| *n == 0).await;
+        }
+    }
+
+    fn started(&mut self) {
+        self.first = None;
+    }
+}
+
+/// A first-wave service's place in the count; dropping it (started, failed or cancelled) frees it.
+struct FirstWave<'a>(&'a watch::Sender<usize>);
+
+impl Drop for FirstWave<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Every host port a new or restarted container will bind must be free, or held by this
@@ -439,12 +482,14 @@ async fn remove_orphans(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn bring_up(
     engine: &Engine,
     stack: &Stack,
     spec: &ServiceSpec,
     action: Action,
     deps: Vec<(String, watch::Receiver<DepState>)>,
+    mut turn: StartTurn<'_>,
     report: &Reporter,
     http: &reqwest::Client,
 ) -> Result<Outcome, UpError> {
@@ -470,6 +515,7 @@ async fn bring_up(
     let id = match action {
         Action::Keep { id } => id,
         Action::Start { id } => {
+            turn.before_start().await;
             engine.start_container(&id).await?;
             id
         }
@@ -477,10 +523,11 @@ async fn bring_up(
             engine
                 .remove_container(&id, spec.stop_grace_secs as i32)
                 .await?;
-            create_and_start(engine, stack, spec).await?
+            create_and_start(engine, stack, spec, &mut turn).await?
         }
-        Action::Create => create_and_start(engine, stack, spec).await?,
+        Action::Create => create_and_start(engine, stack, spec, &mut turn).await?,
     };
+    turn.started();
     report(Event::Waiting {
         service: spec.name.clone(),
     });
@@ -498,12 +545,13 @@ async fn bring_up(
     })
 }
 
-/// Creates the service's container and starts it. A container of that name that appeared
-/// meanwhile (a concurrent or interrupted run) is reused when its spec matches.
+/// Creates the service's container and starts it when its turn comes. A container of that name
+/// that appeared meanwhile (a concurrent or interrupted run) is reused when its spec matches.
 async fn create_and_start(
     engine: &Engine,
     stack: &Stack,
     spec: &ServiceSpec,
+    turn: &mut StartTurn<'_>,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
     let name_in_use = |what: &str| {
@@ -524,6 +572,7 @@ async fn create_and_start(
             .create_container(&spec.container_name, container_body(stack, spec, &hash))
             .await?
         {
+            turn.before_start().await;
             engine.start_container(&id).await?;
             return Ok(id);
         }
@@ -544,6 +593,7 @@ async fn create_and_start(
                 ));
             }
             if labels.get(LABEL_HASH) == Some(&hash) {
+                turn.before_start().await;
                 engine.start_container(&id).await?;
                 return Ok(id);
             }

@@ -41,6 +41,12 @@ impl Kind {
             Kind::Gcs => "gcs",
         }
     }
+
+    /// Ready within tens of milliseconds of its container starting (Redis, fake-gcs), unlike
+    /// Postgres (initdb on a fresh volume: about a second) and the Firestore emulator (a JVM).
+    pub fn starts_fast(self) -> bool {
+        matches!(self, Kind::Redis | Kind::Gcs)
+    }
 }
 
 /// The app database and role vibedev prepares on a Postgres service.
@@ -475,6 +481,22 @@ pub fn plan(desired_hash: &str, observed: Option<&Observed>) -> Action {
     }
 }
 
+/// The services whose containers are started first: those this run starts that are not known to
+/// start fast and wait for nothing (`depends_on`). Fast-starting services start once these have,
+/// so on a busy engine the start work goes to the services on the critical path first; they are
+/// ready long before the slow ones anyway.
+pub fn start_first(plans: &[(ServiceSpec, Action)]) -> BTreeSet<String> {
+    plans
+        .iter()
+        .filter(|(spec, action)| {
+            !matches!(action, Action::Keep { .. })
+                && !spec.kind.is_some_and(Kind::starts_fast)
+                && spec.depends_on.is_empty()
+        })
+        .map(|(spec, _)| spec.name.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,6 +651,45 @@ mod tests {
         assert_eq!(
             plan("h", Some(&o("h", "dead"))),
             Action::Recreate { id: "c1".into() }
+        );
+    }
+
+    #[test]
+    fn slow_services_without_dependencies_start_first() {
+        let s = builtin("");
+        let plans = |f: &dyn Fn(&mut ServiceSpec) -> Action| -> Vec<(ServiceSpec, Action)> {
+            s.services
+                .iter()
+                .map(|spec| {
+                    let mut spec = spec.clone();
+                    let action = f(&mut spec);
+                    (spec, action)
+                })
+                .collect()
+        };
+        let names = |set: BTreeSet<String>| set.into_iter().collect::<Vec<_>>();
+        let all_new = plans(&|_| Action::Create);
+        assert_eq!(names(start_first(&all_new)), ["firestore", "postgres"]);
+        // A service that waits for another is not in the first wave, nor one left running.
+        let mixed = plans(&|spec| match spec.name.as_str() {
+            "firestore" => {
+                spec.depends_on = vec!["redis".into()];
+                Action::Create
+            }
+            "postgres" => Action::Keep { id: "c1".into() },
+            _ => Action::Start { id: "c2".into() },
+        });
+        assert!(start_first(&mixed).is_empty());
+        // A service of no known kind may be slow: it is not held back.
+        let custom = plans(&|spec| {
+            if spec.name == "redis" {
+                spec.kind = None;
+            }
+            Action::Create
+        });
+        assert_eq!(
+            names(start_first(&custom)),
+            ["firestore", "postgres", "redis"]
         );
     }
 }

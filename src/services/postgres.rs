@@ -15,7 +15,7 @@ pub async fn ready_and_prepared(
     deadline: Instant,
 ) -> Result<Vec<String>, String> {
     let mut created = Vec::new();
-    let mut backoff = ready::Backoff::default();
+    let mut backoff = ready::Backoff::probe();
     loop {
         let last = match ready::postgres_select1(
             host,
