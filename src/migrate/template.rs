@@ -139,15 +139,7 @@ async fn reset_locked(
     let db = &target.app.database;
     let owner = quote_ident(&target.app.user);
     if !options.use_template {
-        let disconnected = sessions(admin, db).await?;
-        report(Progress::Disconnecting {
-            sessions: disconnected,
-        });
-        exec(
-            admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db)),
-        )
-        .await?;
+        let disconnected = drop_app_database(admin, db, report).await?;
         exec(
             admin,
             &format!("CREATE DATABASE {} OWNER {owner}", quote_ident(db)),
@@ -205,15 +197,7 @@ async fn reset_locked(
         clone(admin, &name, &staging, &target.app.user).await?;
         source
     };
-    let disconnected = sessions(admin, db).await?;
-    report(Progress::Disconnecting {
-        sessions: disconnected,
-    });
-    exec(
-        admin,
-        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db)),
-    )
-    .await?;
+    let disconnected = drop_app_database(admin, db, report).await?;
     exec(
         admin,
         &format!(
@@ -413,6 +397,25 @@ async fn exec(admin: &Client, sql: &str) -> Result<(), MigrateError> {
         .batch_execute(sql)
         .await
         .map_err(|e| MigrateError::query(sql.to_string(), &e))
+}
+
+/// Ends the other sessions on the app database (reporting how many) and drops it; returns how
+/// many sessions it ended.
+async fn drop_app_database(
+    admin: &tokio_postgres::Client,
+    db: &str,
+    report: &Reporter,
+) -> Result<i64, MigrateError> {
+    let disconnected = sessions(admin, db).await?;
+    report(Progress::Disconnecting {
+        sessions: disconnected,
+    });
+    exec(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db)),
+    )
+    .await?;
+    Ok(disconnected)
 }
 
 #[cfg(test)]
