@@ -180,6 +180,47 @@ impl Project {
         })
     }
 
+    /// The project's name even when its config cannot be loaded, for commands that only need
+    /// the name to find what vibedev made (`down`): the config's error is returned next to a
+    /// project read leniently. The name is the `project = "..."` the file sets at its top level
+    /// (read as TOML when only a key or value is wrong, else from its line), else the name
+    /// derived from the config's folder. When the file is broken where `project` is set, or the
+    /// name it sets is invalid, there is no safe guess and the error is returned alone.
+    pub fn load_for_name(
+        explicit: Option<&Path>,
+    ) -> Result<(Project, Option<ConfigError>), ConfigError> {
+        let error = match Project::load(explicit) {
+            Ok(project) => return Ok((project, None)),
+            Err(e @ (ConfigError::Syntax { .. } | ConfigError::Invalid { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        let cwd = std::env::current_dir().map_err(ConfigError::Cwd)?;
+        let Some(path) = explicit
+            .map(|p| absolute(&cwd, p))
+            .or_else(|| find_config(&cwd))
+        else {
+            return Err(error);
+        };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Err(error);
+        };
+        let name = match lenient_project_name(&text) {
+            Lenient::Named(name) if validate_project_name(&name).is_ok() => Some(name),
+            Lenient::Unset => None,
+            Lenient::Named(_) | Lenient::Unreadable => return Err(error),
+        };
+        let root = path.parent().map(Path::to_path_buf).unwrap_or(cwd);
+        let root = root.canonicalize().unwrap_or(root);
+        let name = name.unwrap_or_else(|| derived_project_name(&root));
+        let project = Project {
+            root,
+            config_path: Some(path),
+            file: ConfigFile::default(),
+            name,
+        };
+        Ok((project, Some(error)))
+    }
+
     /// A path from the config, resolved against the project root.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         absolute(&self.root, p)
@@ -237,6 +278,48 @@ pub fn parse_config(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> 
             message: err.message().trim().to_string(),
         }
     })
+}
+
+/// What a config that does not load says about the project name.
+#[derive(Debug, PartialEq, Eq)]
+enum Lenient {
+    Named(String),
+    Unset,
+    Unreadable,
+}
+
+/// The top-level `project` of a config that failed to load: from the TOML when it parses as
+/// TOML (an unknown key or a wrong type elsewhere), else from the line setting it before the
+/// first table header, when that line is a plain `project = "name"`.
+fn lenient_project_name(text: &str) -> Lenient {
+    if let Ok(table) = toml::from_str::<toml::Table>(text) {
+        return match table.get("project") {
+            Some(toml::Value::String(name)) => Lenient::Named(name.clone()),
+            Some(_) => Lenient::Unreadable,
+            None => Lenient::Unset,
+        };
+    }
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            break;
+        }
+        let Some(rest) = line.strip_prefix("project") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if !rest.starts_with('=') {
+            continue; // another key, such as `project_id`
+        }
+        let value = rest[1..].trim();
+        let value = value.split_once('#').map_or(value, |(v, _)| v.trim_end());
+        let quoted = |q: char| value.strip_prefix(q).and_then(|v| v.strip_suffix(q));
+        return match quoted('"').or_else(|| quoted('\'')) {
+            Some(name) if !name.contains(['"', '\'', '\\']) => Lenient::Named(name.to_string()),
+            _ => Lenient::Unreadable,
+        };
+    }
+    Lenient::Unset
 }
 
 /// 1-based line and column of a byte offset.
@@ -358,6 +441,41 @@ firestore_dir = "seed/firestore"
         assert_eq!(
             derived_project_name(Path::new("/x/My App!")).len(),
             "my-app-".len() + 6
+        );
+    }
+
+    #[test]
+    fn a_broken_config_still_names_its_project() {
+        // Syntax error after the name: the name's line.
+        assert_eq!(
+            lenient_project_name("project = \"shop\" # ours\ncompose = [\n"),
+            Lenient::Named("shop".into())
+        );
+        assert_eq!(
+            lenient_project_name("project='shop'\n[services.redis\n"),
+            Lenient::Named("shop".into())
+        );
+        // Valid TOML with an unknown key: read as TOML.
+        assert_eq!(
+            lenient_project_name("colour = 1\n[x]\nproject = \"no\"\n"),
+            Lenient::Unset
+        );
+        assert_eq!(
+            lenient_project_name("project = \"a\"\nunknown = true\n"),
+            Lenient::Named("a".into())
+        );
+        // A broken file that never sets it: the folder's name applies.
+        assert_eq!(lenient_project_name("compose = \n"), Lenient::Unset);
+        // The name's own line is what is broken: no guess.
+        assert_eq!(
+            lenient_project_name("project = \"shop\n"),
+            Lenient::Unreadable
+        );
+        assert_eq!(lenient_project_name("project = 42\n"), Lenient::Unreadable);
+        // Under a table header (even a broken one) it is not the top-level key.
+        assert_eq!(
+            lenient_project_name("[x\nproject = \"a\"\n"),
+            Lenient::Unset
         );
     }
 

@@ -145,6 +145,8 @@ pub struct Outcome {
     pub service: String,
     pub action: &'static str,
     pub ready_in: Duration,
+    /// What was made inside the service once ready (`role vibesdk_app`, `bucket x`, ...).
+    pub prepared: Vec<String>,
 }
 
 /// Options of one `up`.
@@ -196,10 +198,13 @@ pub async fn up(
     pull_missing(engine, &plans, &report).await?;
 
     if plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
-        engine
-            .ensure_network(&stack.network, project_labels(&stack.project))
-            .await?;
-        ensure_volumes(engine, stack, &plans).await?;
+        // Independent of each other: one round of engine calls rather than one after another.
+        let (network, volumes) = tokio::join!(
+            engine.ensure_network(&stack.network, project_labels(&stack.project)),
+            ensure_volumes(engine, stack, &plans)
+        );
+        network?;
+        volumes?;
     }
     if options.services.is_empty() {
         remove_orphans(engine, stack, &containers, &report).await?;
@@ -449,17 +454,18 @@ async fn ensure_volumes(
             _ => None,
         })
         .collect();
-    for vol in stack
+    let creates = stack
         .volumes
         .iter()
         .filter(|v| used.contains(v.name.as_str()) && !v.external)
-    {
-        let mut labels = project_labels(&stack.project);
-        labels.insert(LABEL_VOLUME.to_string(), vol.key.clone());
-        labels.extend(vol.labels.clone());
-        engine
-            .ensure_volume(&vol.name, vol.driver.as_deref(), labels)
-            .await?;
+        .map(|vol| {
+            let mut labels = project_labels(&stack.project);
+            labels.insert(LABEL_VOLUME.to_string(), vol.key.clone());
+            labels.extend(vol.labels.clone());
+            engine.ensure_volume(&vol.name, vol.driver.as_deref(), labels)
+        });
+    for r in join_all(creates).await {
+        r?;
     }
     Ok(())
 }
@@ -531,7 +537,7 @@ async fn bring_up(
     report(Event::Waiting {
         service: spec.name.clone(),
     });
-    wait_ready(engine, stack, spec, &id, report, http).await?;
+    let prepared = wait_ready(engine, stack, spec, &id, report, http).await?;
     let elapsed = start.elapsed();
     report(Event::Ready {
         service: spec.name.clone(),
@@ -542,6 +548,7 @@ async fn bring_up(
         service: spec.name.clone(),
         action: name,
         ready_in: elapsed,
+        prepared,
     })
 }
 
@@ -721,7 +728,7 @@ async fn wait_ready(
     id: &str,
     report: &Reporter,
     http: &reqwest::Client,
-) -> Result<(), UpError> {
+) -> Result<Vec<String>, UpError> {
     let deadline = Instant::now() + spec.ready_timeout;
     let probe = async {
         let published = published_when_running(engine, spec, id, deadline).await?;
@@ -733,7 +740,7 @@ async fn wait_ready(
         code = exited => Err(Failure::Exited(code)),
     };
     match result {
-        Ok(()) => Ok(()),
+        Ok(prepared) => Ok(prepared),
         Err(failure) => {
             let logs = engine.log_tail(id, 20).await;
             Err(match failure {
@@ -809,7 +816,7 @@ async fn probe_until_ready(
     deadline: Instant,
     report: &Reporter,
     http: &reqwest::Client,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let addr = spec
         .probe_port
         .and_then(|port| published.iter().find(|p| p.container_port == port))
@@ -822,28 +829,32 @@ async fn probe_until_ready(
             format!("http://{host}:{port}")
         }
     };
-    let prepared = |what: String| {
+    let mut made = Vec::new();
+    let mut prepared = |what: String| {
         report(Event::Prepared {
             service: spec.name.clone(),
-            what,
-        })
+            what: what.clone(),
+        });
+        made.push(what);
     };
     match (spec.kind, addr) {
         (Some(Kind::Postgres), Some((host, port))) => {
             let Some(app) = &spec.postgres else {
-                return Ok(());
+                return Ok(made);
             };
             for what in services::postgres::ready_and_prepared(&host, port, app, deadline).await? {
                 prepared(what);
             }
-            Ok(())
+            Ok(made)
         }
         (Some(Kind::Redis), Some((host, port))) => {
-            ready::retry_until(deadline, || ready::redis_ping(&host, port)).await
+            ready::retry_until(deadline, || ready::redis_ping(&host, port)).await?;
+            Ok(made)
         }
         (Some(Kind::Firestore), Some((host, port))) => {
             let url = format!("{}/", host_url(&host, port));
-            ready::retry_until(deadline, || ready::http_ok(http, &url, Some("Ok"))).await
+            ready::retry_until(deadline, || ready::http_ok(http, &url, Some("Ok"))).await?;
+            Ok(made)
         }
         (Some(Kind::Gcs), Some((host, port))) => {
             let base = host_url(&host, port);
@@ -858,7 +869,7 @@ async fn probe_until_ready(
             {
                 prepared(format!("bucket {bucket}"));
             }
-            Ok(())
+            Ok(made)
         }
         (Some(kind), None) => Err(format!(
             "{} has no published port to probe: add one under `ports:`",
@@ -882,12 +893,14 @@ async fn probe_until_ready(
                     Err(format!("health check says {health:?}"))
                 }
             })
-            .await
+            .await?;
+            Ok(made)
         }
         (None, Some((host, port))) => {
-            ready::retry_until(deadline, || ready::tcp_open(&host, port)).await
+            ready::retry_until(deadline, || ready::tcp_open(&host, port)).await?;
+            Ok(made)
         }
-        (None, None) => Ok(()),
+        (None, None) => Ok(made),
     }
 }
 

@@ -173,6 +173,31 @@ fn second_up_changes_nothing() {
         "{again}"
     );
     assert_eq!(fingerprint(&p, &["postgres", "redis", "gcs"]), before);
+
+    // The app database and role dropped behind vibedev's back: made again in the same
+    // containers, and the summary says so rather than "nothing to change".
+    let url = env(&p)["DATABASE_URL"].clone();
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let (rt, admin) = pg_client(&format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+    ));
+    for sql in [
+        "DROP DATABASE vibesdk WITH (FORCE)",
+        "DROP ROLE vibesdk_app",
+    ] {
+        rt.block_on(admin.batch_execute(sql)).unwrap();
+    }
+    let repaired = p.ok(&["up", "postgres", "redis", "gcs"]);
+    assert!(
+        repaired
+            .stderr
+            .contains("containers unchanged; created role vibesdk_app, database vibesdk"),
+        "{repaired}"
+    );
+    assert_eq!(fingerprint(&p, &["postgres", "redis", "gcs"]), before);
+    let (rt, app) = pg_client(&url);
+    let one: i32 = rt.block_on(app.query_one("SELECT 1", &[])).unwrap().get(0);
+    assert_eq!(one, 1);
 }
 
 #[test]
@@ -289,4 +314,41 @@ fn data_survives_down_and_recreation_until_down_volumes() {
         .block_on(client.query_one("SELECT to_regclass('keep') IS NULL", &[]))
         .unwrap();
     assert!(gone.get::<_, bool>(0), "data survived down --volumes");
+}
+
+#[test]
+fn down_takes_the_stack_down_even_when_the_config_is_broken() {
+    let p = TestProject::new("brokencfg");
+    p.ok(&["up", "redis"]);
+    assert_ne!(container_id(&p, "redis"), "");
+
+    // A half-typed edit after `up`: `up` refuses it with the position ...
+    p.write_config("[migrations]\ndir = \n");
+    let up = p.run(&["up", "redis"]);
+    assert_eq!(up.code, Some(2), "{up}");
+    assert!(up.stderr.contains("vibedev.toml:"), "{up}");
+
+    // ... but `down` only needs the project name, which the file still says.
+    let down = p.ok(&["down"]);
+    assert!(
+        down.stderr.contains("vibedev.toml:"),
+        "the error is shown: {down}"
+    );
+    assert!(down.stderr.contains(&p.name), "{down}");
+    assert!(down.stderr.contains("removed 1 container"), "{down}");
+    assert_eq!(container_id(&p, "redis"), "", "redis survived down");
+    assert_eq!(support::labelled(&p, "network"), Vec::<String>::new());
+
+    // When the broken line is the one naming the project, nothing is guessed or removed.
+    p.write_config("");
+    p.ok(&["up", "redis"]);
+    p.write("vibedev.toml", &format!("project = \"{}\n", p.name));
+    let refused = p.run(&["down"]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert_ne!(
+        container_id(&p, "redis"),
+        "",
+        "removed without knowing the project"
+    );
+    p.write_config("");
 }

@@ -7,7 +7,15 @@ use crate::reconcile;
 use super::Context;
 
 pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
-    let project = ctx.project()?;
+    // Only the name is needed to find what vibedev made: a broken config does not keep the
+    // stack from coming down.
+    let (project, config_error) = ctx.project_for_name()?;
+    if let Some(e) = config_error {
+        ctx.ui.warn(&format!(
+            "{e}\n  (the rest of the config is not needed here: taking down project {})",
+            project.name
+        ));
+    }
     let engine = ctx.engine().await?;
     let summary = reconcile::down(&engine, &project.name, args.volumes, ctx.ui.reporter()).await?;
     if summary.containers.is_empty() && summary.networks.is_empty() && summary.volumes.is_empty() {

@@ -33,6 +33,12 @@ impl Context {
         Ok(Project::load(self.global.config.as_deref())?)
     }
 
+    /// The project read leniently, with its config's error if it has one (see
+    /// [`Project::load_for_name`]).
+    pub fn project_for_name(&self) -> Result<(Project, Option<crate::config::ConfigError>)> {
+        Ok(Project::load_for_name(self.global.config.as_deref())?)
+    }
+
     /// The project and its resolved stack; compose keys vibedev ignores are mentioned with -v.
     pub fn stack(&self) -> Result<(Project, Stack)> {
         let project = self.project()?;

@@ -29,15 +29,41 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     for line in status::table(&ctx.ui, &rows) {
         ctx.ui.out(&line);
     }
-    let what = match changed {
-        0 => "nothing to change".to_string(),
-        1 => "1 service changed".to_string(),
-        n => format!("{n} services changed"),
-    };
+    let prepared: Vec<&str> = outcomes
+        .iter()
+        .flat_map(|o| o.prepared.iter().map(String::as_str))
+        .collect();
+    let what = summary(changed, &prepared);
     ctx.ui.info(&format!(
         "{} ready in {} ({what}); `vibedev env` prints the connection variables",
         stack.project,
         crate::ui::secs(start.elapsed())
     ));
     Ok(0)
+}
+
+/// `2 services changed`, `nothing to change`, or what was made in unchanged containers.
+fn summary(changed: usize, prepared: &[&str]) -> String {
+    match (changed, prepared) {
+        (0, []) => "nothing to change".to_string(),
+        (0, made) => format!("containers unchanged; created {}", made.join(", ")),
+        (1, _) => "1 service changed".to_string(),
+        (n, _) => format!("{n} services changed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summary_mentions_what_an_unchanged_stack_still_got() {
+        assert_eq!(summary(0, &[]), "nothing to change");
+        assert_eq!(
+            summary(0, &["role vibesdk_app", "database vibesdk"]),
+            "containers unchanged; created role vibesdk_app, database vibesdk"
+        );
+        assert_eq!(summary(1, &["bucket b"]), "1 service changed");
+        assert_eq!(summary(4, &[]), "4 services changed");
+    }
 }

@@ -10,7 +10,7 @@ use super::journal::Journal;
 use super::runner::{self, MigrateOptions};
 use super::seed::{self, SeedFile};
 use super::{MigrateError, Progress, Reporter, advisory_lock, advisory_unlock, lock_key};
-use crate::services::postgres::{PgTarget, quote_ident};
+use crate::services::postgres::{PgTarget, create_database_sql, quote_ident};
 
 /// Postgres truncates identifiers beyond this many bytes.
 const MAX_IDENT: usize = 63;
@@ -137,12 +137,12 @@ async fn reset_locked(
     report: &Reporter,
 ) -> Result<(Source, i64), MigrateError> {
     let db = &target.app.database;
-    let owner = quote_ident(&target.app.user);
     if !options.use_template {
         let disconnected = drop_app_database(admin, db, report).await?;
+        let version = server_version(admin).await?;
         exec(
             admin,
-            &format!("CREATE DATABASE {} OWNER {owner}", quote_ident(db)),
+            &create_database_sql(db, None, &target.app.user, version),
         )
         .await?;
         fill(target, db, options, report).await?;
@@ -212,21 +212,10 @@ async fn reset_locked(
 
 /// `CREATE DATABASE new TEMPLATE template`, copying files where the server can.
 async fn clone(admin: &Client, template: &str, new: &str, owner: &str) -> Result<(), MigrateError> {
-    // PostgreSQL 15 copies a template block by block through the WAL by default, which is
-    // several times slower for a small database than copying its files (the only way before 15).
-    let strategy = if server_version(admin).await? >= 150000 {
-        " STRATEGY FILE_COPY"
-    } else {
-        ""
-    };
+    let version = server_version(admin).await?;
     exec(
         admin,
-        &format!(
-            "CREATE DATABASE {} TEMPLATE {} OWNER {}{strategy}",
-            quote_ident(new),
-            quote_ident(template),
-            quote_ident(owner)
-        ),
+        &create_database_sql(new, Some(template), owner, version),
     )
     .await
 }
@@ -307,13 +296,10 @@ async fn build_template(
     if half_built {
         drop_template(admin, name).await?;
     }
+    let version = server_version(admin).await?;
     exec(
         admin,
-        &format!(
-            "CREATE DATABASE {} OWNER {}",
-            quote_ident(name),
-            quote_ident(&target.app.user)
-        ),
+        &create_database_sql(name, None, &target.app.user, version),
     )
     .await?;
     if let Err(e) = fill(target, name, options, report).await {
@@ -374,11 +360,9 @@ async fn is_template(admin: &Client, name: &str) -> Result<Option<bool>, Migrate
 }
 
 async fn server_version(admin: &Client) -> Result<i32, MigrateError> {
-    let row = admin
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
+    crate::services::postgres::server_version(admin)
         .await
-        .map_err(|e| MigrateError::query("cannot read the server version", &e))?;
-    Ok(row.get(0))
+        .map_err(|e| MigrateError::query("cannot read the server version", &e))
 }
 
 async fn sessions(admin: &Client, database: &str) -> Result<i64, MigrateError> {

@@ -90,10 +90,8 @@ async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>
         .map_err(|e| pg_error(&e))?
         .is_empty();
     if !db_exists {
-        let sql = format!(
-            "CREATE DATABASE {} OWNER {user}",
-            quote_ident(&app.database)
-        );
+        let version = server_version(&admin).await.map_err(|e| pg_error(&e))?;
+        let sql = create_database_sql(&app.database, None, &app.user, version);
         match admin.batch_execute(&sql).await {
             Ok(()) => done.push(format!("database {}", app.database)),
             Err(e) if is_duplicate(&e) => {}
@@ -176,6 +174,35 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The server's version as a number (150004 for 15.4).
+pub async fn server_version(client: &tokio_postgres::Client) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// `CREATE DATABASE name [TEMPLATE t] OWNER owner`, copying the template's files where the server
+/// can choose: PostgreSQL 15 copies a template block by block through the WAL by default, which
+/// for a small template (template1 included) is several times slower than copying its files, the
+/// only way before 15 (on a fresh cluster: ~11 ms against 20-110 ms).
+pub fn create_database_sql(
+    name: &str,
+    template: Option<&str>,
+    owner: &str,
+    server_version: i32,
+) -> String {
+    let mut sql = format!("CREATE DATABASE {}", quote_ident(name));
+    if let Some(t) = template {
+        sql.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
+    }
+    sql.push_str(&format!(" OWNER {}", quote_ident(owner)));
+    if server_version >= 150000 {
+        sql.push_str(" STRATEGY FILE_COPY");
+    }
+    sql
+}
+
 /// `"name"` with embedded quotes doubled.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -194,5 +221,17 @@ mod tests {
     fn quoting_doubles_quotes() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn create_database_copies_files_from_15_on() {
+        assert_eq!(
+            create_database_sql("app", None, "u\"x", 150004),
+            "CREATE DATABASE \"app\" OWNER \"u\"\"x\" STRATEGY FILE_COPY"
+        );
+        assert_eq!(
+            create_database_sql("new", Some("tpl"), "u", 140010),
+            "CREATE DATABASE \"new\" TEMPLATE \"tpl\" OWNER \"u\""
+        );
     }
 }
