@@ -202,6 +202,33 @@ fn doctor_passes_every_check_on_a_healthy_stack() {
     );
     // The key's private part is never shown.
     assert!(!json.stdout.contains("not-a-real-key") && !json.stderr.contains("not-a-real-key"));
+    assert!(
+        check(&all, "migrations")
+            .2
+            .ends_with("1 migration, latest 0000_init; all applied to the database"),
+        "{all:#?}"
+    );
+
+    // A teammate's new migration pulled while the stack runs: the doctor says it is not applied.
+    p.write(
+        "drizzle/meta/_journal.json",
+        r#"{"version":"7","dialect":"postgresql","entries":[{"idx":0,"version":"7","when":1700000000000,"tag":"0000_init","breakpoints":true},{"idx":1,"version":"7","when":1700000000001,"tag":"0001_more","breakpoints":true}]}"#,
+    );
+    p.write("drizzle/0001_more.sql", "CREATE TABLE u (id int);\n");
+    let behind = p.run(&["doctor", "--json"]);
+    assert_eq!(behind.code, Some(4), "{behind}");
+    let all = checks(&behind);
+    let (_, status, message, hint) = check(&all, "migrations");
+    assert_eq!(status, "warn", "{all:#?}");
+    assert!(
+        message.ends_with(
+            "2 migrations, latest 0001_more; 1 not applied to the database yet: 0001_more"
+        ),
+        "{message}"
+    );
+    assert_eq!(hint.as_deref(), Some("apply them with `vibedev migrate`"));
+    p.ok(&["migrate"]);
+    assert_eq!(p.run(&["doctor"]).code, Some(0));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The project's own files: `.env.gcp` (present, private, git-ignored, untracked, newer than its
-//! template) and the migrations folder (there, with a journal that parses and names real files).
+//! template).
 
 use std::path::Path;
 use std::process::Command;
@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::config::Project;
 use crate::scaffold::ENV_FILE;
 
-use super::{Check, journal};
+use super::Check;
 
 const PULL_HINT: &str = "run `vibedev secrets pull`";
 
@@ -152,75 +152,6 @@ fn freshness(meta: Option<&std::fs::Metadata>, project: Option<&Project>) -> Che
     }
 }
 
-/// `migrations`: the folder exists, its journal parses, and every entry has its SQL file.
-pub fn migrations_check(root: &Path, project: Option<&Project>) -> Check {
-    const NAME: &str = "migrations";
-    let Some(project) = project else {
-        return Check::skip(NAME, "vibedev.toml could not be read");
-    };
-    let configured = project.file.migrations.dir.as_ref();
-    let dir = configured.map_or_else(|| root.join("drizzle"), |d| project.resolve(d));
-    if !dir.is_dir() {
-        return match configured {
-            Some(_) => Check::fail(
-                NAME,
-                format!(
-                    "the migrations folder {} (vibedev.toml [migrations] dir) does not exist",
-                    dir.display()
-                ),
-                Some("fix [migrations] dir in vibedev.toml, or generate migrations with `drizzle-kit generate`".into()),
-            ),
-            None => Check::skip(
-                NAME,
-                format!("no {} folder: nothing to migrate", dir.display()),
-            ),
-        };
-    }
-    let entries = match journal::read(&dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            let hint = match e {
-                journal::JournalError::Missing { .. } => {
-                    "generate migrations with `drizzle-kit generate`, or point [migrations] dir in vibedev.toml at the folder that has meta/_journal.json"
-                }
-                _ => {
-                    "fix the file at the position shown, or regenerate it with `drizzle-kit generate`"
-                }
-            };
-            return Check::fail(NAME, e.to_string(), Some(hint.into()));
-        }
-    };
-    let missing: Vec<String> = entries
-        .iter()
-        .map(|e| format!("{}.sql", e.tag))
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
-    if !missing.is_empty() {
-        return Check::fail(
-            NAME,
-            format!(
-                "the journal in {} names files that are not there: {}",
-                dir.display(),
-                missing.join(", ")
-            ),
-            Some("restore the files from git, or regenerate the migrations with `drizzle-kit generate`".into()),
-        );
-    }
-    let latest = entries
-        .last()
-        .map(|e| format!(", latest {}", e.tag))
-        .unwrap_or_default();
-    Check::pass(
-        NAME,
-        format!(
-            "{}: {} migration{}{latest}; `vibedev migrate status` lists which are pending",
-            dir.display(),
-            entries.len(),
-            if entries.len() == 1 { "" } else { "s" }
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::Status;
@@ -277,44 +208,5 @@ mod tests {
         assert_eq!(c.hint.as_deref(), Some(PULL_HINT));
         std::fs::write(dir.path().join(ENV_FILE), "A=2\n").unwrap();
         assert_eq!(check(&p).status, Status::Pass);
-    }
-
-    #[test]
-    fn migrations_folder_journal_and_files_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = project(dir.path(), Default::default());
-        assert_eq!(migrations_check(dir.path(), Some(&p)).status, Status::Skip);
-        let mut file = crate::config::ConfigFile::default();
-        file.migrations.dir = Some(PathBuf::from("db"));
-        let configured = project(dir.path(), file);
-        assert_eq!(
-            migrations_check(dir.path(), Some(&configured)).status,
-            Status::Fail
-        );
-        let meta = dir.path().join("drizzle/meta");
-        std::fs::create_dir_all(&meta).unwrap();
-        let c = migrations_check(dir.path(), Some(&p));
-        assert_eq!(c.status, Status::Fail);
-        assert!(
-            c.message.contains("_journal.json does not exist"),
-            "{}",
-            c.message
-        );
-        std::fs::write(
-            meta.join("_journal.json"),
-            r#"{"entries":[{"idx":0,"when":1,"tag":"0000_init","breakpoints":true}]}"#,
-        )
-        .unwrap();
-        let c = migrations_check(dir.path(), Some(&p));
-        assert!(c.message.contains("0000_init.sql"), "{}", c.message);
-        assert_eq!(c.status, Status::Fail);
-        std::fs::write(dir.path().join("drizzle/0000_init.sql"), "select 1;").unwrap();
-        let c = migrations_check(dir.path(), Some(&p));
-        assert_eq!(c.status, Status::Pass, "{}", c.message);
-        assert!(
-            c.message.contains("1 migration, latest 0000_init"),
-            "{}",
-            c.message
-        );
     }
 }

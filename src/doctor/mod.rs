@@ -1,10 +1,10 @@
 //! `vibedev doctor`'s checks: can this machine run the stack (Docker, ports, disk, images), are
-//! Google credentials and `.env.gcp` in order, do the migrations parse. Each check is data; nothing here prints.
+//! Google credentials and `.env.gcp` in order, do the migrations load and are they applied. Each check is data; nothing here prints.
 
 pub mod docker;
 pub mod files;
 pub mod gcp;
-pub mod journal;
+pub mod migrations;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -208,10 +208,9 @@ pub async fn run(options: &Options) -> Report {
         &loaded.root,
         loaded.project.as_ref(),
     ));
-    checks.push(files::migrations_check(
-        &loaded.root,
-        loaded.project.as_ref(),
-    ));
+    checks.push(
+        migrations::check(&loaded.root, loaded.project.as_ref(), loaded.stack.as_ref()).await,
+    );
     Report::new(checks)
 }
 
