@@ -131,20 +131,7 @@ fn check<'a>(
         .unwrap_or_else(|| panic!("no {name} check in {all:?}"))
 }
 
-const ALL_CHECKS: [&str; 12] = [
-    "config",
-    "docker",
-    "images",
-    "architecture",
-    "disk",
-    "ports",
-    "gcp-credentials",
-    "gcp-project",
-    "env-file",
-    "env-file-git",
-    "env-file-template",
-    "migrations",
-];
+const ALL_CHECKS: [&str; 12] = support::DOCTOR_CHECKS;
 
 #[test]
 fn doctor_passes_every_check_on_a_healthy_stack() {

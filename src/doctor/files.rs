@@ -158,14 +158,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn project(root: &Path, file: crate::config::ConfigFile) -> Project {
-        Project {
-            root: root.to_path_buf(),
-            config_path: Some(root.join("vibedev.toml")),
-            file,
-            name: "p".into(),
-        }
-    }
+    use super::super::test_project as project;
 
     #[cfg(unix)]
     #[test]

@@ -188,14 +188,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn project(root: &Path, file: crate::config::ConfigFile) -> Project {
-        Project {
-            root: root.to_path_buf(),
-            config_path: Some(root.join("vibedev.toml")),
-            file,
-            name: "p".into(),
-        }
-    }
+    use super::super::test_project as project;
 
     #[tokio::test]
     async fn folder_journal_and_files_are_checked() {

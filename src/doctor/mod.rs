@@ -214,6 +214,17 @@ pub async fn run(options: &Options) -> Report {
     Report::new(checks)
 }
 
+/// A project rooted at `root` with `file` as its config, for the checks' unit tests.
+#[cfg(test)]
+pub(crate) fn test_project(root: &Path, file: crate::config::ConfigFile) -> Project {
+    Project {
+        root: root.to_path_buf(),
+        config_path: Some(root.join("vibedev.toml")),
+        file,
+        name: "p".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

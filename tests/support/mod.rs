@@ -7,6 +7,22 @@
 pub mod secret_manager;
 pub mod secrets;
 
+/// `vibedev doctor`'s checks, in the order it runs and prints them (names are stable for scripts).
+pub const DOCTOR_CHECKS: [&str; 12] = [
+    "config",
+    "docker",
+    "images",
+    "architecture",
+    "disk",
+    "ports",
+    "gcp-credentials",
+    "gcp-project",
+    "env-file",
+    "env-file-git",
+    "env-file-template",
+    "migrations",
+];
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
