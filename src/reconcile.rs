@@ -24,7 +24,7 @@ use crate::ready;
 use crate::runtime::{self, Published};
 use crate::services;
 use crate::stack::{
-    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan, start_first,
+    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan, start_order,
 };
 
 /// What happened, as it happens.
@@ -197,6 +197,7 @@ pub async fn up(
     preflight_ports(engine, &plans, &containers).await?;
     pull_missing(engine, &plans, &report).await?;
 
+    let mut fresh_volumes = BTreeSet::new();
     if plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
         // Independent of each other: one round of engine calls rather than one after another.
         let (network, volumes) = tokio::join!(
@@ -204,7 +205,7 @@ pub async fn up(
             ensure_volumes(engine, stack, &plans)
         );
         network?;
-        volumes?;
+        fresh_volumes = volumes?;
     }
     if options.services.is_empty() {
         remove_orphans(engine, stack, &containers, &report).await?;
@@ -218,10 +219,14 @@ pub async fn up(
         senders.insert(spec.name.clone(), tx);
         receivers.insert(spec.name.clone(), rx);
     }
-    // The first wave's containers not started yet; fast-starting services wait for zero.
-    let first = start_first(&plans);
-    let (first_tx, first_rx) = watch::channel(first.len());
-    let first_tx = &first_tx;
+    // Containers not started yet, per rank of the start order.
+    let order = start_order(&plans, &fresh_volumes);
+    let mut pending = vec![0usize; order.values().max().map_or(0, |r| r + 1)];
+    for rank in order.values() {
+        pending[*rank] += 1;
+    }
+    let (gate, _) = watch::channel(pending);
+    let gate = &gate;
     let http = ready::http_client();
     let tasks = plans.into_iter().map(|(spec, action)| {
         let deps: Vec<(String, watch::Receiver<DepState>)> = spec
@@ -233,11 +238,8 @@ pub async fn up(
         let report = report.clone();
         let http = http.clone();
         let turn = StartTurn {
-            wait: spec
-                .kind
-                .is_some_and(Kind::starts_fast)
-                .then(|| first_rx.clone()),
-            first: first.contains(&spec.name).then(|| FirstWave(first_tx)),
+            rank: order.get(&spec.name).copied(),
+            gate,
         };
         async move {
             let result = bring_up(engine, stack, &spec, action, deps, turn, &report, &http).await;
@@ -275,33 +277,36 @@ enum DepState {
     Failed,
 }
 
-/// When a service may start its container (see [`start_first`]).
+/// A service's turn in the start order (see [`start_order`]).
 struct StartTurn<'a> {
-    /// Set for a fast-starting service: the count of first-wave containers not started yet.
-    wait: Option<watch::Receiver<usize>>,
-    /// Set for a first-wave service: counts down once its container started, or it failed.
-    first: Option<FirstWave<'a>>,
+    /// None: the service starts when it is ready to (it waits for dependencies instead).
+    rank: Option<usize>,
+    /// Containers not started yet, per rank.
+    gate: &'a watch::Sender<Vec<usize>>,
 }
 
 impl StartTurn<'_> {
+    /// Waits until every service of a lower rank has started (or failed).
     async fn before_start(&mut self) {
-        if let Some(rx) = &mut self.wait {
-            // An error means the count is gone with `up` itself: nothing left to wait for.
-            let _ = rx.wait_for(|n| *n == 0).await;
+        if let Some(rank) = self.rank {
+            let mut rx = self.gate.subscribe();
+            // An error means the gate is gone with `up` itself: nothing left to wait for.
+            let _ = rx.wait_for(|p| p[..rank].iter().all(|n| *n == 0)).await;
         }
     }
 
+    /// This service's container started: the next rank may go once its own have too.
     fn started(&mut self) {
-        self.first = None;
+        if let Some(rank) = self.rank.take() {
+            self.gate.send_modify(|p| p[rank] -= 1);
+        }
     }
 }
 
-/// A first-wave service's place in the count; dropping it (started, failed or cancelled) frees it.
-struct FirstWave<'a>(&'a watch::Sender<usize>);
-
-impl Drop for FirstWave<'_> {
+impl Drop for StartTurn<'_> {
+    /// A service that failed or was cancelled before starting frees its turn.
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.started();
     }
 }
 
@@ -441,11 +446,12 @@ fn project_labels(project: &str) -> HashMap<String, String> {
     HashMap::from([(LABEL_PROJECT.to_string(), project.to_string())])
 }
 
+/// Creates the volumes the planned services mount; returns those created now.
 async fn ensure_volumes(
     engine: &Engine,
     stack: &Stack,
     plans: &[(ServiceSpec, Action)],
-) -> Result<(), UpError> {
+) -> Result<BTreeSet<String>, UpError> {
     let used: BTreeSet<&str> = plans
         .iter()
         .flat_map(|(s, _)| &s.mounts)
@@ -462,12 +468,18 @@ async fn ensure_volumes(
             let mut labels = project_labels(&stack.project);
             labels.insert(LABEL_VOLUME.to_string(), vol.key.clone());
             labels.extend(vol.labels.clone());
-            engine.ensure_volume(&vol.name, vol.driver.as_deref(), labels)
+            async move {
+                let created = engine
+                    .ensure_volume(&vol.name, vol.driver.as_deref(), labels)
+                    .await?;
+                Ok::<_, EngineError>(created.then(|| vol.name.clone()))
+            }
         });
+    let mut fresh = BTreeSet::new();
     for r in join_all(creates).await {
-        r?;
+        fresh.extend(r?);
     }
-    Ok(())
+    Ok(fresh)
 }
 
 /// Containers of this project whose service left the stack.
