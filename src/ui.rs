@@ -313,6 +313,15 @@ impl ReporterState {
     }
 }
 
+/// `1 migration`, `3 migrations`: the count with the word that fits it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// `1.23s` / `45ms`.
 pub fn secs(d: Duration) -> String {
     if d < Duration::from_secs(1) {

@@ -3,6 +3,7 @@
 use crate::cli::DownArgs;
 use crate::error::Result;
 use crate::reconcile;
+use crate::ui::count;
 
 use super::Context;
 
@@ -29,19 +30,10 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
         ctx.ui.info(&format!(
             "{}: removed {}, {}, {}{kept}",
             project.name,
-            count(summary.containers.len(), "container"),
-            count(summary.networks.len(), "network"),
-            count(summary.volumes.len(), "volume")
+            count(summary.containers.len(), "container", "containers"),
+            count(summary.networks.len(), "network", "networks"),
+            count(summary.volumes.len(), "volume", "volumes")
         ));
     }
     Ok(0)
-}
-
-/// `1 container`, `3 containers`.
-fn count(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }

@@ -21,9 +21,6 @@ use crate::ui::{self, Ui};
 
 use super::Context;
 
-/// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).
-pub const DEFAULT_DIR: &str = "drizzle";
-
 /// The project's `[migrations]` and `[seed]` settings, resolved against its root.
 #[derive(Debug, Clone)]
 pub struct DataConfig {
@@ -42,15 +39,11 @@ impl DataConfig {
     pub fn new(project: &Project) -> DataConfig {
         let m = &project.file.migrations;
         let s = &project.file.seed;
-        let defaults = Bookkeeping::default();
         DataConfig {
             root: project.root.clone(),
-            migrations_dir: project.resolve(m.dir.as_deref().unwrap_or(DEFAULT_DIR.as_ref())),
+            migrations_dir: migrate::migrations_dir(project),
             migrations_dir_set: m.dir.is_some(),
-            bookkeeping: Bookkeeping {
-                schema: m.schema.clone().unwrap_or(defaults.schema),
-                table: m.table.clone().unwrap_or(defaults.table),
-            },
+            bookkeeping: Bookkeeping::configured(m),
             seed_sql: s.sql.iter().map(|p| project.resolve(p)).collect(),
             bucket_dir: s.bucket_dir.as_deref().map(|p| project.resolve(p)),
             bucket: s.bucket.clone(),

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use crate::cli::{SecretsPullArgs, WatchArgs};
 use crate::config::Project;
 use crate::error::Result;
-use crate::migrate::EntryState;
 use crate::reconcile::{self, UpOptions};
 use crate::runtime;
 use crate::stack::Stack;
@@ -238,9 +237,8 @@ async fn migrate(ctx: &Context) -> Result<String> {
     let outcome = apply(&ctx.ui, pg, &journal, &config.options(false), "postgres").await?;
     let drifted: Vec<&str> = outcome
         .plan
-        .entries
+        .drifted()
         .iter()
-        .filter(|e| matches!(e.state, EntryState::Drifted { .. }))
         .map(|e| e.tag.as_str())
         .collect();
     let mut done = if outcome.applied.is_empty() {

@@ -53,8 +53,8 @@ pub enum Found {
 }
 
 /// `docker`, `images`, `architecture`, `disk` and `ports`, in that order.
-pub async fn checks(stack: Option<&Stack>) -> Vec<Check> {
-    let engine = match Engine::connect().await {
+pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>) -> Vec<Check> {
+    let engine = match engine {
         Ok(engine) => engine,
         Err(e) => {
             let needs = "needs the Docker engine (see the docker check)";
@@ -70,7 +70,7 @@ pub async fn checks(stack: Option<&Stack>) -> Vec<Check> {
             ];
         }
     };
-    let facts = match engine_facts(&engine).await {
+    let facts = match engine_facts(engine).await {
         Ok(facts) => facts,
         Err(e) => {
             let needs = "needs an answer from the Docker engine (see the docker check)";
@@ -107,13 +107,13 @@ pub async fn checks(stack: Option<&Stack>) -> Vec<Check> {
             Check::skip("ports", needs),
         ];
     };
-    let images = image_states(&engine, stack, &facts).await;
+    let images = image_states(engine, stack, &facts).await;
     vec![
         docker,
         images_check(&images),
         architecture_check(&images, &facts),
         disk_check(&images, &facts),
-        ports_check(stack, Some(&engine)).await,
+        ports_check(stack, Some(engine)).await,
     ]
 }
 

@@ -7,29 +7,32 @@ use std::time::Duration;
 
 use crate::config::Project;
 use crate::engine::Engine;
-use crate::migrate::journal::Journal;
-use crate::migrate::plan::Plan;
-use crate::migrate::runner::{self, Bookkeeping};
+use crate::migrate::plan::PlannedEntry;
+use crate::migrate::{self, Bookkeeping, Journal, Plan, runner};
 use crate::runtime;
 use crate::services::targets::Targets;
 use crate::stack::Stack;
+use crate::ui::count;
 
 use super::Check;
 
 const NAME: &str = "migrations";
 
-/// The folder vibedev migrates from when `[migrations] dir` does not name one.
-const DEFAULT_DIR: &str = "drizzle";
-
 /// How long the doctor waits for the database before leaving the comparison out.
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn check(root: &Path, project: Option<&Project>, stack: Option<&Stack>) -> Check {
+/// `engine`: the doctor's connection, when the engine answered.
+pub async fn check(
+    root: &Path,
+    project: Option<&Project>,
+    stack: Option<&Stack>,
+    engine: Option<&Engine>,
+) -> Check {
     let Some(project) = project else {
         return Check::skip(NAME, "vibedev.toml could not be read");
     };
     let m = &project.file.migrations;
-    let dir = project.resolve(m.dir.as_deref().unwrap_or(DEFAULT_DIR.as_ref()));
+    let dir = migrate::migrations_dir(project);
     if !dir.is_dir() {
         return match m.dir {
             Some(_) => Check::fail(
@@ -53,24 +56,19 @@ pub async fn check(root: &Path, project: Option<&Project>, stack: Option<&Stack>
             return Check::fail(NAME, e.to_string(), hint);
         }
     };
-    let count = journal.migrations.len();
     let latest = journal
         .migrations
         .last()
         .map(|e| format!(", latest {}", e.tag))
         .unwrap_or_default();
     let files = format!(
-        "{}: {count} migration{}{latest}",
+        "{}: {}{latest}",
         dir.display(),
-        if count == 1 { "" } else { "s" }
+        count(journal.migrations.len(), "migration", "migrations")
     );
-    let defaults = Bookkeeping::default();
-    let bookkeeping = Bookkeeping {
-        schema: m.schema.clone().unwrap_or(defaults.schema),
-        table: m.table.clone().unwrap_or(defaults.table),
-    };
+    let bookkeeping = Bookkeeping::configured(m);
     match stack {
-        Some(stack) => against_database(files, &journal, &bookkeeping, stack).await,
+        Some(stack) => against_database(files, &journal, &bookkeeping, stack, engine).await,
         None => Check::pass(NAME, files),
     }
 }
@@ -81,8 +79,10 @@ async fn against_database(
     journal: &Journal,
     bookkeeping: &Bookkeeping,
     stack: &Stack,
+    engine: Option<&Engine>,
 ) -> Check {
-    let plan = match tokio::time::timeout(DB_TIMEOUT, applied(journal, bookkeeping, stack)).await {
+    let applied = applied(journal, bookkeeping, stack, engine);
+    let plan = match tokio::time::timeout(DB_TIMEOUT, applied).await {
         Ok(Database::Plan(plan)) => plan,
         Ok(Database::NotCompared(why)) => {
             return Check::pass(
@@ -108,45 +108,31 @@ async fn against_database(
             );
         }
     };
-    let tags = |entries: Vec<&crate::migrate::plan::PlannedEntry>| {
-        entries
-            .iter()
-            .map(|e| e.tag.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (pending, drifted) = (plan.pending(), plan.drifted());
-    if !drifted.is_empty() {
-        return Check::warn(
-            NAME,
-            format!(
-                "{files}; changed since they were applied: {}",
-                tags(drifted)
-            ),
+    // The first of these that has entries decides: what it is, and what to do about it.
+    let (pending, drifted, out_of_order) = (plan.pending(), plan.drifted(), plan.out_of_order());
+    let n = pending.len();
+    let findings: [(Vec<&PlannedEntry>, String, &str); 3] = [
+        (
+            drifted,
+            "changed since they were applied".into(),
             "migrations are applied once: undo the edit and add a new migration, or rebuild the database from the files with `vibedev reset-db`",
-        );
-    }
-    if !pending.is_empty() {
-        let n = pending.len();
-        return Check::warn(
-            NAME,
-            format!(
-                "{files}; {n} not applied to the database yet: {}",
-                tags(pending)
-            ),
+        ),
+        (
+            pending,
+            format!("{n} not applied to the database yet"),
             "apply them with `vibedev migrate`",
-        );
-    }
-    let out_of_order = plan.out_of_order();
-    if !out_of_order.is_empty() {
-        return Check::warn(
-            NAME,
-            format!(
-                "{files}; older than the newest applied and never applied (drizzle skips them): {}",
-                tags(out_of_order)
-            ),
+        ),
+        (
+            out_of_order,
+            "older than the newest applied and never applied (drizzle skips them)".into(),
             "`vibedev migrate --allow-out-of-order` applies them",
-        );
+        ),
+    ];
+    for (entries, what, hint) in findings {
+        if !entries.is_empty() {
+            let tags: Vec<&str> = entries.iter().map(|e| e.tag.as_str()).collect();
+            return Check::warn(NAME, format!("{files}; {what}: {}", tags.join(", ")), hint);
+        }
     }
     Check::pass(NAME, format!("{files}; all applied to the database"))
 }
@@ -161,11 +147,16 @@ enum Database {
 }
 
 /// The plan against the running app database.
-async fn applied(journal: &Journal, bookkeeping: &Bookkeeping, stack: &Stack) -> Database {
-    let Ok(engine) = Engine::connect().await else {
+async fn applied(
+    journal: &Journal,
+    bookkeeping: &Bookkeeping,
+    stack: &Stack,
+    engine: Option<&Engine>,
+) -> Database {
+    let Some(engine) = engine else {
         return Database::NotCompared("Docker is not reachable");
     };
-    let runtimes = match runtime::observe(&engine, stack).await {
+    let runtimes = match runtime::observe(engine, stack).await {
         Ok(r) => r,
         Err(e) => return Database::Failed(e.to_string()),
     };
@@ -195,17 +186,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = project(dir.path(), Default::default());
         let root = dir.path();
-        assert_eq!(check(root, Some(&p), None).await.status, Status::Skip);
+        assert_eq!(check(root, Some(&p), None, None).await.status, Status::Skip);
         let mut file = crate::config::ConfigFile::default();
         file.migrations.dir = Some(PathBuf::from("db"));
         let configured = project(root, file);
         assert_eq!(
-            check(root, Some(&configured), None).await.status,
+            check(root, Some(&configured), None, None).await.status,
             Status::Fail
         );
         let meta = root.join("drizzle/meta");
         std::fs::create_dir_all(&meta).unwrap();
-        let c = check(root, Some(&p), None).await;
+        let c = check(root, Some(&p), None, None).await;
         assert_eq!(c.status, Status::Fail);
         assert!(c.message.contains("_journal.json"), "{}", c.message);
         assert!(c.hint.unwrap().contains("drizzle-kit generate"));
@@ -214,11 +205,11 @@ mod tests {
             r#"{"dialect":"postgresql","entries":[{"idx":0,"when":1,"tag":"0000_init","breakpoints":true}]}"#,
         )
         .unwrap();
-        let c = check(root, Some(&p), None).await;
+        let c = check(root, Some(&p), None, None).await;
         assert!(c.message.contains("0000_init.sql"), "{}", c.message);
         assert_eq!(c.status, Status::Fail);
         std::fs::write(root.join("drizzle/0000_init.sql"), "select 1;").unwrap();
-        let c = check(root, Some(&p), None).await;
+        let c = check(root, Some(&p), None, None).await;
         assert_eq!(c.status, Status::Pass, "{}", c.message);
         assert!(
             c.message.contains("1 migration, latest 0000_init"),

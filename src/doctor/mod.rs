@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{ConfigError, Project, find_config};
+use crate::engine::Engine;
 use crate::error::{EXIT_DOCTOR_FAIL, EXIT_DOCTOR_WARN};
 use crate::stack::Stack;
 
@@ -192,8 +193,10 @@ fn load(options: &Options) -> Loaded {
 pub async fn run(options: &Options) -> Report {
     let loaded = load(options);
     let gcp_env = gcp::GcpEnv::from_process();
+    // One engine connection for the checks that need it (or the reason there is none).
+    let engine = Engine::connect().await;
     let (docker, credentials) = tokio::join!(
-        docker::checks(loaded.stack.as_ref()),
+        docker::checks(&engine, loaded.stack.as_ref()),
         gcp::credentials_check(&gcp_env),
     );
     let mut checks = vec![loaded.check];
@@ -209,7 +212,13 @@ pub async fn run(options: &Options) -> Report {
         loaded.project.as_ref(),
     ));
     checks.push(
-        migrations::check(&loaded.root, loaded.project.as_ref(), loaded.stack.as_ref()).await,
+        migrations::check(
+            &loaded.root,
+            loaded.project.as_ref(),
+            loaded.stack.as_ref(),
+            engine.as_ref().ok(),
+        )
+        .await,
     );
     Report::new(checks)
 }

@@ -8,6 +8,8 @@ pub mod seed;
 pub mod template;
 
 use std::path::PathBuf;
+
+use crate::config::Project;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,15 @@ use crate::services::postgres::{PgTarget, pg_error};
 pub use journal::{Journal, JournalError};
 pub use plan::{EntryState, Plan};
 pub use runner::{Bookkeeping, MigrateOptions, MigrateOutcome};
+
+/// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).
+pub const DEFAULT_DIR: &str = "drizzle";
+
+/// The project's migrations folder: `[migrations] dir`, else `drizzle`, against its root.
+pub fn migrations_dir(project: &Project) -> PathBuf {
+    let dir = project.file.migrations.dir.as_deref();
+    project.resolve(dir.unwrap_or(DEFAULT_DIR.as_ref()))
+}
 
 /// What is happening, as it happens (the caller decides how to show it).
 #[derive(Debug, Clone)]
@@ -163,7 +174,7 @@ pub enum MigrateError {
     Query { context: String, message: String },
     #[error("{0}")]
     Statement(Box<StatementError>),
-    #[error("{} out of order: {}", plural(entries.len(), "migration is", "migrations are"), entries.join(", "))]
+    #[error("{} out of order: {}", crate::ui::count(entries.len(), "migration is", "migrations are"), entries.join(", "))]
     OutOfOrder { entries: Vec<String> },
     #[error("waited {secs} s for another {what} run to finish")]
     LockTimeout { what: &'static str, secs: u64 },
@@ -173,14 +184,6 @@ pub enum MigrateError {
         #[source]
         source: std::io::Error,
     },
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 impl MigrateError {

@@ -30,6 +30,15 @@ impl Default for Bookkeeping {
 }
 
 impl Bookkeeping {
+    /// The table `[migrations] schema` / `table` name, drizzle's defaults otherwise.
+    pub fn configured(m: &crate::config::MigrationsConfig) -> Bookkeeping {
+        let defaults = Bookkeeping::default();
+        Bookkeeping {
+            schema: m.schema.clone().unwrap_or(defaults.schema),
+            table: m.table.clone().unwrap_or(defaults.table),
+        }
+    }
+
     /// `"schema"."table"`.
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))

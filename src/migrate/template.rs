@@ -139,12 +139,7 @@ async fn reset_locked(
     let db = &target.app.database;
     if !options.use_template {
         let disconnected = drop_app_database(admin, db, report).await?;
-        let version = server_version(admin).await?;
-        exec(
-            admin,
-            &create_database_sql(db, None, &target.app.user, version),
-        )
-        .await?;
+        create_database(admin, db, None, &target.app.user).await?;
         fill(target, db, options, report).await?;
         return Ok((Source::Direct, disconnected));
     }
@@ -194,7 +189,7 @@ async fn reset_locked(
     let source = if from_spare {
         Source::Spare { name }
     } else {
-        clone(admin, &name, &staging, &target.app.user).await?;
+        create_database(admin, &staging, Some(&name), &target.app.user).await?;
         source
     };
     let disconnected = drop_app_database(admin, db, report).await?;
@@ -210,14 +205,15 @@ async fn reset_locked(
     Ok((source, disconnected))
 }
 
-/// `CREATE DATABASE new TEMPLATE template`, copying files where the server can.
-async fn clone(admin: &Client, template: &str, new: &str, owner: &str) -> Result<(), MigrateError> {
+/// `CREATE DATABASE name [TEMPLATE template] OWNER owner`, copying files where the server can.
+async fn create_database(
+    admin: &Client,
+    name: &str,
+    template: Option<&str>,
+    owner: &str,
+) -> Result<(), MigrateError> {
     let version = server_version(admin).await?;
-    exec(
-        admin,
-        &create_database_sql(new, Some(template), owner, version),
-    )
-    .await
+    exec(admin, &create_database_sql(name, template, owner, version)).await
 }
 
 /// Clones the current template into a spare for the next reset (which then only drops the old
@@ -249,10 +245,10 @@ pub async fn prepare_spare(
         {
             return Ok(false);
         }
-        clone(
+        create_database(
             &admin,
-            &template_name(db, seeded, &key),
             &spare,
+            Some(&template_name(db, seeded, &key)),
             &target.app.user,
         )
         .await?;
@@ -296,12 +292,7 @@ async fn build_template(
     if half_built {
         drop_template(admin, name).await?;
     }
-    let version = server_version(admin).await?;
-    exec(
-        admin,
-        &create_database_sql(name, None, &target.app.user, version),
-    )
-    .await?;
+    create_database(admin, name, None, &target.app.user).await?;
     if let Err(e) = fill(target, name, options, report).await {
         let _ = drop_template(admin, name).await;
         return Err(e);
