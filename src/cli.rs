@@ -135,6 +135,9 @@ pub struct UpArgs {
     /// With --watch: poll for changes instead of using the OS file watcher.
     #[arg(long, requires = "watch")]
     pub poll: bool,
+    /// Remove the containers of services that are no longer in the stack (kept otherwise).
+    #[arg(long)]
+    pub remove_orphans: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -156,6 +159,9 @@ pub struct StatusArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit with code 7 unless every service is running and ready (for scripts).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::engine::EngineError;
+use crate::lock::LockError;
 use crate::migrate::MigrateError;
 use crate::reconcile::UpError;
 use crate::secrets::SecretsError;
@@ -20,6 +21,8 @@ pub const EXIT_DOCTOR_WARN: u8 = 4;
 pub const EXIT_DOCTOR_FAIL: u8 = 5;
 /// `vibedev migrate status --exit-code`: some journal entry is pending, drifted or out of order.
 pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 6;
+/// `vibedev status --exit-code`: some service is not running or not ready.
+pub const EXIT_NOT_READY: u8 = 7;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum Error {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -85,6 +90,7 @@ impl Error {
             Error::Seed(e) => e.hint(),
             Error::Secrets(e) => e.hint(),
             Error::Watch(e) => e.hint(),
+            Error::Lock(e) => e.hint(),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,
@@ -104,14 +110,10 @@ impl Error {
             Error::Config(_) | Error::UnknownService(_) => EXIT_USAGE,
             Error::Secrets(e) if e.is_usage() => EXIT_USAGE,
             Error::Up(UpError::UnknownService(_)) => EXIT_USAGE,
-            Error::Engine(
-                EngineError::Unreachable { .. }
-                | EngineError::Timeout { .. }
-                | EngineError::BadEndpoint { .. },
-            ) => EXIT_DOCKER,
-            Error::Up(UpError::Engine(
-                EngineError::Unreachable { .. } | EngineError::Timeout { .. },
-            )) => EXIT_DOCKER,
+            // A DOCKER_HOST vibedev cannot use is a setting to fix, not an engine to start.
+            Error::Engine(EngineError::BadEndpoint { .. }) => EXIT_USAGE,
+            Error::Engine(e) if e.is_connection_lost() => EXIT_DOCKER,
+            Error::Up(e) if e.is_connection_lost() => EXIT_DOCKER,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
             _ => EXIT_FAILURE,
         }

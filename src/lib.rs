@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod engine;
 pub mod envfile;
 pub mod error;
+pub mod lock;
 pub mod migrate;
 pub mod ports;
 pub mod ready;

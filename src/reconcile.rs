@@ -24,7 +24,7 @@ use crate::ready;
 use crate::runtime::{self, Published};
 use crate::services;
 use crate::stack::{
-    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, plan, start_order,
+    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, Why, plan, start_order,
 };
 
 /// What happened, as it happens.
@@ -68,6 +68,19 @@ pub enum Event {
     OrphanRemoved {
         service: String,
     },
+    /// A container of the project whose service left the stack, kept (`--remove-orphans`).
+    OrphanKept {
+        service: String,
+    },
+    /// Duplicate project networks were reduced to one, or a missing network is made again.
+    NetworkRepaired {
+        what: String,
+    },
+    /// A missing bind-mount source folder was created, as Compose does.
+    MountSourceCreated {
+        service: String,
+        path: std::path::PathBuf,
+    },
     Removed {
         name: String,
     },
@@ -105,6 +118,24 @@ pub enum UpError {
     },
     #[error("{service} was not started because {dependency} failed")]
     DependencyFailed { service: String, dependency: String },
+    /// The engine refused to create or start a service's container; its reason, verbatim.
+    #[error("cannot {action} {service}: {reason}")]
+    Service {
+        service: String,
+        action: &'static str,
+        reason: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    #[error("service {service}: cannot mount {source_path} at {target}: {problem}")]
+    Mount {
+        service: String,
+        source_path: std::path::PathBuf,
+        target: String,
+        problem: String,
+    },
+    #[error("interrupted")]
+    Interrupted,
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<UpError>),
 }
@@ -122,8 +153,32 @@ impl UpError {
             UpError::NotReady { service, .. } | UpError::Exited { service, .. } => Some(format!(
                 "see the log lines above, or `vibedev logs {service}`; fix the service's settings and run `vibedev up` again"
             )),
-            UpError::DependencyFailed { .. } => None,
+            UpError::DependencyFailed { .. } | UpError::Interrupted => None,
+            UpError::Service {
+                service,
+                reason,
+                source,
+                ..
+            } => {
+                if source.is_connection_lost() {
+                    return source.hint();
+                }
+                Some(service_hint(service, reason))
+            }
+            UpError::Mount { service, .. } => Some(format!(
+                "fix the mount under {service}'s `volumes:` in the compose file: mount a folder onto a folder, a file onto a file path"
+            )),
             UpError::Several(errs) => errs.iter().find_map(|e| e.hint()),
+        }
+    }
+
+    /// True when the engine itself went away (not a problem of one service).
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            UpError::Engine(e) => e.is_connection_lost(),
+            UpError::Service { source, .. } => source.is_connection_lost(),
+            UpError::Several(errs) => errs.iter().any(UpError::is_connection_lost),
+            _ => false,
         }
     }
 
@@ -149,19 +204,86 @@ pub struct Outcome {
     pub prepared: Vec<String>,
 }
 
+/// The next step for a container the engine would not create or start, from its reason.
+fn service_hint(service: &str, reason: &str) -> String {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("port is already allocated") || r.contains("address already in use") {
+        format!(
+            "another process took one of {service}'s host ports meanwhile: stop it, or give {service} another host port ([services.{service}] ports in vibedev.toml)"
+        )
+    } else if r.contains("mount") || r.contains("not a directory") {
+        format!(
+            "check {service}'s `volumes:` in the compose file: a bind-mount source must exist and be a folder where the image has a folder, a file where it has a file"
+        )
+    } else if r.contains("no such image") {
+        "the image disappeared meanwhile: run `vibedev up` again to pull it".to_string()
+    } else {
+        format!(
+            "fix {service}'s settings in the compose file or vibedev.toml as the engine's reason says, then run `vibedev up` again"
+        )
+    }
+}
+
 /// Options of one `up`.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     /// Only these services (and what they depend on); all when empty.
     pub services: Vec<String>,
+    /// Remove the containers of services that left the stack (otherwise they are kept and
+    /// reported).
+    pub remove_orphans: bool,
+    /// Set when the user interrupts: nothing new is sent to the engine, what it is doing is
+    /// waited out.
+    pub cancel: Cancel,
 }
 
-fn action_name(a: &Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Recreate { .. } => "recreate",
-        Action::Start { .. } => "start",
-        Action::Keep { .. } => "keep",
+/// A cancellation signal for `up` (Ctrl-C): requests already sent to the engine finish, nothing
+/// new starts, and waits end.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Option<watch::Receiver<bool>>);
+
+impl Cancel {
+    /// A signal and the sender that raises it.
+    pub fn new() -> (watch::Sender<bool>, Cancel) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Cancel(Some(rx)))
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Resolves once cancelled (never, for the default signal).
+    pub async fn cancelled(&self) {
+        match &self.0 {
+            Some(rx) => {
+                let mut rx = rx.clone();
+                if rx.wait_for(|c| *c).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Fails with `Interrupted` when cancelled: called before each new request to the engine.
+    fn check(&self) -> Result<(), UpError> {
+        if self.is_cancelled() {
+            Err(UpError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `fut` unless cancelled first.
+    async fn or_interrupted<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, UpError>>,
+    ) -> Result<T, UpError> {
+        tokio::select! {
+            r = fut => r,
+            _ = self.cancelled() => Err(UpError::Interrupted),
+        }
     }
 }
 
@@ -172,12 +294,16 @@ pub async fn up(
     options: &UpOptions,
     report: Reporter,
 ) -> Result<Vec<Outcome>, UpError> {
+    let cancel = &options.cancel;
     let selected: Vec<ServiceSpec> = stack
         .select(&options.services)?
         .into_iter()
         .cloned()
         .collect();
     let containers = engine.project_containers(&stack.project).await?;
+    // Duplicates left by concurrent runs are reduced to one here; their containers are then
+    // planned for recreation on the network that is kept.
+    let network = engine.find_network(&stack.network, &stack.project).await?;
     let plans: Vec<(ServiceSpec, Action)> = selected
         .into_iter()
         .map(|spec| {
@@ -188,17 +314,45 @@ pub async fn up(
                     id: c.id.clone(),
                     hash: c.hash.clone(),
                     state: c.state.clone(),
+                    networks: c.networks.clone(),
                 });
-            let action = plan(&spec.config_hash(), observed.as_ref());
+            let action = plan(&spec.config_hash(), observed.as_ref(), network.as_deref());
             (spec, action)
         })
         .collect();
+    let cut_off: Vec<&str> = plans
+        .iter()
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::Recreate {
+                    why: Why::Network,
+                    ..
+                }
+            )
+        })
+        .map(|(s, _)| s.name.as_str())
+        .collect();
+    if !cut_off.is_empty() {
+        report(Event::NetworkRepaired {
+            what: format!(
+                "{} lost the project network {}: recreating {} on it",
+                cut_off.join(", "),
+                stack.network,
+                if cut_off.len() == 1 { "it" } else { "them" }
+            ),
+        });
+    }
 
     preflight_ports(engine, &plans, &containers).await?;
-    pull_missing(engine, &plans, &report).await?;
+    preflight_mounts(engine, &plans, &report).await?;
+    cancel
+        .or_interrupted(pull_missing(engine, &plans, &report))
+        .await?;
+    cancel.check()?;
 
     let mut fresh_volumes = BTreeSet::new();
-    if plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
+    if network.is_none() || plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
         // Independent of each other: one round of engine calls rather than one after another.
         let (network, volumes) = tokio::join!(
             engine.ensure_network(&stack.network, project_labels(&stack.project)),
@@ -208,7 +362,7 @@ pub async fn up(
         fresh_volumes = volumes?;
     }
     if options.services.is_empty() {
-        remove_orphans(engine, stack, &containers, &report).await?;
+        orphans(engine, stack, &containers, options.remove_orphans, &report).await?;
     }
 
     // One readiness channel per service, so dependants start once what they need is ready.
@@ -242,7 +396,10 @@ pub async fn up(
             gate,
         };
         async move {
-            let result = bring_up(engine, stack, &spec, action, deps, turn, &report, &http).await;
+            let result = bring_up(
+                engine, stack, &spec, action, deps, turn, &report, &http, cancel,
+            )
+            .await;
             if let Some(tx) = tx {
                 let _ = tx.send(if result.is_ok() {
                     DepState::Ready
@@ -260,8 +417,12 @@ pub async fn up(
         match r {
             Ok(o) => outcomes.push(o),
             Err(UpError::DependencyFailed { .. }) if !errors.is_empty() => {}
+            Err(UpError::Interrupted) => {}
             Err(e) => errors.push(e),
         }
+    }
+    if errors.is_empty() && cancel.is_cancelled() {
+        return Err(UpError::Interrupted);
     }
     match errors.len() {
         0 => Ok(outcomes),
@@ -482,19 +643,89 @@ async fn ensure_volumes(
     Ok(fresh)
 }
 
-/// Containers of this project whose service left the stack.
-async fn remove_orphans(
+/// Containers of this project whose service left the stack: kept and reported, or removed when
+/// asked. Compose never removes them unasked either: a half-saved compose file must not cost data.
+async fn orphans(
     engine: &Engine,
     stack: &Stack,
     containers: &[ContainerInfo],
+    remove: bool,
     report: &Reporter,
 ) -> Result<(), UpError> {
     for c in containers {
-        if stack.service(&c.service).is_none() {
+        if stack.service(&c.service).is_some() {
+            continue;
+        }
+        if remove {
             engine.remove_container(&c.id, 10).await?;
             report(Event::OrphanRemoved {
                 service: c.service.clone(),
             });
+        } else {
+            report(Event::OrphanKept {
+                service: c.service.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bind-mount sources are checked before anything is created, where the engine runs on this
+/// machine (a remote engine's paths are its own): a missing source folder is created, as Compose
+/// does; a file mounted where the image declares a volume folder is refused.
+async fn preflight_mounts(
+    engine: &Engine,
+    plans: &[(ServiceSpec, Action)],
+    report: &Reporter,
+) -> Result<(), UpError> {
+    if !engine.is_local() {
+        return Ok(());
+    }
+    for (spec, action) in plans {
+        if !matches!(action, Action::Create | Action::Recreate { .. }) {
+            continue;
+        }
+        let mut image_volumes: Option<Vec<String>> = None;
+        for mount in &spec.mounts {
+            let Mount::Bind { source, target, .. } = mount else {
+                continue;
+            };
+            let mount_error = |problem: &str| UpError::Mount {
+                service: spec.name.clone(),
+                source_path: source.clone(),
+                target: target.clone(),
+                problem: problem.to_string(),
+            };
+            match std::fs::metadata(source) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(source)
+                        .map_err(|e| mount_error(&format!("cannot create the folder: {e}")))?;
+                    report(Event::MountSourceCreated {
+                        service: spec.name.clone(),
+                        path: source.clone(),
+                    });
+                }
+                Err(e) => return Err(mount_error(&e.to_string())),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    if image_volumes.is_none() {
+                        image_volumes = Some(engine.image_volumes(&spec.image).await);
+                    }
+                    let folder_in_image = target.ends_with('/')
+                        || image_volumes
+                            .as_deref()
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|v| v.trim_end_matches('/') == target.trim_end_matches('/'));
+                    if folder_in_image {
+                        return Err(mount_error(&format!(
+                            "{} is a file, and {target} is a folder in image {}",
+                            source.display(),
+                            spec.image
+                        )));
+                    }
+                }
+            }
         }
     }
     Ok(())
@@ -510,13 +741,18 @@ async fn bring_up(
     mut turn: StartTurn<'_>,
     report: &Reporter,
     http: &reqwest::Client,
+    cancel: &Cancel,
 ) -> Result<Outcome, UpError> {
     for (dep, mut rx) in deps {
-        let state = rx
-            .wait_for(|s| *s != DepState::Pending)
-            .await
-            .map(|s| *s)
-            .unwrap_or(DepState::Failed);
+        let state = cancel
+            .or_interrupted(async {
+                Ok(rx
+                    .wait_for(|s| *s != DepState::Pending)
+                    .await
+                    .map(|s| *s)
+                    .unwrap_or(DepState::Failed))
+            })
+            .await?;
         if state == DepState::Failed {
             return Err(UpError::DependencyFailed {
                 service: spec.name.clone(),
@@ -524,32 +760,57 @@ async fn bring_up(
             });
         }
     }
-    let name = action_name(&action);
+    cancel.check()?;
+    let name = action.name();
     report(Event::Planned {
         service: spec.name.clone(),
         action: name,
     });
     let start = Instant::now();
+    let failed = |action: &'static str| {
+        let service = spec.name.clone();
+        move |source: EngineError| UpError::Service {
+            service,
+            action,
+            reason: source.reason(),
+            source: Box::new(source),
+        }
+    };
     let id = match action {
         Action::Keep { id } => id,
-        Action::Start { id } => {
-            turn.before_start().await;
-            engine.start_container(&id).await?;
+        Action::Unpause { id } => {
+            engine
+                .unpause_container(&id)
+                .await
+                .map_err(failed("unpause"))?;
             id
         }
-        Action::Recreate { id } => {
+        Action::Start { id } => {
+            cancel
+                .or_interrupted(async {
+                    turn.before_start().await;
+                    Ok(())
+                })
+                .await?;
+            engine.start_container(&id).await.map_err(failed("start"))?;
+            id
+        }
+        Action::Recreate { id, .. } => {
             engine
                 .remove_container(&id, spec.stop_grace_secs as i32)
-                .await?;
-            create_and_start(engine, stack, spec, &mut turn).await?
+                .await
+                .map_err(failed("remove the old container of"))?;
+            create_and_start(engine, stack, spec, &mut turn, cancel).await?
         }
-        Action::Create => create_and_start(engine, stack, spec, &mut turn).await?,
+        Action::Create => create_and_start(engine, stack, spec, &mut turn, cancel).await?,
     };
     turn.started();
     report(Event::Waiting {
         service: spec.name.clone(),
     });
-    let prepared = wait_ready(engine, stack, spec, &id, report, http).await?;
+    let prepared = cancel
+        .or_interrupted(wait_ready(engine, stack, spec, &id, report, http))
+        .await?;
     let elapsed = start.elapsed();
     report(Event::Ready {
         service: spec.name.clone(),
@@ -565,39 +826,76 @@ async fn bring_up(
 }
 
 /// Creates the service's container and starts it when its turn comes. A container of that name
-/// that appeared meanwhile (a concurrent or interrupted run) is reused when its spec matches.
+/// that appeared meanwhile (a concurrent or interrupted run) is reused when its spec matches. A
+/// container created here that the engine will not start is removed again, so that no
+/// half-made container is left behind.
 async fn create_and_start(
     engine: &Engine,
     stack: &Stack,
     spec: &ServiceSpec,
     turn: &mut StartTurn<'_>,
+    cancel: &Cancel,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
+    let failed = |action: &'static str, source: EngineError| UpError::Service {
+        service: spec.name.clone(),
+        action,
+        reason: source.reason(),
+        source: Box::new(source),
+    };
     let name_in_use = |what: &str| {
-        UpError::Engine(EngineError::Api {
+        let source = EngineError::Api {
             action: format!("create container {}: {what}", spec.container_name),
             source: bollard::errors::Error::DockerResponseServerError {
                 status_code: 409,
                 message: "name in use".into(),
             },
-        })
+        };
+        UpError::Service {
+            service: spec.name.clone(),
+            action: "create",
+            reason: format!(
+                "the container name {} is in use: {what}",
+                spec.container_name
+            ),
+            source: Box::new(source),
+        }
     };
     // An interrupted run's create may still be finishing inside the engine: the name is then
     // reserved but the container not yet visible. Wait for it rather than fail.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut backoff = ready::Backoff::default();
     loop {
+        cancel.check()?;
         if let Some(id) = engine
             .create_container(&spec.container_name, container_body(stack, spec, &hash))
-            .await?
+            .await
+            .map_err(|e| failed("create", e))?
         {
-            turn.before_start().await;
-            engine.start_container(&id).await?;
+            // Interrupted while waiting for its turn: the container is removed, not left created.
+            let turn_came = tokio::select! {
+                _ = turn.before_start() => true,
+                _ = cancel.cancelled() => false,
+            };
+            if !turn_came {
+                let _ = engine.remove_container(&id, 0).await;
+                return Err(UpError::Interrupted);
+            }
+            if let Err(e) = engine.start_container(&id).await {
+                if !e.is_connection_lost() {
+                    let _ = engine.remove_container(&id, 0).await;
+                }
+                return Err(failed("start", e));
+            }
             return Ok(id);
         }
         // The name is taken: by our own container (same spec: use it; older: replace it),
         // or by something vibedev did not create (never touched).
-        if let Some(existing) = engine.inspect_container(&spec.container_name).await? {
+        if let Some(existing) = engine
+            .inspect_container(&spec.container_name)
+            .await
+            .map_err(|e| failed("create", e))?
+        {
             let labels = existing
                 .config
                 .as_ref()
@@ -613,12 +911,16 @@ async fn create_and_start(
             }
             if labels.get(LABEL_HASH) == Some(&hash) {
                 turn.before_start().await;
-                engine.start_container(&id).await?;
+                engine
+                    .start_container(&id)
+                    .await
+                    .map_err(|e| failed("start", e))?;
                 return Ok(id);
             }
             engine
                 .remove_container(&id, spec.stop_grace_secs as i32)
-                .await?;
+                .await
+                .map_err(|e| failed("create", e))?;
             continue;
         }
         let delay = backoff.next_delay();

@@ -160,6 +160,11 @@ pub async fn probe_once(spec: &ServiceSpec, rt: &ServiceRuntime, http: &reqwest:
     if !rt.running() {
         return false;
     }
+    // Ports the spec publishes but the engine does not (the container lost its network): not
+    // reachable, whatever runs inside.
+    if rt.published.len() < spec.ports.len() {
+        return false;
+    }
     let Some((host, port)) = rt.probe_address(spec) else {
         // Nothing published to probe: running is all that can be said.
         return true;

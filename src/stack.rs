@@ -244,6 +244,17 @@ fn resolve_compose(
     source: ComposeSource,
     base: &Path,
 ) -> Result<Stack, ConfigError> {
+    if compose.services.is_empty() {
+        let path = match &source {
+            ComposeSource::File(p) => p.clone(),
+            ComposeSource::Builtin => PathBuf::from("<built-in>/compose/docker-compose.yml"),
+        };
+        return Err(ConfigError::Invalid {
+            path,
+            message: "defines no services (an empty or half-saved file?): nothing was changed"
+                .into(),
+        });
+    }
     for name in project.file.services.keys() {
         if !compose.services.contains_key(name) {
             return Err(invalid(
@@ -343,29 +354,10 @@ fn resolve_compose(
             })
             .collect();
         let probe_port = x.port.or_else(|| ports.first().map(|p| p.container_port));
-        let postgres = (kind == Some(Kind::Postgres)).then(|| {
-            let admin_user = env
-                .get("POSTGRES_USER")
-                .cloned()
-                .unwrap_or_else(|| "postgres".into());
-            PostgresApp {
-                database: x
-                    .database
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_APP_DATABASE.into()),
-                user: x.user.clone().unwrap_or_else(|| DEFAULT_APP_USER.into()),
-                password: x
-                    .password
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_APP_PASSWORD.into()),
-                admin_password: env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default(),
-                admin_database: env
-                    .get("POSTGRES_DB")
-                    .cloned()
-                    .unwrap_or_else(|| admin_user.clone()),
-                admin_user,
-            }
-        });
+        let postgres = (kind == Some(Kind::Postgres))
+            .then(|| postgres_app(&env, &x))
+            .transpose()
+            .map_err(|m| invalid(project, format!("service {name:?}: {m}")))?;
         let buckets = match kind {
             Some(Kind::Gcs) => x
                 .buckets
@@ -414,6 +406,62 @@ fn resolve_compose(
     })
 }
 
+/// The Postgres accounts of a service. The compose file's values win: a `POSTGRES_USER` other
+/// than the image's default `postgres` is the app's own role (with `POSTGRES_PASSWORD` and
+/// `POSTGRES_DB`), unless `x-vibedev` names another; vibedev's defaults fill what neither says.
+/// When the app role is the admin role, its password is the compose file's (never changed).
+fn postgres_app(
+    env: &BTreeMap<String, String>,
+    x: &compose::XVibedev,
+) -> Result<PostgresApp, String> {
+    let admin_user = env
+        .get("POSTGRES_USER")
+        .filter(|u| !u.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "postgres".into());
+    let admin_password = env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default();
+    let admin_database = env
+        .get("POSTGRES_DB")
+        .filter(|d| !d.is_empty())
+        .cloned()
+        .unwrap_or_else(|| admin_user.clone());
+    let own_role = admin_user != "postgres";
+    let user = x.user.clone().unwrap_or_else(|| {
+        if own_role {
+            admin_user.clone()
+        } else {
+            DEFAULT_APP_USER.into()
+        }
+    });
+    let password = if user == admin_user {
+        if x.password.as_ref().is_some_and(|p| *p != admin_password) {
+            return Err(format!(
+                "x-vibedev password differs from POSTGRES_PASSWORD, but both are for role {user:?}: drop one of them"
+            ));
+        }
+        admin_password.clone()
+    } else {
+        x.password
+            .clone()
+            .unwrap_or_else(|| DEFAULT_APP_PASSWORD.into())
+    };
+    let database = x.database.clone().unwrap_or_else(|| {
+        if own_role {
+            admin_database.clone()
+        } else {
+            DEFAULT_APP_DATABASE.into()
+        }
+    });
+    Ok(PostgresApp {
+        database,
+        user,
+        password,
+        admin_user,
+        admin_password,
+        admin_database,
+    })
+}
+
 fn check_cycles(project: &Project, services: &[ServiceSpec]) -> Result<(), ConfigError> {
     fn visit<'a>(
         name: &'a str,
@@ -452,6 +500,8 @@ pub struct Observed {
     pub id: String,
     pub hash: String,
     pub state: String,
+    /// Ids of the networks the container is attached to (as the engine lists them).
+    pub networks: Vec<String>,
 }
 
 /// What `up` does with one service.
@@ -459,25 +509,71 @@ pub struct Observed {
 pub enum Action {
     /// No container: create and start one.
     Create,
-    /// The container's spec differs: replace it.
-    Recreate { id: String },
+    /// The container's spec differs, or it is cut off from the project's network: replace it.
+    Recreate { id: String, why: Why },
     /// The container exists with the right spec but is not running.
     Start { id: String },
+    /// Paused with the right spec: unpause it.
+    Unpause { id: String },
     /// Running with the right spec: leave it alone (still probed).
     Keep { id: String },
 }
 
-/// Decides what to do with one service, given its desired hash and what the engine has.
-pub fn plan(desired_hash: &str, observed: Option<&Observed>) -> Action {
-    match observed {
-        None => Action::Create,
-        Some(o) if o.hash != desired_hash => Action::Recreate { id: o.id.clone() },
-        Some(o) if o.state == "running" => Action::Keep { id: o.id.clone() },
-        // A container stuck mid-removal or dead cannot be started: replace it.
-        Some(o) if o.state == "dead" || o.state == "removing" => {
-            Action::Recreate { id: o.id.clone() }
+/// Why a container is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Its settings changed.
+    Settings,
+    /// It is attached to a network that is no longer the project's (removed behind vibedev's
+    /// back, or a duplicate left by a concurrent run).
+    Network,
+    /// The engine holds it dead or mid-removal: it cannot be started.
+    Dead,
+}
+
+impl Action {
+    /// The action's name in events and summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Recreate { .. } => "recreate",
+            Action::Start { .. } => "start",
+            Action::Unpause { .. } => "unpause",
+            Action::Keep { .. } => "keep",
         }
-        Some(o) => Action::Start { id: o.id.clone() },
+    }
+}
+
+/// Decides what to do with one service, given its desired hash, what the engine has, and the id
+/// of the project's network (`None` when it does not exist yet).
+pub fn plan(desired_hash: &str, observed: Option<&Observed>, network: Option<&str>) -> Action {
+    let Some(o) = observed else {
+        return Action::Create;
+    };
+    let recreate = |why| Action::Recreate {
+        id: o.id.clone(),
+        why,
+    };
+    // A container on no network at all has been cut off only if it runs; one never started may
+    // not list its network yet.
+    let cut_off = match network {
+        Some(net) => {
+            (o.state == "running" || !o.networks.is_empty()) && !o.networks.iter().any(|n| n == net)
+        }
+        None => !o.networks.is_empty() || o.state == "running",
+    };
+    if o.hash != desired_hash {
+        recreate(Why::Settings)
+    } else if o.state == "dead" || o.state == "removing" {
+        recreate(Why::Dead)
+    } else if cut_off {
+        recreate(Why::Network)
+    } else if o.state == "running" {
+        Action::Keep { id: o.id.clone() }
+    } else if o.state == "paused" {
+        Action::Unpause { id: o.id.clone() }
+    } else {
+        Action::Start { id: o.id.clone() }
     }
 }
 
@@ -585,6 +681,94 @@ mod tests {
         );
     }
 
+    fn pg(env: &[(&str, &str)], x: &str) -> Result<PostgresApp, String> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let x: compose::XVibedev = serde_norway::from_str(x).unwrap();
+        postgres_app(&env, &x)
+    }
+
+    #[test]
+    fn compose_postgres_credentials_win() {
+        // The compose file names its own role: that role, its password and database are the app's.
+        let app = pg(
+            &[
+                ("POSTGRES_USER", "shop"),
+                ("POSTGRES_PASSWORD", "s3cret"),
+                ("POSTGRES_DB", "shopdb"),
+            ],
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                app.user.as_str(),
+                app.password.as_str(),
+                app.database.as_str()
+            ),
+            ("shop", "s3cret", "shopdb")
+        );
+        // x-vibedev picks a separate app role: vibedev makes it, the admin stays as written.
+        let app = pg(
+            &[("POSTGRES_USER", "shop"), ("POSTGRES_PASSWORD", "s3cret")],
+            "{user: shop_app, database: shop}",
+        )
+        .unwrap();
+        assert_eq!(
+            (app.user.as_str(), app.password.as_str()),
+            ("shop_app", DEFAULT_APP_PASSWORD)
+        );
+        assert_eq!(
+            (app.admin_user.as_str(), app.admin_password.as_str()),
+            ("shop", "s3cret")
+        );
+        // x-vibedev names the admin role itself: its password is never replaced by a default.
+        let app = pg(
+            &[("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "pw")],
+            "{user: postgres}",
+        )
+        .unwrap();
+        assert_eq!(app.password, "pw");
+        let err = pg(
+            &[("POSTGRES_USER", "shop"), ("POSTGRES_PASSWORD", "pw")],
+            "{password: other}",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("POSTGRES_PASSWORD") && !err.contains("other"),
+            "{err}"
+        );
+        // The image's default superuser: vibedev's own app role and database.
+        let app = pg(&[("POSTGRES_PASSWORD", "pw")], "{}").unwrap();
+        assert_eq!(
+            (
+                app.user.as_str(),
+                app.database.as_str(),
+                app.admin_database.as_str()
+            ),
+            (DEFAULT_APP_USER, DEFAULT_APP_DATABASE, "postgres")
+        );
+    }
+
+    #[test]
+    fn a_file_with_no_services_is_an_error_not_a_plan() {
+        let compose = compose::parse(Path::new("/p/c.yml"), "services: {}\n").unwrap();
+        let err = resolve_compose(
+            &project(""),
+            compose,
+            ComposeSource::File(PathBuf::from("/p/c.yml")),
+            Path::new("/p"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("/p/c.yml: ") && msg.contains("no services"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn bind_setting_overrides_every_port() {
         let s = builtin("bind = \"0.0.0.0\"\n");
@@ -650,27 +834,64 @@ mod tests {
             id: "c1".into(),
             hash: hash.into(),
             state: state.into(),
+            networks: vec!["n1".into()],
         };
-        assert_eq!(plan("h", None), Action::Create);
+        let net = Some("n1");
+        let keep = Action::Keep { id: "c1".into() };
+        let start = Action::Start { id: "c1".into() };
+        let recreate = |why| Action::Recreate {
+            id: "c1".into(),
+            why,
+        };
+        assert_eq!(plan("h", None, net), Action::Create);
+        assert_eq!(plan("h", Some(&o("h", "running")), net), keep);
+        assert_eq!(plan("h", Some(&o("h", "exited")), net), start);
+        assert_eq!(plan("h", Some(&o("h", "created")), net), start);
         assert_eq!(
-            plan("h", Some(&o("h", "running"))),
+            plan("h", Some(&o("h", "paused")), net),
+            Action::Unpause { id: "c1".into() }
+        );
+        assert_eq!(
+            plan("h", Some(&o("old", "running")), net),
+            recreate(Why::Settings)
+        );
+        assert_eq!(plan("h", Some(&o("h", "dead")), net), recreate(Why::Dead));
+    }
+
+    #[test]
+    fn containers_cut_off_from_the_project_network_are_recreated() {
+        let o = |state: &str, networks: &[&str]| Observed {
+            id: "c1".into(),
+            hash: "h".into(),
+            state: state.into(),
+            networks: networks.iter().map(|n| n.to_string()).collect(),
+        };
+        let recreate = Action::Recreate {
+            id: "c1".into(),
+            why: Why::Network,
+        };
+        // The network was removed and made again: the container still points at the old one.
+        assert_eq!(
+            plan("h", Some(&o("running", &["old"])), Some("new")),
+            recreate
+        );
+        assert_eq!(
+            plan("h", Some(&o("exited", &["old"])), Some("new")),
+            recreate
+        );
+        // Disconnected while running: no network, no published ports.
+        assert_eq!(plan("h", Some(&o("running", &[])), Some("new")), recreate);
+        // The network is gone and not made yet.
+        assert_eq!(plan("h", Some(&o("exited", &["old"])), None), recreate);
+        // Never started: the engine may not list its network yet.
+        assert_eq!(
+            plan("h", Some(&o("created", &[])), Some("new")),
+            Action::Start { id: "c1".into() }
+        );
+        // A container on the project network and another one is fine.
+        assert_eq!(
+            plan("h", Some(&o("running", &["other", "new"])), Some("new")),
             Action::Keep { id: "c1".into() }
-        );
-        assert_eq!(
-            plan("h", Some(&o("h", "exited"))),
-            Action::Start { id: "c1".into() }
-        );
-        assert_eq!(
-            plan("h", Some(&o("h", "created"))),
-            Action::Start { id: "c1".into() }
-        );
-        assert_eq!(
-            plan("h", Some(&o("old", "running"))),
-            Action::Recreate { id: "c1".into() }
-        );
-        assert_eq!(
-            plan("h", Some(&o("h", "dead"))),
-            Action::Recreate { id: "c1".into() }
         );
     }
 

@@ -277,6 +277,7 @@ impl ReporterState {
                     "create" => "creating",
                     "recreate" => "recreating (its settings changed)",
                     "start" => "starting",
+                    "unpause" => "unpausing",
                     _ => return,
                 };
                 self.line(format!("{} {verb}", name(&service)));
@@ -306,6 +307,20 @@ impl ReporterState {
                 self.line(format!(
                     "{} removed (no longer in the stack)",
                     name(&service)
+                ));
+            }
+            Event::OrphanKept { service } => {
+                self.line(format!(
+                    "{} kept: no longer in the stack (`vibedev up --remove-orphans` removes it)",
+                    name(&service)
+                ));
+            }
+            Event::NetworkRepaired { what } => self.line(format!("network: {what}")),
+            Event::MountSourceCreated { service, path } => {
+                self.line(format!(
+                    "{} created the missing bind-mount folder {}",
+                    name(&service),
+                    path.display()
                 ));
             }
             Event::Removed { name: n } => self.line(format!("removed {n}")),

@@ -17,6 +17,7 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
             project.name
         ));
     }
+    let _lock = ctx.lock(&project.name, "down").await?;
     let engine = ctx.engine().await?;
     let summary = reconcile::down(&engine, &project.name, args.volumes, ctx.ui.reporter()).await?;
     if summary.containers.is_empty() && summary.networks.is_empty() && summary.volumes.is_empty() {

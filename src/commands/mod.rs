@@ -51,6 +51,26 @@ impl Context {
         Ok((project, stack))
     }
 
+    /// Takes the project's lock for a command that changes its stack (see [`crate::lock`]); a
+    /// second caller waits and is told who holds it.
+    pub async fn lock(&self, project: &str, command: &str) -> Result<crate::lock::ProjectLock> {
+        let ui = self.ui.clone();
+        let project_name = project.to_string();
+        let waiting = move |holder: Option<&crate::lock::Holder>| {
+            ui.info(&format!(
+                "waiting for {} to finish with project {project_name}",
+                holder.map_or_else(
+                    || "another vibedev command".to_string(),
+                    ToString::to_string
+                )
+            ));
+        };
+        Ok(
+            crate::lock::acquire(project, command, crate::lock::timeout_from_env(), &waiting)
+                .await?,
+        )
+    }
+
     pub async fn engine(&self) -> Result<Engine> {
         let engine = Engine::connect().await?;
         self.ui
@@ -72,21 +92,17 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
         Command::Run(args) => run::run(&ctx, args).await,
         // Watching ends on Ctrl-C as a normal exit; the stack keeps running.
         Command::Watch(args) => watch::run(&ctx, args).await,
-        Command::Up(args) if args.watch => {
-            let poll = args.poll;
-            tokio::select! {
-                r = up::run(&ctx, args) => r?,
-                _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted {
-                    hint: "run `vibedev up --watch` again: it continues from where this run stopped".into(),
-                }),
-            };
-            watch::run(&ctx, crate::cli::WatchArgs { poll }).await
+        // `up` handles Ctrl-C itself: it lets the engine finish what it was asked first.
+        Command::Up(args) => {
+            let then_watch = args.watch.then_some(args.poll);
+            let code = up::run(&ctx, args).await?;
+            match then_watch {
+                Some(poll) => watch::run(&ctx, crate::cli::WatchArgs { poll }).await,
+                None => Ok(code),
+            }
         }
         command => {
             let hint = match &command {
-                Command::Up(_) => {
-                    "run `vibedev up` again: it continues from where this run stopped"
-                }
                 Command::Migrate(_) => {
                     "run `vibedev migrate` again: the migration in progress was rolled back"
                 }

@@ -50,6 +50,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<u8> {
             ctx.ui.out(&line);
         }
     }
+    if args.exit_code && rows.iter().any(|r| !r.ready) {
+        return Ok(crate::error::EXIT_NOT_READY);
+    }
     Ok(0)
 }
 

@@ -3,24 +3,57 @@
 use std::time::Instant;
 
 use crate::cli::UpArgs;
-use crate::error::Result;
-use crate::reconcile::{self, UpOptions};
+use crate::error::{Error, Result};
+use crate::reconcile::{self, Cancel, UpOptions};
 use crate::runtime;
 
 use super::{Context, seed, status};
 
+/// Runs `up`, Ctrl-C included: the first interrupt lets what the engine is doing finish (so the
+/// next `up` does not trip over a container still starting), a second one quits at once.
 pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     stack.check_names(&args.services)?;
+    let interrupted = || Error::Interrupted {
+        hint: "run `vibedev up` again: it continues from where this run stopped".into(),
+    };
+    let _lock = tokio::select! {
+        lock = ctx.lock(&project.name, "up") => lock?,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted()),
+    };
     let engine = ctx.engine().await?;
     let start = Instant::now();
+    let (cancel_tx, cancel) = Cancel::new();
     let options = UpOptions {
         services: args.services.clone(),
+        remove_orphans: args.remove_orphans,
+        cancel,
     };
-    let outcomes = reconcile::up(&engine, &stack, &options, ctx.ui.reporter()).await?;
+    let reconcile = reconcile::up(&engine, &stack, &options, ctx.ui.reporter());
+    tokio::pin!(reconcile);
+    let outcomes = tokio::select! {
+        r = &mut reconcile => r?,
+        _ = tokio::signal::ctrl_c() => {
+            ctx.ui.info("interrupted: waiting for the engine to finish what it was asked (Ctrl-C again quits at once)");
+            let _ = cancel_tx.send(true);
+            tokio::select! {
+                _ = &mut reconcile => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = tokio::time::sleep(WIND_DOWN) => {}
+            }
+            return Err(interrupted());
+        }
+    };
     let changed = outcomes.iter().filter(|o| o.action != "keep").count();
-    let runtimes = runtime::observe(&engine, &stack).await?;
-    seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
+    let after = async {
+        let runtimes = runtime::observe(&engine, &stack).await?;
+        seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
+        Ok::<_, Error>(runtimes)
+    };
+    let runtimes = tokio::select! {
+        r = after => r?,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted()),
+    };
     let selected: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
     let rows = status::rows(&stack, &runtimes, &vec![true; runtimes.len()])
         .into_iter()
@@ -41,6 +74,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     ));
     Ok(0)
 }
+
+/// How long an interrupted `up` waits for the engine to finish the requests already sent.
+const WIND_DOWN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `2 services changed`, `nothing to change`, or what was made in unchanged containers.
 fn summary(changed: usize, prepared: &[&str]) -> String {

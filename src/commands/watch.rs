@@ -151,6 +151,11 @@ async fn act(ctx: &Context, change: Change) -> Result<String> {
         global: ctx.global.clone(),
         ui,
     };
+    // Held for the action only: an idle watch never keeps another terminal waiting.
+    let project = ctx.project()?;
+    let _lock = ctx
+        .lock(&project.name, &format!("watch ({})", change.describe()))
+        .await?;
     match change {
         Change::Stack => reconcile_stack(&quiet).await,
         Change::Migrations => migrate(&quiet).await,

@@ -27,6 +27,8 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     /// Host ports it publishes.
     pub public_ports: Vec<u16>,
+    /// Ids of the networks it is attached to.
+    pub networks: Vec<String>,
 }
 
 impl Engine {
@@ -73,6 +75,13 @@ impl Engine {
                         .iter()
                         .filter_map(|p| p.public_port)
                         .collect(),
+                    networks: c
+                        .network_settings
+                        .and_then(|n| n.networks)
+                        .unwrap_or_default()
+                        .into_values()
+                        .filter_map(|e| e.network_id.filter(|id| !id.is_empty()))
+                        .collect(),
                     labels,
                 })
             })
@@ -101,6 +110,15 @@ impl Engine {
             Ok(resp) => Ok(Some(resp.id)),
             Err(e) if is_conflict(&e) => Ok(None),
             Err(e) => Err(EngineError::api(format!("create container {name}"), e)),
+        }
+    }
+
+    pub async fn unpause_container(&self, id: &str) -> Result<(), EngineError> {
+        match self.docker.unpause_container(id).await {
+            Ok(()) => Ok(()),
+            // Not paused (any more): the same outcome.
+            Err(e) if is_conflict(&e) || is_not_modified(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("unpause container {id}"), e)),
         }
     }
 

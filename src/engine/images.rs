@@ -26,6 +26,19 @@ impl Engine {
         }
     }
 
+    /// The folders an image declares as volumes (`VOLUME` in its Dockerfile); empty when the
+    /// image is not here or declares none.
+    pub async fn image_volumes(&self, image: &str) -> Vec<String> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => info
+                .config
+                .and_then(|c| c.volumes)
+                .map(|v| v.into_iter().collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Pulls `image`, reporting progress; the registry's own message on failure.
     pub async fn pull(
         &self,

@@ -66,6 +66,13 @@ pub enum EngineError {
     },
     #[error("cannot pull image {image}: {message}")]
     Pull { image: String, message: String },
+    /// A network or volume with the project's name that vibedev did not create for it.
+    #[error("{kind} {name} exists but was not created by vibedev for project {project}")]
+    Foreign {
+        kind: &'static str,
+        name: String,
+        project: String,
+    },
     #[error("cannot {action}")]
     Api {
         action: String,
@@ -96,7 +103,44 @@ impl EngineError {
                 "check the image name and that its registry is reachable; `vibedev.toml` can point [services.NAME] image elsewhere"
                     .into(),
             ),
+            EngineError::Foreign { kind, name, .. } => Some(match *kind {
+                "volume" => format!(
+                    "to use its data, declare it in the compose file's top-level volumes as `external: true` with `name: {name}`; otherwise remove it (`docker volume rm {name}`) or give this project another name (`project = \"...\"` in vibedev.toml)"
+                ),
+                _ => format!(
+                    "remove it (`docker network rm {name}`) or give this project another name (`project = \"...\"` in vibedev.toml)"
+                ),
+            }),
             EngineError::Api { .. } => None,
+        }
+    }
+
+    /// True when the engine stopped answering (connection refused, reset, timed out): the
+    /// engine went away, which is not the request's fault.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            EngineError::Unreachable { .. } | EngineError::Timeout { .. } => true,
+            EngineError::Api { source, .. } => matches!(
+                source,
+                bollard::errors::Error::HyperLegacyError { .. }
+                    | bollard::errors::Error::HyperResponseError { .. }
+                    | bollard::errors::Error::IOError { .. }
+                    | bollard::errors::Error::RequestTimeoutError
+                    | bollard::errors::Error::SocketNotFoundError(_)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The engine's own words for a refused request (its error message), else the error itself.
+    pub fn reason(&self) -> String {
+        match self {
+            EngineError::Api {
+                source: bollard::errors::Error::DockerResponseServerError { message, .. },
+                ..
+            } => message.clone(),
+            EngineError::Api { source, .. } => source.to_string(),
+            other => other.to_string(),
         }
     }
 
@@ -198,6 +242,12 @@ impl Engine {
             Ok(Ok(docker)) => docker,
         };
         Ok(Engine { docker, endpoint })
+    }
+
+    /// True when the engine runs on this machine (a local socket), so that host paths in bind
+    /// mounts are this machine's paths.
+    pub fn is_local(&self) -> bool {
+        self.endpoint.url.starts_with("unix://")
     }
 
     /// The address a client on this machine uses to reach a port published on `host_ip`.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
@@ -17,45 +17,128 @@ pub struct VolumeInfo {
 }
 
 impl Engine {
-    /// Creates the project's network unless it exists; an existing network without this
-    /// project's label is an error rather than silently shared.
+    /// Makes sure the project has exactly one network called `name` and returns its id: creates it
+    /// when missing, and reduces duplicates (left by concurrent runs) to one, keeping the one most
+    /// containers use. A network of that name without this project's label is refused.
     pub async fn ensure_network(
         &self,
         name: &str,
         labels: HashMap<String, String>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<String, EngineError> {
         let project = labels.get(LABEL_PROJECT).cloned().unwrap_or_default();
-        match self.docker.inspect_network(name, None).await {
-            Ok(net) => {
-                let owner = net.labels.unwrap_or_default().get(LABEL_PROJECT).cloned();
-                if owner.as_deref() == Some(project.as_str()) {
-                    return Ok(());
-                }
-                return Err(EngineError::Api {
-                    action: format!(
-                        "use network {name}: it exists but was not created by vibedev for project {project}; remove or rename it"
-                    ),
-                    source: bollard::errors::Error::DockerResponseServerError {
-                        status_code: 409,
-                        message: "network exists without vibedev's labels".into(),
-                    },
+        let mut ours = self.networks_named(name, &project).await?;
+        if ours.is_empty() {
+            let request = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(created) => return Ok(created.id),
+                // Created meanwhile (older engines allow duplicate names): find it below.
+                Err(e) if is_conflict(&e) => {}
+                Err(e) => return Err(EngineError::api(format!("create network {name}"), e)),
+            }
+            ours = self.networks_named(name, &project).await?;
+        }
+        self.keep_one_network(ours)
+            .await?
+            .ok_or_else(|| EngineError::Api {
+                action: format!("find network {name} after creating it"),
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: "network not found".into(),
+                },
+            })
+    }
+
+    /// The id of the project's network called `name`, when it exists; duplicates are reduced to
+    /// one as in [`Engine::ensure_network`], and a foreign network of that name is refused.
+    pub async fn find_network(
+        &self,
+        name: &str,
+        project: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let ours = self.networks_named(name, project).await?;
+        self.keep_one_network(ours).await
+    }
+
+    /// The ids of the networks called exactly `name` that carry `project`'s label; one without
+    /// it is an error (never shared, never removed).
+    async fn networks_named(&self, name: &str, project: &str) -> Result<Vec<String>, EngineError> {
+        // The engine's name filter matches substrings: compare exactly here.
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let nets = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| EngineError::api("list networks", e))?;
+        let mut ids = Vec::new();
+        for net in nets.into_iter().filter(|n| n.name.as_deref() == Some(name)) {
+            let owner = net
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_PROJECT))
+                .map(String::as_str);
+            if owner != Some(project) {
+                return Err(EngineError::Foreign {
+                    kind: "network",
+                    name: name.to_string(),
+                    project: project.to_string(),
                 });
             }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(EngineError::api(format!("inspect network {name}"), e)),
+            ids.extend(net.id);
         }
-        let request = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            labels: Some(labels),
-            ..Default::default()
+        Ok(ids)
+    }
+
+    /// Of several networks with the project's name, keeps the one most containers use (the
+    /// oldest on a tie) and removes the others, disconnecting what they hold: those containers
+    /// are recreated on the kept network by `up`. Returns the kept id.
+    async fn keep_one_network(&self, ids: Vec<String>) -> Result<Option<String>, EngineError> {
+        if ids.len() < 2 {
+            return Ok(ids.into_iter().next());
+        }
+        let mut nets = Vec::new();
+        for id in ids {
+            match self.docker.inspect_network(&id, None).await {
+                Ok(n) => nets.push(n),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(EngineError::api(format!("inspect network {id}"), e)),
+            }
+        }
+        nets.sort_by_key(|n| {
+            (
+                std::cmp::Reverse(n.containers.as_ref().map_or(0, HashMap::len)),
+                n.created.clone().map(|c| c.to_string()).unwrap_or_default(),
+            )
+        });
+        let mut nets = nets.into_iter();
+        let Some(keep) = nets.next() else {
+            return Ok(None);
         };
-        match self.docker.create_network(request).await {
-            Ok(_) => Ok(()),
-            // Created concurrently by another run: same outcome.
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(e) => Err(EngineError::api(format!("create network {name}"), e)),
+        for extra in nets {
+            let id = extra.id.clone().unwrap_or_default();
+            for container in extra.containers.unwrap_or_default().into_keys() {
+                let request = NetworkDisconnectRequest {
+                    container,
+                    force: Some(true),
+                };
+                match self.docker.disconnect_network(&id, request).await {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => {
+                        return Err(EngineError::api(format!("disconnect network {id}"), e));
+                    }
+                }
+            }
+            self.remove_network(&id).await?;
         }
+        Ok(keep.id)
     }
 
     /// Networks carrying this project's label.
@@ -93,7 +176,9 @@ impl Engine {
         }
     }
 
-    /// Creates a named volume unless it exists. Returns true when it was created now.
+    /// Creates a named volume unless this project already has it; returns true when it was created
+    /// now. A volume of that name that vibedev did not create for this project is refused: it may
+    /// hold someone else's data (adopting it takes `external: true` in the compose file).
     pub async fn ensure_volume(
         &self,
         name: &str,
@@ -101,7 +186,17 @@ impl Engine {
         labels: HashMap<String, String>,
     ) -> Result<bool, EngineError> {
         match self.docker.inspect_volume(name).await {
-            Ok(_) => return Ok(false),
+            Ok(v) => {
+                let project = labels.get(LABEL_PROJECT).map(String::as_str);
+                if v.labels.get(LABEL_PROJECT).map(String::as_str) == project {
+                    return Ok(false);
+                }
+                return Err(EngineError::Foreign {
+                    kind: "volume",
+                    name: name.to_string(),
+                    project: project.unwrap_or_default().to_string(),
+                });
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(EngineError::api(format!("inspect volume {name}"), e)),
         }

@@ -56,6 +56,10 @@ async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>
     .await
     .map_err(|e| format!("as admin user {:?}: {}", app.admin_user, pg_error(&e)))?;
     let mut done = Vec::new();
+    // The app role is the admin role: it exists and its password is the compose file's.
+    if app.user == app.admin_user {
+        return create_database(&admin, app, done).await;
+    }
     let role_exists = !admin
         .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&app.user])
         .await
@@ -81,6 +85,15 @@ async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>
             ));
         }
     }
+    create_database(&admin, app, done).await
+}
+
+/// Creates the app database, owned by the app role, unless it exists.
+async fn create_database(
+    admin: &tokio_postgres::Client,
+    app: &PostgresApp,
+    mut done: Vec<String>,
+) -> Result<Vec<String>, String> {
     let db_exists = !admin
         .query(
             "SELECT 1 FROM pg_database WHERE datname = $1",
@@ -90,7 +103,7 @@ async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>
         .map_err(|e| pg_error(&e))?
         .is_empty();
     if !db_exists {
-        let version = server_version(&admin).await.map_err(|e| pg_error(&e))?;
+        let version = server_version(admin).await.map_err(|e| pg_error(&e))?;
         let sql = create_database_sql(&app.database, None, &app.user, version);
         match admin.batch_execute(&sql).await {
             Ok(()) => done.push(format!("database {}", app.database)),

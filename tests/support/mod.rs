@@ -337,3 +337,18 @@ pub fn labelled(project: &TestProject, kind: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Runs `docker` (the CLI) and fails the test unless it succeeded; returns trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
