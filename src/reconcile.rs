@@ -1051,7 +1051,11 @@ async fn wait_ready(
     let exited = watch_exit(engine, id);
     let result = tokio::select! {
         r = probe => r.map_err(Failure::NotReady),
-        code = exited => Err(Failure::Exited(code)),
+        end = exited => Err(match end {
+            Ok(code) => Failure::Exited(code),
+            // The engine went away: no log to fetch, nothing to wait for.
+            Err(e) => return Err(UpError::Engine(e)),
+        }),
     };
     match result {
         Ok(prepared) => Ok(prepared),
@@ -1102,19 +1106,28 @@ async fn published_when_running(
     .await
 }
 
-/// Resolves with the exit code once the container stops running.
-async fn watch_exit(engine: &Engine, id: &str) -> i64 {
+/// Resolves with the exit code once the container stops running, or with the error once the
+/// engine has stopped answering (three checks in a row).
+async fn watch_exit(engine: &Engine, id: &str) -> Result<i64, EngineError> {
+    let mut lost = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         match engine.inspect_container(id).await {
             Ok(Some(c)) => {
+                lost = 0;
                 let state = c.state.unwrap_or_default();
                 if state.running != Some(true) && state.restarting != Some(true) {
-                    return state.exit_code.unwrap_or(-1);
+                    return Ok(state.exit_code.unwrap_or(-1));
                 }
             }
-            Ok(None) => return -1,
-            // Transient engine trouble: the probe's deadline still bounds the wait.
+            Ok(None) => return Ok(-1),
+            Err(e) if e.is_connection_lost() => {
+                lost += 1;
+                if lost >= 3 {
+                    return Err(e);
+                }
+            }
+            // Other engine trouble: the probe's deadline still bounds the wait.
             Err(_) => {}
         }
     }

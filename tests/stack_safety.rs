@@ -414,3 +414,144 @@ fn compose_postgres_credentials_are_kept_and_used() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "shop");
 }
+
+/// A Unix-socket proxy in front of the real engine that can be cut, as an engine that dies.
+struct EngineProxy {
+    dir: tempfile::TempDir,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl EngineProxy {
+    fn start() -> EngineProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("engine.sock")).unwrap();
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tracked = streams.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                let mut t = tracked.lock().unwrap();
+                t.push(client.try_clone().unwrap());
+                t.push(engine.try_clone().unwrap());
+                pipe(client.try_clone().unwrap(), engine.try_clone().unwrap());
+                pipe(engine, client);
+            }
+        });
+        EngineProxy { dir, streams }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.path().join("engine.sock").display())
+    }
+
+    /// The engine is gone: no new connection is accepted, open ones are closed.
+    fn cut(&self) {
+        let _ = std::fs::remove_file(self.dir.path().join("engine.sock"));
+        for s in self.streams.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn engine_that_goes_away_during_up_exits_3() {
+    let mut p = TestProject::new("engine-gone");
+    let proxy = EngineProxy::start();
+    p.env.push(("DOCKER_HOST".into(), proxy.url()));
+    let mut child = p
+        .cmd(&["up", "postgres", "redis"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("creating") {
+            proxy.cut();
+            break;
+        }
+    }
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{seen}");
+    assert!(seen.contains("error:"), "{seen}");
+    assert!(
+        seen.contains("the Docker engine stopped answering"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("hint: the Docker engine stopped answering: start it again"),
+        "{seen}"
+    );
+    // The real engine is still there: the stack converges once it answers again.
+    p.env.clear();
+    p.ok(&["up", "postgres", "redis"]);
+}
+
+#[test]
+fn up_interrupted_at_any_moment_leaves_ports_the_next_up_can_use() {
+    let mut p = TestProject::new("ctrl-c-ports");
+    // Fixed host ports: what a half-finished start would leave held by the engine's proxy.
+    p.set(
+        "redis",
+        "ports",
+        &format!("[\"{}:6379\"]", support::free_port()),
+    );
+    p.set(
+        "gcs",
+        "ports",
+        &format!("[\"{}:4443\"]", support::free_port()),
+    );
+    p.write_config("");
+    for (round, moment) in ["creating", "starting", "ready"].iter().enumerate() {
+        if round > 0 {
+            // Stopped containers: the next up starts them (the `starting` moment).
+            for svc in ["redis", "gcs"] {
+                docker_ok(&["stop", "-t", "1", &container_id(&p, svc)]);
+            }
+        }
+        let mut child = p
+            .cmd(&["up", "redis", "gcs"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut seen = String::new();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(moment) {
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                break;
+            }
+        }
+        for line in lines {
+            seen.push_str(&line.unwrap());
+            seen.push('\n');
+        }
+        let code = child.wait().unwrap().code();
+        // Interrupted (130), or finished before the signal landed (0).
+        assert!(matches!(code, Some(130) | Some(0)), "{code:?}\n{seen}");
+        let run = p.ok(&["up", "redis", "gcs"]);
+        assert!(!run.stderr.contains("already in use"), "{run}");
+    }
+}

@@ -111,6 +111,9 @@ impl EngineError {
                     "remove it (`docker network rm {name}`) or give this project another name (`project = \"...\"` in vibedev.toml)"
                 ),
             }),
+            EngineError::Api { .. } if self.is_connection_lost() => Some(
+                "the Docker engine stopped answering: start it again (`docker info` tells whether it runs), then run the command again".into(),
+            ),
             EngineError::Api { .. } => None,
         }
     }
@@ -139,6 +142,9 @@ impl EngineError {
                 source: bollard::errors::Error::DockerResponseServerError { message, .. },
                 ..
             } => message.clone(),
+            EngineError::Api { .. } if self.is_connection_lost() => {
+                "the Docker engine stopped answering".to_string()
+            }
             EngineError::Api { source, .. } => source.to_string(),
             other => other.to_string(),
         }
