@@ -555,3 +555,54 @@ fn up_interrupted_at_any_moment_leaves_ports_the_next_up_can_use() {
         assert!(!run.stderr.contains("already in use"), "{run}");
     }
 }
+
+#[test]
+fn watch_never_removes_a_service_a_half_saved_file_left_out() {
+    let p = two_redis("watch-orphans");
+    p.ok(&["up"]);
+    let store = container_id(&p, "store");
+    let mut watch = p
+        .cmd(&["watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    for stream in [
+        Box::new(watch.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(watch.stderr.take().unwrap()),
+    ] {
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut t = sink.lock().unwrap();
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+    }
+    let wait_for = |what: &str, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while out.lock().unwrap().matches(what).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what:?}:\n{}",
+                out.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("watching ", 1);
+    // Saved half-way: only `cache` is left in the file, then nothing at all.
+    write_compose(&p, &["cache"]);
+    wait_for("config changed:", 1);
+    p.write("compose.yml", "services: {}\n");
+    wait_for("config changed:", 2);
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    watch.wait().unwrap();
+    let text = out.lock().unwrap().clone();
+    assert!(text.contains("config changed: failed"), "{text}");
+    assert!(text.contains("defines no services"), "{text}");
+    assert_eq!(container_id(&p, "store"), store, "{text}");
+    assert_eq!(state(&p, "store"), "running", "{text}");
+}
