@@ -189,6 +189,9 @@ impl UpError {
                 vec![(service.clone(), logs.clone())]
             }
             UpError::Several(errs) => errs.iter().flat_map(|e| e.log_lines()).collect(),
+            UpError::Engine(EngineError::Build { image, output, .. }) => {
+                vec![(format!("the build of {image}"), output.clone())]
+            }
             _ => Vec::new(),
         }
     }

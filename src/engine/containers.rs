@@ -122,6 +122,26 @@ impl Engine {
         }
     }
 
+    /// Writes files into a created container before it starts (service secrets and configs
+    /// whose value is not a file on the host), with their owner and mode; missing parent
+    /// folders are made.
+    pub async fn put_files(&self, id: &str, files: &[ContainerFile]) -> Result<(), EngineError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let tar = files_tar(files).map_err(|e| EngineError::Api {
+            action: format!("prepare files for container {id}"),
+            source: bollard::errors::Error::IOError { err: e },
+        })?;
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| EngineError::api(format!("copy files into container {id}"), e))
+    }
+
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
@@ -217,4 +237,32 @@ pub fn published_port(
         let port = b.host_port.as_deref()?.parse::<u16>().ok()?;
         Some((b.host_ip.clone().unwrap_or_default(), port))
     })
+}
+
+/// A file written into a container before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerFile {
+    /// Absolute path in the container.
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// A tar archive of `files` rooted at `/`. No folder entries: the engine makes missing parent
+/// folders (mode 0755) and leaves existing ones (say `/tmp`) as they are.
+fn files_tar(files: &[ContainerFile]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(f.data.len() as u64);
+        header.set_mode(f.mode);
+        header.set_uid(f.uid);
+        header.set_gid(f.gid);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, f.path.trim_start_matches('/'), f.data.as_slice())?;
+    }
+    builder.into_inner()
 }

@@ -2,6 +2,7 @@
 //! engine (default socket, `DOCKER_HOST`, the current Docker context), images, containers,
 //! networks, volumes and logs. Nothing here prints; progress goes through callbacks.
 
+pub mod build;
 pub mod containers;
 pub mod images;
 pub mod resources;
@@ -73,6 +74,16 @@ pub enum EngineError {
         name: String,
         project: String,
     },
+    /// A `build:` that failed: the engine's message and the failing step's last output lines.
+    #[error("cannot build image {image}: {message}")]
+    Build {
+        image: String,
+        message: String,
+        output: Vec<String>,
+    },
+    /// A `build:` context that could not be read.
+    #[error(transparent)]
+    Context(#[from] build::ContextError),
     #[error("cannot {action}")]
     Api {
         action: String,
@@ -111,6 +122,12 @@ impl EngineError {
                     "remove it (`docker network rm {name}`) or give this project another name (`project = \"...\"` in vibedev.toml)"
                 ),
             }),
+            EngineError::Build { image, .. } => Some(format!(
+                "the output of the failing step is above; fix the Dockerfile or the build context, then run `vibedev up` (or `vibedev up --build`) again to rebuild {image}"
+            )),
+            EngineError::Context(_) => Some(
+                "fix `build:` in the compose file: `context` is a folder relative to the compose file, `dockerfile` a file in it".into(),
+            ),
             EngineError::Api { .. } if self.is_connection_lost() => Some(
                 "the Docker engine stopped answering: start it again (`docker info` tells whether it runs), then run the command again".into(),
             ),
