@@ -366,3 +366,31 @@ fn doctor_warns_when_env_file_is_tracked_by_git() {
     assert_eq!(status, "warn");
     assert!(message.contains("not git-ignored"), "{message}");
 }
+
+#[test]
+fn doctor_fails_when_an_image_is_neither_here_nor_pullable() {
+    let mut p = TestProject::new("doctor-unpullable");
+    // Nothing listens on port 1: the registry cannot be reached, and the image is not local.
+    let image = "127.0.0.1:1/vibedev-test/nowhere:1";
+    p.set("redis", "image", &format!("{image:?}"));
+    p.write_config("");
+    let run = p.run(&["doctor", "--json"]);
+    assert_eq!(run.code, Some(5), "{run}");
+    let all = checks(&run);
+    let (_, status, message, hint) = check(&all, "images");
+    assert_eq!(status, "fail", "{all:#?}");
+    assert!(
+        message.contains(&format!(
+            "{image} is not here and its registry cannot be reached"
+        )),
+        "{message}"
+    );
+    assert!(
+        !message.contains("postgres:15"),
+        "only the unpullable one: {message}"
+    );
+    assert!(
+        hint.as_deref().unwrap_or_default().contains("docker load"),
+        "{hint:?}"
+    );
+}

@@ -187,6 +187,7 @@ pub fn images_check(images: &[ImageState]) -> Check {
     // Why sizes are unknown, with the images each reason applies to.
     let mut unknown: Vec<(String, Vec<String>)> = Vec::new();
     let mut problems = Vec::new();
+    let mut unreachable: Vec<(ImageState, String)> = Vec::new();
     for s in images {
         match &s.found {
             Found::Present { .. } => present.push(s.image.clone()),
@@ -204,6 +205,14 @@ pub fn images_check(images: &[ImageState]) -> Check {
             Found::Missing(Err(RegistryError::NotFound)) => problems.push((
                 s.clone(),
                 format!("{} is not in its registry (no such image or tag)", s.image),
+            )),
+            // Not here and nowhere to pull it from: `up` would fail at its pull.
+            Found::Missing(Err(RegistryError::Unreachable(why))) => unreachable.push((
+                s.clone(),
+                format!(
+                    "{} is not here and its registry cannot be reached ({why})",
+                    s.image
+                ),
             )),
             Found::Missing(Err(e)) => {
                 to_pull.push(s.image.clone());
@@ -227,6 +236,20 @@ pub fn images_check(images: &[ImageState]) -> Check {
             Some(format!(
                 "check the image name and tag; vibedev.toml can name another: [services.{service}] image = \"...\""
             )),
+        );
+    }
+    if !unreachable.is_empty() {
+        return Check::fail(
+            NAME,
+            unreachable
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            Some(
+                "connect this machine to the image's registry (network, proxy, VPN), or load the image into the engine (`docker load`, or build it); vibedev.toml can point [services.NAME] image at a registry you reach"
+                    .into(),
+            ),
         );
     }
     let mut message = if present.is_empty() {
@@ -541,20 +564,42 @@ mod tests {
                 },
             ),
             state("b", missing(Some(2_000_000), None)),
-            state(
-                "c",
-                Found::Missing(Err(RegistryError::Unreachable("cannot connect".into()))),
-            ),
+            state("c", Found::Missing(Err(RegistryError::Denied))),
         ];
         let c = images_check(&images);
         assert_eq!(c.status, Status::Pass);
         assert!(c.message.contains("1 present: a"), "{}", c.message);
         assert!(c.message.contains("b (1.91 MiB download)"), "{}", c.message);
         assert!(
-            c.message.contains("will pull 2: b (1.91 MiB download), c; download size unknown for c (the registry did not answer: cannot connect)"),
+            c.message.contains("will pull 2: b (1.91 MiB download), c; download size unknown for c (the registry wants credentials)"),
             "{}",
             c.message
         );
+    }
+
+    #[test]
+    fn an_image_that_is_neither_here_nor_pullable_fails_naming_it() {
+        let c = images_check(&[
+            state(
+                "postgres:15-alpine",
+                Found::Present {
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                },
+            ),
+            state(
+                "redis:7-alpine",
+                Found::Missing(Err(RegistryError::Unreachable("connection refused".into()))),
+            ),
+        ]);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.message
+                .contains("redis:7-alpine is not here and its registry cannot be reached"),
+            "{c:?}"
+        );
+        assert!(!c.message.contains("postgres"), "{c:?}");
+        assert!(c.hint.unwrap().contains("docker load"));
     }
 
     #[test]

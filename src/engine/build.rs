@@ -308,7 +308,9 @@ fn glob_regex(pattern: &str) -> String {
             '[' => match chars[i..].iter().position(|c| *c == ']') {
                 Some(end) => {
                     let class: String = chars[i + 1..i + end].iter().collect();
-                    let class = class.strip_prefix('^').map_or(class.clone(), |c| format!("^{c}"));
+                    let class = class
+                        .strip_prefix('^')
+                        .map_or(class.clone(), |c| format!("^{c}"));
                     re.push('[');
                     re.push_str(&class.replace('\\', "\\\\"));
                     re.push(']');

@@ -262,7 +262,11 @@ fn files_tar(files: &[ContainerFile]) -> std::io::Result<Vec<u8>> {
         header.set_gid(f.gid);
         header.set_mtime(0);
         header.set_cksum();
-        builder.append_data(&mut header, f.path.trim_start_matches('/'), f.data.as_slice())?;
+        builder.append_data(
+            &mut header,
+            f.path.trim_start_matches('/'),
+            f.data.as_slice(),
+        )?;
     }
     builder.into_inner()
 }
