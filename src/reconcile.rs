@@ -116,6 +116,12 @@ pub enum UpError {
         code: i64,
         logs: Vec<String>,
     },
+    #[error("{service}, a one-shot job others wait for, exited with code {code}")]
+    JobFailed {
+        service: String,
+        code: i64,
+        logs: Vec<String>,
+    },
     #[error("{service} was not started because {dependency} failed")]
     DependencyFailed { service: String, dependency: String },
     /// The engine refused to create or start a service's container; its reason, verbatim.
@@ -150,6 +156,9 @@ impl UpError {
                 "stop what holds port {port}, or give {service} another host port in vibedev.toml: [services.{service}] ports = [\"<free port>:<container port>\"]"
             )),
             UpError::Engine(e) => e.hint(),
+            UpError::JobFailed { service, .. } => Some(format!(
+                "its log is above; fix what {service} runs, then `vibedev up` runs it again (a job that completed successfully is not run again until its settings change)"
+            )),
             UpError::NotReady { service, .. } | UpError::Exited { service, .. } => Some(format!(
                 "see the log lines above, or `vibedev logs {service}`; fix the service's settings and run `vibedev up` again"
             )),
@@ -185,7 +194,9 @@ impl UpError {
     /// Container log lines that explain the failure.
     pub fn log_lines(&self) -> Vec<(String, Vec<String>)> {
         match self {
-            UpError::NotReady { service, logs, .. } | UpError::Exited { service, logs, .. } => {
+            UpError::NotReady { service, logs, .. }
+            | UpError::Exited { service, logs, .. }
+            | UpError::JobFailed { service, logs, .. } => {
                 vec![(service.clone(), logs.clone())]
             }
             UpError::Several(errs) => errs.iter().flat_map(|e| e.log_lines()).collect(),
@@ -318,8 +329,14 @@ pub async fn up(
                     hash: c.hash.clone(),
                     state: c.state.clone(),
                     networks: c.networks.clone(),
+                    exit_code: c.exit_code,
                 });
-            let action = plan(&spec.config_hash(), observed.as_ref(), network.as_deref());
+            let action = plan(
+                &spec.config_hash(),
+                observed.as_ref(),
+                network.as_deref(),
+                spec.job,
+            );
             (spec, action)
         })
         .collect();
@@ -811,9 +828,16 @@ async fn bring_up(
     report(Event::Waiting {
         service: spec.name.clone(),
     });
-    let prepared = cancel
-        .or_interrupted(wait_ready(engine, stack, spec, &id, report, http))
-        .await?;
+    let prepared = if spec.job {
+        cancel
+            .or_interrupted(wait_completed(engine, spec, &id))
+            .await?;
+        Vec::new()
+    } else {
+        cancel
+            .or_interrupted(wait_ready(engine, stack, spec, &id, report, http))
+            .await?
+    };
     let elapsed = start.elapsed();
     report(Event::Ready {
         service: spec.name.clone(),
@@ -1086,6 +1110,44 @@ enum Failure {
     Exited(i64),
 }
 
+/// Waits until a one-shot job's container has exited: exit code 0 is success; anything else
+/// fails `up` with the job's log. The service's ready timeout bounds the wait.
+async fn wait_completed(engine: &Engine, spec: &ServiceSpec, id: &str) -> Result<(), UpError> {
+    let deadline = Instant::now() + spec.ready_timeout;
+    let code = loop {
+        if Instant::now() >= deadline {
+            return Err(UpError::NotReady {
+                service: spec.name.clone(),
+                secs: spec.ready_timeout.as_secs(),
+                last: "the job was still running (x-vibedev ready_timeout gives it longer)".into(),
+                logs: engine.log_tail(id, 20).await,
+            });
+        }
+        match engine.inspect_container(id).await? {
+            Some(c) => {
+                let state = c.state.unwrap_or_default();
+                if state.running != Some(true) && state.restarting != Some(true) {
+                    if state.status.map(|s| s.to_string()).as_deref() == Some("created") {
+                        // Not started yet: nothing to wait for but the start.
+                    } else {
+                        break state.exit_code.unwrap_or(-1);
+                    }
+                }
+            }
+            None => break -1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if code == 0 {
+        return Ok(());
+    }
+    Err(UpError::JobFailed {
+        service: spec.name.clone(),
+        code,
+        logs: engine.log_tail(id, 20).await,
+    })
+}
+
 /// The container's published ports, once the engine reports them (only a running container
 /// has them; an exited one is caught by the exit watcher racing this).
 async fn published_when_running(
@@ -1136,8 +1198,63 @@ async fn watch_exit(engine: &Engine, id: &str) -> Result<i64, EngineError> {
     }
 }
 
+/// The service's own readiness, then its container's health check when a dependant waits for
+/// it to be healthy.
 #[allow(clippy::too_many_arguments)]
 async fn probe_until_ready(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    id: &str,
+    published: &[Published],
+    deadline: Instant,
+    report: &Reporter,
+    http: &reqwest::Client,
+) -> Result<Vec<String>, String> {
+    let made = probe_service(engine, stack, spec, id, published, deadline, report, http).await?;
+    if spec.wait_healthy {
+        wait_healthy(engine, id, deadline).await?;
+    }
+    Ok(made)
+}
+
+/// Until the container's health check reports healthy (one without a health check cannot be
+/// waited for: a clear error, as Compose gives).
+async fn wait_healthy(engine: &Engine, id: &str, deadline: Instant) -> Result<(), String> {
+    ready::retry_until(deadline, || async {
+        let c = engine
+            .inspect_container(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let has_check = c
+            .as_ref()
+            .and_then(|c| c.config.as_ref())
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
+        if !has_check {
+            return Err(
+                "another service waits for it to be healthy (service_healthy), but it has no healthcheck: add one under `healthcheck:`"
+                    .to_string(),
+            );
+        }
+        let health = c
+            .and_then(|c| c.state)
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        if health == "healthy" {
+            Ok(())
+        } else {
+            Err(format!("health check says {health:?}"))
+        }
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn probe_service(
     engine: &Engine,
     stack: &Stack,
     spec: &ServiceSpec,

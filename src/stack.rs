@@ -66,6 +66,30 @@ pub const DEFAULT_APP_PASSWORD: &str = "vibesdk-local";
 pub const DEFAULT_BUCKET: &str = "vibesdk-templates";
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What a dependant waits for (Compose's `depends_on` conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// `service_started`: vibedev waits until the dependency is ready (a real client can use
+    /// it), which is more than started.
+    Started,
+    /// `service_healthy`: ready, and its container's health check passes.
+    Healthy,
+    /// `service_completed_successfully`: a one-shot job that ran to completion with exit code 0.
+    CompletedSuccessfully,
+}
+
+impl Condition {
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "service_started" => Some(Condition::Started),
+            "service_healthy" => Some(Condition::Healthy),
+            "service_completed_successfully" => Some(Condition::CompletedSuccessfully),
+            _ => None,
+        }
+    }
+}
+
 /// A mount as the engine will get it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -107,6 +131,16 @@ pub struct ServiceSpec {
     pub tmpfs: Vec<String>,
     #[serde(skip)]
     pub depends_on: Vec<String>,
+    /// What each dependency must reach before this service starts (Compose's `condition:`).
+    #[serde(skip)]
+    pub conditions: BTreeMap<String, Condition>,
+    /// A one-shot job (another service waits for it to complete successfully): run to its end,
+    /// not probed for readiness.
+    #[serde(skip)]
+    pub job: bool,
+    /// Another service waits for it to be healthy: its container health check must pass too.
+    #[serde(skip)]
+    pub wait_healthy: bool,
     #[serde(skip)]
     pub stop_grace_secs: u64,
     /// The container port readiness probes use.
@@ -382,7 +416,14 @@ fn resolve_compose(
             healthcheck: svc.healthcheck,
             stop_signal: svc.stop_signal,
             tmpfs: svc.tmpfs,
+            conditions: svc
+                .depends_on
+                .iter()
+                .map(|d| (d.clone(), Condition::Started))
+                .collect(),
             depends_on: svc.depends_on,
+            job: false,
+            wait_healthy: false,
             stop_grace_secs: svc.stop_grace_period.unwrap_or(10),
             probe_port,
             ready_timeout: ov
@@ -395,6 +436,7 @@ fn resolve_compose(
         });
     }
     check_cycles(project, &services)?;
+    mark_dependencies(&mut services);
     Ok(Stack {
         network: format!("{}_default", project.name),
         project: project.name.clone(),
@@ -462,6 +504,23 @@ fn postgres_app(
     })
 }
 
+/// Marks the services others wait for to complete (jobs) or to be healthy.
+fn mark_dependencies(services: &mut [ServiceSpec]) {
+    let wanted: Vec<(String, Condition)> = services
+        .iter()
+        .flat_map(|s| s.conditions.iter().map(|(d, c)| (d.clone(), *c)))
+        .collect();
+    for (dep, condition) in wanted {
+        if let Some(spec) = services.iter_mut().find(|s| s.name == dep) {
+            match condition {
+                Condition::CompletedSuccessfully => spec.job = true,
+                Condition::Healthy => spec.wait_healthy = true,
+                Condition::Started => {}
+            }
+        }
+    }
+}
+
 fn check_cycles(project: &Project, services: &[ServiceSpec]) -> Result<(), ConfigError> {
     fn visit<'a>(
         name: &'a str,
@@ -502,6 +561,8 @@ pub struct Observed {
     pub state: String,
     /// Ids of the networks the container is attached to (as the engine lists them).
     pub networks: Vec<String>,
+    /// The exit code of a container that has exited.
+    pub exit_code: Option<i64>,
 }
 
 /// What `up` does with one service.
@@ -544,9 +605,15 @@ impl Action {
     }
 }
 
-/// Decides what to do with one service, given its desired hash, what the engine has, and the id
-/// of the project's network (`None` when it does not exist yet).
-pub fn plan(desired_hash: &str, observed: Option<&Observed>, network: Option<&str>) -> Action {
+/// Decides what to do with one service, given its desired hash, what the engine has, the id of
+/// the project's network (`None` when it does not exist yet), and whether it is a one-shot job
+/// (one that completed successfully with the same settings is not run again).
+pub fn plan(
+    desired_hash: &str,
+    observed: Option<&Observed>,
+    network: Option<&str>,
+    job: bool,
+) -> Action {
     let Some(o) = observed else {
         return Action::Create;
     };
@@ -566,6 +633,8 @@ pub fn plan(desired_hash: &str, observed: Option<&Observed>, network: Option<&st
         recreate(Why::Settings)
     } else if o.state == "dead" || o.state == "removing" {
         recreate(Why::Dead)
+    } else if job && o.state == "exited" && o.exit_code == Some(0) {
+        Action::Keep { id: o.id.clone() }
     } else if cut_off {
         recreate(Why::Network)
     } else if o.state == "running" {
@@ -835,6 +904,7 @@ mod tests {
             hash: hash.into(),
             state: state.into(),
             networks: vec!["n1".into()],
+            exit_code: None,
         };
         let net = Some("n1");
         let keep = Action::Keep { id: "c1".into() };
@@ -843,19 +913,76 @@ mod tests {
             id: "c1".into(),
             why,
         };
-        assert_eq!(plan("h", None, net), Action::Create);
-        assert_eq!(plan("h", Some(&o("h", "running")), net), keep);
-        assert_eq!(plan("h", Some(&o("h", "exited")), net), start);
-        assert_eq!(plan("h", Some(&o("h", "created")), net), start);
+        assert_eq!(plan("h", None, net, false), Action::Create);
+        assert_eq!(plan("h", Some(&o("h", "running")), net, false), keep);
+        assert_eq!(plan("h", Some(&o("h", "exited")), net, false), start);
+        assert_eq!(plan("h", Some(&o("h", "created")), net, false), start);
         assert_eq!(
-            plan("h", Some(&o("h", "paused")), net),
+            plan("h", Some(&o("h", "paused")), net, false),
             Action::Unpause { id: "c1".into() }
         );
         assert_eq!(
-            plan("h", Some(&o("old", "running")), net),
+            plan("h", Some(&o("old", "running")), net, false),
             recreate(Why::Settings)
         );
-        assert_eq!(plan("h", Some(&o("h", "dead")), net), recreate(Why::Dead));
+        assert_eq!(
+            plan("h", Some(&o("h", "dead")), net, false),
+            recreate(Why::Dead)
+        );
+    }
+
+    #[test]
+    fn a_job_that_completed_with_the_same_settings_is_not_run_again() {
+        let o = |hash: &str, state: &str, code: Option<i64>| Observed {
+            id: "j1".into(),
+            hash: hash.into(),
+            state: state.into(),
+            networks: vec!["n1".into()],
+            exit_code: code,
+        };
+        let net = Some("n1");
+        let keep = Action::Keep { id: "j1".into() };
+        let start = Action::Start { id: "j1".into() };
+        assert_eq!(plan("h", Some(&o("h", "exited", Some(0))), net, true), keep);
+        assert_eq!(
+            plan("h", Some(&o("h", "exited", Some(3))), net, true),
+            start
+        );
+        // Still running from an interrupted up: waited for, not started twice.
+        assert_eq!(plan("h", Some(&o("h", "running", None)), net, true), keep);
+        assert!(matches!(
+            plan("h2", Some(&o("h", "exited", Some(0))), net, true),
+            Action::Recreate {
+                why: Why::Settings,
+                ..
+            }
+        ));
+        // A service that is not a job is started again after it exited, even with 0.
+        assert_eq!(
+            plan("h", Some(&o("h", "exited", Some(0))), net, false),
+            start
+        );
+    }
+
+    #[test]
+    fn dependency_conditions_mark_jobs_and_health_waits() {
+        let mut services: Vec<ServiceSpec> = builtin("").services;
+        services[0].conditions = BTreeMap::from([
+            ("redis".to_string(), Condition::CompletedSuccessfully),
+            ("gcs".to_string(), Condition::Healthy),
+            ("firestore".to_string(), Condition::Started),
+        ]);
+        mark_dependencies(&mut services);
+        let by = |n: &str| services.iter().find(|s| s.name == n).unwrap();
+        assert!(by("redis").job && !by("redis").wait_healthy);
+        assert!(by("gcs").wait_healthy && !by("gcs").job);
+        assert!(!by("firestore").job && !by("firestore").wait_healthy);
+        assert!(!by("postgres").job);
+        assert_eq!(
+            Condition::parse("service_completed_successfully"),
+            Some(Condition::CompletedSuccessfully)
+        );
+        assert_eq!(Condition::parse("service_done"), None);
     }
 
     #[test]
@@ -865,6 +992,7 @@ mod tests {
             hash: "h".into(),
             state: state.into(),
             networks: networks.iter().map(|n| n.to_string()).collect(),
+            exit_code: None,
         };
         let recreate = Action::Recreate {
             id: "c1".into(),
@@ -872,25 +1000,36 @@ mod tests {
         };
         // The network was removed and made again: the container still points at the old one.
         assert_eq!(
-            plan("h", Some(&o("running", &["old"])), Some("new")),
+            plan("h", Some(&o("running", &["old"])), Some("new"), false),
             recreate
         );
         assert_eq!(
-            plan("h", Some(&o("exited", &["old"])), Some("new")),
+            plan("h", Some(&o("exited", &["old"])), Some("new"), false),
             recreate
         );
         // Disconnected while running: no network, no published ports.
-        assert_eq!(plan("h", Some(&o("running", &[])), Some("new")), recreate);
+        assert_eq!(
+            plan("h", Some(&o("running", &[])), Some("new"), false),
+            recreate
+        );
         // The network is gone and not made yet.
-        assert_eq!(plan("h", Some(&o("exited", &["old"])), None), recreate);
+        assert_eq!(
+            plan("h", Some(&o("exited", &["old"])), None, false),
+            recreate
+        );
         // Never started: the engine may not list its network yet.
         assert_eq!(
-            plan("h", Some(&o("created", &[])), Some("new")),
+            plan("h", Some(&o("created", &[])), Some("new"), false),
             Action::Start { id: "c1".into() }
         );
         // A container on the project network and another one is fine.
         assert_eq!(
-            plan("h", Some(&o("running", &["other", "new"])), Some("new")),
+            plan(
+                "h",
+                Some(&o("running", &["other", "new"])),
+                Some("new"),
+                false
+            ),
             Action::Keep { id: "c1".into() }
         );
     }

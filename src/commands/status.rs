@@ -67,7 +67,12 @@ pub fn rows(stack: &Stack, runtimes: &[ServiceRuntime], ready: &[bool]) -> Vec<S
             service: spec.name.clone(),
             kind: spec.kind.map(|k| k.as_str().to_string()),
             state: rt.state.clone(),
-            ready: *ready && rt.running(),
+            // A one-shot job is ready once it has completed successfully.
+            ready: if spec.job {
+                rt.state == "exited" && rt.container.as_ref().and_then(|c| c.exit_code) == Some(0)
+            } else {
+                *ready && rt.running()
+            },
             ports: rt.published.clone(),
             url: rt.running().then(|| rt.url(spec, false)).flatten(),
             uptime_seconds: rt.uptime().map(|d| d.as_secs()),

@@ -29,6 +29,19 @@ pub struct ContainerInfo {
     pub public_ports: Vec<u16>,
     /// Ids of the networks it is attached to.
     pub networks: Vec<String>,
+    /// Its exit code, once it has exited.
+    pub exit_code: Option<i64>,
+}
+
+/// The exit code in the engine's status text (`Exited (3) 2 minutes ago`).
+fn exit_code_of(status: &str) -> Option<i64> {
+    status
+        .strip_prefix("Exited (")?
+        .split(')')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Engine {
@@ -75,6 +88,7 @@ impl Engine {
                         .iter()
                         .filter_map(|p| p.public_port)
                         .collect(),
+                    exit_code: c.status.as_deref().and_then(exit_code_of),
                     networks: c
                         .network_settings
                         .and_then(|n| n.networks)
@@ -237,6 +251,16 @@ pub fn published_port(
         let port = b.host_port.as_deref()?.parse::<u16>().ok()?;
         Some((b.host_ip.clone().unwrap_or_default(), port))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exit_code_is_read_from_the_status_text() {
+        assert_eq!(super::exit_code_of("Exited (0) 3 seconds ago"), Some(0));
+        assert_eq!(super::exit_code_of("Exited (137) 2 minutes ago"), Some(137));
+        assert_eq!(super::exit_code_of("Up 5 seconds"), None);
+    }
 }
 
 /// A file written into a container before it starts.
