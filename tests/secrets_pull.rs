@@ -583,7 +583,7 @@ fn project_flag_wins_over_the_config() {
 }
 
 #[test]
-fn template_mistake_names_file_and_line() {
+fn template_mistake_names_file_line_and_column() {
     let p = SecretsProject::new(
         "bad-template",
         "A=1\n\nB={{ secret \"b\" verison=\"2\" }}\n",
@@ -592,9 +592,23 @@ fn template_mistake_names_file_and_line() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(
         run.stderr
-            .contains("env.gcp.tmpl:3: unknown attribute \"verison\""),
+            .contains("env.gcp.tmpl:3:17: unknown attribute \"verison\""),
         "{run}"
     );
+}
+
+#[test]
+fn unquoted_secret_name_says_it_must_be_quoted() {
+    let p = SecretsProject::new("unquoted-name", "A=1\nS01={{ secret s01 }}\n");
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains(
+            "env.gcp.tmpl:2:15: the name must be quoted: {{ secret \"s01\" }}, not {{ secret s01 }}"
+        ),
+        "{run}"
+    );
+    assert!(!p.env_path().exists());
 }
 
 #[test]
@@ -684,3 +698,4 @@ fn token_endpoint_checks_signature_audience_and_scope() {
     });
     assert_eq!(statuses, (401, 401, 200));
 }
+
