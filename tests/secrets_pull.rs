@@ -699,3 +699,41 @@ fn token_endpoint_checks_signature_audience_and_scope() {
     assert_eq!(statuses, (401, 401, 200));
 }
 
+#[test]
+fn timeout_zero_means_no_per_request_limit() {
+    let p = two_secrets("timeout-zero");
+    p.server
+        .fault("jwt-secret", Fault::Stall(1, Duration::from_millis(1500)));
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull", "-v"])
+            .env("VIBEDEV_SECRETS_TIMEOUT", "0")
+            .output()
+            .unwrap(),
+    );
+    assert!(run.success(), "{run}");
+    assert!(!run.stderr.contains("timed out"), "{run}");
+    assert_eq!(p.server.access_calls("jwt-secret"), 1, "waited, no retry");
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+}
+
+#[test]
+fn bad_timeout_says_what_is_allowed() {
+    let p = two_secrets("timeout-bad");
+    for bad in ["-1", "601", "soon"] {
+        let run = support::Run::from(
+            p.cmd(&["secrets", "pull"])
+                .env("VIBEDEV_SECRETS_TIMEOUT", bad)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(
+            run.stderr
+                .contains("is not a number of seconds from 0 to 600 (0: no per-request limit)"),
+            "{run}"
+        );
+    }
+    assert!(!p.env_path().exists());
+    assert_eq!(p.server.total_access_calls(), 0);
+}
+

@@ -150,7 +150,7 @@ fn endpoint(project: &Project) -> Result<String, SecretsError> {
 }
 
 /// Tuning from the environment: `VIBEDEV_SECRETS_CONCURRENCY` (1-256) and
-/// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request).
+/// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request, 0-600; 0 means no per-request limit).
 fn client_options() -> Result<ClientOptions> {
     let mut options = ClientOptions::default();
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_CONCURRENCY") {
@@ -167,20 +167,26 @@ fn client_options() -> Result<ClientOptions> {
             })?;
     }
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_TIMEOUT") {
-        options.timeout = v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| *s > 0.0 && *s <= 600.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::failed(
-                    format!("VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds (0-600)"),
-                    Some("unset it to use the default of 30 seconds".into()),
-                )
-            })?;
+        options.timeout = request_timeout(&v).ok_or_else(|| {
+            Error::failed(
+                format!(
+                    "VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds from 0 to 600 (0: no per-request limit)"
+                ),
+                Some("unset it to use the default of 30 seconds".into()),
+            )
+        })?;
     }
     Ok(options)
+}
+
+/// `VIBEDEV_SECRETS_TIMEOUT`: seconds from 0 to 600, where 0 turns the per-request limit off;
+/// `None` when the text is not such a number.
+fn request_timeout(text: &str) -> Option<Option<Duration>> {
+    let secs = text.trim().parse::<f64>().ok()?;
+    if secs == 0.0 {
+        return Some(None);
+    }
+    (secs > 0.0 && secs <= 600.0).then(|| Some(Duration::from_secs_f64(secs)))
 }
 
 /// The current file split at the overrides marker (empty when there is none). A non-empty file

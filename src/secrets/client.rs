@@ -56,8 +56,9 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Deadline of one request (connect to last byte).
-    pub timeout: Duration,
+    /// Deadline of one request (connect to last byte); `None`: no limit of its own (the
+    /// pull's deadline still applies).
+    pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
 }
 
@@ -65,7 +66,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             concurrency: 32,
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             retry: RetryPolicy::default(),
         }
     }
@@ -172,12 +173,15 @@ impl Client {
         token: AccessToken,
         options: ClientOptions,
     ) -> Result<Client, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+        let connect = Duration::from_secs(10);
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(options.timeout.map_or(connect, |t| t.min(connect)))
             .pool_max_idle_per_host(options.concurrency.max(1))
-            .user_agent(concat!("vibedev/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("vibedev/", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = options.timeout {
+            http = http.timeout(timeout);
+        }
+        let http = http.build()?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
