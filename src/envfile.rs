@@ -18,7 +18,7 @@
 //! python-dotenv expands whatever the quoting.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a value cannot be written so that every dotenv reader gets it back unchanged. Describes
 /// the characters involved, never the value.
@@ -214,10 +214,38 @@ pub fn render(header: &[String], lines: &[(String, String)], overrides: Option<&
     out
 }
 
+/// The file a write to `path` lands in: `path` itself, or, when it is a symbolic link, the
+/// link's final target (relative targets resolved from the link's folder; the target need not
+/// exist yet). At most 40 links are followed, as the kernel does.
+pub fn write_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
 /// Replaces `path` with `contents` atomically: a temporary file in the same folder, mode 0600,
 /// written and fsynced, renamed over the target, then the folder fsynced. On any error the
-/// target is untouched and the temporary file is removed.
+/// target is untouched and the temporary file is removed. A symbolic link is written through:
+/// the link stays and its target ([`write_target`]) is the file replaced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let target = write_target(path)?;
+    let path = target.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -402,6 +430,60 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [".env.gcp"]);
+    }
+
+    #[test]
+    fn atomic_write_goes_through_symbolic_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::write(shared.join("app.env"), "old").unwrap();
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        let link = project.join(".env.gcp");
+        std::os::unix::fs::symlink("../shared/app.env", &link).unwrap();
+        let chained = project.join("second");
+        std::os::unix::fs::symlink(".env.gcp", &chained).unwrap();
+        assert_eq!(
+            write_target(&chained).unwrap(),
+            project.join("../shared/app.env")
+        );
+
+        write_atomic(&chained, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::symlink_metadata(&chained)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(shared.join("app.env")).unwrap(),
+            "new"
+        );
+        let mode = std::fs::metadata(shared.join("app.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let dangling = project.join("dangling");
+        std::os::unix::fs::symlink(shared.join("later.env"), &dangling).unwrap();
+        write_atomic(&dangling, b"created").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(shared.join("later.env")).unwrap(),
+            "created"
+        );
+
+        let looped = project.join("loop");
+        std::os::unix::fs::symlink("loop", &looped).unwrap();
+        assert!(write_atomic(&looped, b"x").is_err());
     }
 
     #[test]

@@ -737,3 +737,48 @@ fn bad_timeout_says_what_is_allowed() {
     assert_eq!(p.server.total_access_calls(), 0);
 }
 
+#[test]
+fn env_file_that_is_a_symlink_is_written_through() {
+    let p = two_secrets("symlink");
+    let shared = p.home.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let target = shared.join("app.env");
+    std::fs::write(&target, "# --- local overrides ---\nMINE=1\n").unwrap();
+    std::os::unix::fs::symlink(&target, p.env_path()).unwrap();
+
+    let run = p.ok(&["secrets", "pull"]);
+
+    let meta = std::fs::symlink_metadata(p.env_path()).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(std::fs::read_link(p.env_path()).unwrap(), target);
+    assert!(run.stderr.contains("(a link to "), "{run}");
+    let vars = p.env_vars();
+    assert_eq!(vars["JWT_SECRET"], "jwt-Aq93-value");
+    assert_eq!(vars["MINE"], "1", "the target's overrides were kept");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    for dir in [p.project.path(), shared.as_path()] {
+        let leftovers: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".vibedev-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    // A dangling relative link: the target is created where it points.
+    std::fs::remove_file(p.env_path()).unwrap();
+    std::os::unix::fs::symlink("local/.env.gcp", p.env_path()).unwrap();
+    std::fs::create_dir(p.project.path().join("local")).unwrap();
+    p.ok(&["secrets", "pull"]);
+    assert!(
+        std::fs::symlink_metadata(p.env_path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(p.env_vars()["OPENAI_API_KEY"], "sk-live-Wd52");
+}

@@ -95,13 +95,19 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         ));
         return Ok(0);
     }
-    envfile::write_atomic(&env_path, text.as_bytes()).map_err(|source| SecretsError::Write {
+    let write_error = |source| SecretsError::Write {
         path: env_path.clone(),
         source,
-    })?;
+    };
+    let target = envfile::write_target(&env_path).map_err(write_error)?;
+    envfile::write_atomic(&target, text.as_bytes()).map_err(write_error)?;
+    let shown = if target == env_path {
+        env_path.display().to_string()
+    } else {
+        format!("{} (a link to {})", env_path.display(), target.display())
+    };
     ctx.ui.info(&format!(
-        "wrote {}: {} variables, {} secrets from project {gcp} ({summary}) in {}",
-        env_path.display(),
+        "wrote {shown}: {} variables, {} secrets from project {gcp} ({summary}) in {}",
         pulled.lines.len(),
         pulled.fetched,
         ui::secs(started.elapsed())
