@@ -135,6 +135,11 @@ pub fn valid_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The longest string one environment variable can be on Linux, `KEY=value` and its NUL
+/// terminator included (the kernel's MAX_ARG_STRLEN, 32 pages of 4 KiB); `execve` fails with
+/// "Argument list too long" on a longer one.
+pub const MAX_ENV_STRING: usize = 128 * 1024;
+
 /// The line above which a managed env file is rewritten and below which the user's own lines
 /// are kept.
 pub const OVERRIDES_MARKER: &str = "# --- local overrides ---";
@@ -262,10 +267,128 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The folder of `file="..."` secrets that belongs to the env file `env`: `<env>.d` beside it.
+pub fn files_dir(env: &Path) -> PathBuf {
+    let mut name = env
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".d");
+    env.with_file_name(name)
+}
+
+/// The file vibedev writes into every files folder: it tells git to ignore the folder, and marks
+/// the folder as vibedev's to replace and remove.
+const FILES_MARKER: &str = ".gitignore";
+const FILES_MARKER_TEXT: &str = "# Secret files written by `vibedev secrets pull` with the env file beside this folder.\n# Replaced by every pull; never commit them.\n*\n";
+
+/// Whether `dir` is a files folder vibedev wrote (`None` when it does not exist).
+pub fn files_dir_is_ours(dir: &Path) -> std::io::Result<Option<bool>> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_dir() => Ok(Some(false)),
+        Ok(_) => match std::fs::read_to_string(dir.join(FILES_MARKER)) {
+            Ok(text) => Ok(Some(text == FILES_MARKER_TEXT)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(false)),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Writes the env file `path` (no symbolic link: see [`write_target`]) and replaces its files
+/// folder ([`files_dir`]) with exactly `files` (name, bytes; each mode 0600, the folder 0700),
+/// as one step as far as a file system allows: the new folder is written beside the old one
+/// first, the two are swapped by renames, then the env file is replaced; if that fails the old
+/// folder is put back. With no files, the folder is removed.
+pub fn write_with_files(
+    path: &Path,
+    contents: &[u8],
+    files: &[(&str, &[u8])],
+) -> std::io::Result<()> {
+    let dir = files_dir(path);
+    let parent = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let exists = match files_dir_is_ours(&dir)? {
+        None => false,
+        Some(true) => true,
+        Some(false) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and was not written by vibedev", dir.display()),
+            ));
+        }
+    };
+    if files.is_empty() && !exists {
+        return write_atomic(path, contents);
+    }
+    let staged = if files.is_empty() {
+        None
+    } else {
+        let staging = tempfile::Builder::new()
+            .prefix(".vibedev-")
+            .tempdir_in(parent)?;
+        set_private_dir(staging.path())?;
+        for (name, bytes) in files {
+            let mut file = std::fs::File::create_new(staging.path().join(name))?;
+            set_private(&file)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::write(staging.path().join(FILES_MARKER), FILES_MARKER_TEXT)?;
+        std::fs::File::open(staging.path())?.sync_all()?;
+        Some(staging)
+    };
+    let old = if exists {
+        let aside = parent.join(format!(".vibedev-old-{:016x}", rand::random::<u64>()));
+        std::fs::rename(&dir, &aside)?;
+        Some(aside)
+    } else {
+        None
+    };
+    let restore = |old: &Option<PathBuf>| {
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::rename(old, &dir);
+        }
+    };
+    if let Some(staging) = &staged
+        && let Err(e) = std::fs::rename(staging.path(), &dir)
+    {
+        restore(&old);
+        return Err(e);
+    }
+    if let Err(e) = write_atomic(path, contents) {
+        if staged.is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        restore(&old);
+        return Err(e);
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    std::fs::File::open(parent)?.sync_all()?;
+    Ok(())
+}
+
 #[cfg(unix)]
 fn set_private(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(unix)]
+fn set_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn set_private_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(unix))]

@@ -782,3 +782,151 @@ fn env_file_that_is_a_symlink_is_written_through() {
     );
     assert_eq!(p.env_vars()["OPENAI_API_KEY"], "sk-live-Wd52");
 }
+
+/// 140 KiB: over the 128 KiB Linux allows one environment string.
+fn big_value() -> Vec<u8> {
+    let mut v = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+    while v.len() < 140 * 1024 {
+        v.extend_from_slice(b"MIIFazCCA1OgAwIBAgIRAIIQz7DSQONZRGPgu2OCiwAwDQYJKoZIhvcNAQELBQAw\n");
+    }
+    v.truncate(140 * 1024);
+    v
+}
+
+#[test]
+fn secret_over_the_environment_limit_is_refused_at_pull_time() {
+    let p = two_secrets("too-large");
+    let big = big_value();
+    let run = assert_failed_pull_keeps_env_file(
+        &p,
+        |p| {
+            p.server.add_secret("big-cert", &[], &[&big]);
+            p.project.write(
+                "env.gcp.tmpl",
+                &format!("{TWO}BIG_CERT={{{{ secret \"big-cert\" }}}}\n"),
+            );
+        },
+        &[
+            "secret big-cert is 143360 bytes",
+            "131072-byte limit",
+            "MAX_ARG_STRLEN",
+            "BIG_CERT={{ secret \"big-cert\" file=\"big-cert\" }}",
+        ],
+        VALUES,
+    );
+    assert!(!run.stderr.contains("MIIFazCCA1OgAwIBAgIR"), "{run}");
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn file_secrets_are_written_beside_env_file_and_replaced_with_it() {
+    let p = SecretsProject::new(
+        "secret-files",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nBIG_CERT={{ secret \"big-cert\" file=\"big-cert.pem\" }}\nGOOGLE_APPLICATION_CREDENTIALS={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    let big = big_value();
+    p.server.add_secret("jwt-secret", &[], &[b"jwt-Aq93-value"]);
+    p.server.add_secret("big-cert", &[], &[&big]);
+    p.server.add_secret("sa-json", &[], &[JSON_KEY.as_bytes()]);
+    git(&p, &["init", "-q"]);
+    p.project.write(".gitignore", ".env.gcp\n");
+
+    let run = p.ok(&["secrets", "pull"]);
+    assert!(run.stderr.contains("and 2 files in"), "{run}");
+    let dir = p.project.path().join(".env.gcp.d");
+    let vars = p.env_vars();
+    let cert = std::path::PathBuf::from(&vars["BIG_CERT"]);
+    assert!(cert.is_absolute(), "{cert:?}");
+    assert!(cert.ends_with(".env.gcp.d/big-cert.pem"), "{cert:?}");
+    assert_eq!(std::fs::read(&cert).unwrap(), big);
+    let sa = std::path::PathBuf::from(&vars["GOOGLE_APPLICATION_CREDENTIALS"]);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), JSON_KEY);
+    assert_eq!(vars["JWT_SECRET"], "jwt-Aq93-value");
+    for f in [&cert, &sa] {
+        assert_eq!(
+            std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let ignored = Command::new("git")
+        .args(["check-ignore", "-q", ".env.gcp.d/sa.json"])
+        .current_dir(p.project.path())
+        .status()
+        .unwrap();
+    assert!(ignored.success(), "git does not ignore the secret files");
+    assert!(!p.env_file().unwrap().contains("MIIFazCCA1OgAwIBAgIR"));
+    assert_no_values(&run, &["jwt-Aq93-value", "MIIFazCCA1OgAwIBAgIR"]);
+
+    // `vibedev run` hands the path over, and the command reads the value from the file.
+    let run = p.run(&["run", "--", "sh", "-c", "cat \"$BIG_CERT\" > copy.out"]);
+    assert!(run.success(), "{run}");
+    assert_eq!(
+        std::fs::read(p.project.path().join("copy.out")).unwrap(),
+        big
+    );
+
+    // A failed pull changes neither the env file nor the files.
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server
+        .add_secret("sa-json", &[], &[JSON_KEY.as_bytes(), b"{\"rotated\":1}"]);
+    p.server.fault("jwt-secret", Fault::Status(403));
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), JSON_KEY);
+    assert_eq!(files_in(&dir), [".gitignore", "big-cert.pem", "sa.json"]);
+
+    // A file that left the template leaves the folder; the folder goes with the last one.
+    p.server.clear_fault("jwt-secret");
+    p.project.write(
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nGOOGLE_APPLICATION_CREDENTIALS={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    p.ok(&["secrets", "pull"]);
+    assert_eq!(files_in(&dir), [".gitignore", "sa.json"]);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), "{\"rotated\":1}");
+    p.project
+        .write("env.gcp.tmpl", "JWT_SECRET={{ secret \"jwt-secret\" }}\n");
+    p.ok(&["secrets", "pull"]);
+    assert!(!dir.exists(), "the files folder outlived its last file");
+    let leftovers: Vec<_> = files_in(p.project.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".vibedev-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn files_folder_not_written_by_vibedev_is_not_replaced() {
+    let p = SecretsProject::new(
+        "foreign-files",
+        "SA={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    p.server.add_secret("sa-json", &[], &[JSON_KEY.as_bytes()]);
+    p.project.write(".env.gcp.d/mine.txt", "keep me\n");
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains(".env.gcp.d exists and was not written by vibedev"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("move"), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(p.project.path().join(".env.gcp.d/mine.txt")).unwrap(),
+        "keep me\n"
+    );
+    assert_eq!(p.server.total_access_calls(), 0);
+}

@@ -44,6 +44,18 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
     let options = client_options()?;
     let existing = read_existing(&env_path)?;
     check_git(&ctx.ui, &project.root, &env_path, args.allow_tracked)?;
+    let write_error = |source| SecretsError::Write {
+        path: env_path.clone(),
+        source,
+    };
+    let target = envfile::write_target(&env_path).map_err(write_error)?;
+    let files_dir = envfile::files_dir(&target);
+    if envfile::files_dir_is_ours(&files_dir)
+        .map_err(|e| Error::io(format!("cannot read {}", files_dir.display()), e))?
+        == Some(false)
+    {
+        return Err(SecretsError::ForeignFiles { path: files_dir }.into());
+    }
 
     let token = auth::access_token().await?;
     let client =
@@ -55,7 +67,7 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         "Secret Manager at {endpoint}, up to {} requests at once",
         options.concurrency
     ));
-    let pulled = secrets::pull(&template, &client, &reporter(&ctx.ui)).await?;
+    let pulled = secrets::pull(&template, &client, &files_dir, &reporter(&ctx.ui)).await?;
 
     let header = vec![
         HEADER_FIRST.to_string(),
@@ -95,20 +107,29 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         ));
         return Ok(0);
     }
-    let write_error = |source| SecretsError::Write {
-        path: env_path.clone(),
-        source,
-    };
-    let target = envfile::write_target(&env_path).map_err(write_error)?;
-    envfile::write_atomic(&target, text.as_bytes()).map_err(write_error)?;
+    let files: Vec<(&str, &[u8])> = pulled
+        .files
+        .iter()
+        .map(|(name, data)| (name.as_str(), data.as_bytes()))
+        .collect();
+    envfile::write_with_files(&target, text.as_bytes(), &files).map_err(write_error)?;
     let shown = if target == env_path {
         env_path.display().to_string()
     } else {
         format!("{} (a link to {})", env_path.display(), target.display())
     };
     ctx.ui.info(&format!(
-        "wrote {shown}: {} variables, {} secrets from project {gcp} ({summary}) in {}",
+        "wrote {shown}: {} variables{}, {} secrets from project {gcp} ({summary}) in {}",
         pulled.lines.len(),
+        if files.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {} in {}",
+                ui::count(files.len(), "file", "files"),
+                files_dir.display()
+            )
+        },
         pulled.fetched,
         ui::secs(started.elapsed())
     ));

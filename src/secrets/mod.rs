@@ -7,14 +7,14 @@ pub mod project;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::future::join_all;
 
-use crate::envfile::{Unportable, quote_dotenv};
+use crate::envfile::{MAX_ENV_STRING, Unportable, quote_dotenv};
 use client::{Client, Failure, FailureKind};
 use template::{Encoding, Entry, Template, TemplateError, derived_key};
 
@@ -134,6 +134,15 @@ pub enum SecretsError {
         project: String,
         failures: Vec<FetchFailure>,
     },
+    #[error(
+        "secret {secret} is {size} bytes: {key}=<value> would be {} bytes, over the {MAX_ENV_STRING}-byte limit Linux sets on one environment variable (MAX_ARG_STRLEN), so no command could be started with it",
+        key.len() + 1 + size
+    )]
+    TooLarge {
+        secret: String,
+        key: String,
+        size: usize,
+    },
     #[error("secret {secret} (for {key}) is not UTF-8 text")]
     NotUtf8 { secret: String, key: String },
     #[error("secret {secret} (for {key}) cannot be written to .env.gcp: {why}")]
@@ -165,6 +174,8 @@ pub enum SecretsError {
     Tracked { path: PathBuf },
     #[error("{path} exists and was not written by vibedev")]
     Foreign { path: PathBuf },
+    #[error("{path} exists and was not written by vibedev")]
+    ForeignFiles { path: PathBuf },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -240,6 +251,9 @@ impl SecretsError {
                 Some(f) => failure_hint(f.failure.kind, project, &f.secret),
                 None => return None,
             },
+            SecretsError::TooLarge { secret, key, .. } => format!(
+                "write it to a file instead: {key}={{{{ secret \"{secret}\" file=\"{secret}\" }}}} in the env template puts the value in {ENV_FILE}.d/{secret} (mode 0600) and that file's path in {key}"
+            ),
             SecretsError::NotUtf8 { secret, .. } => format!(
                 "read it base64-encoded instead: KEY={{{{ secret \"{secret}\" encoding=\"base64\" }}}} in the env template"
             ),
@@ -255,6 +269,10 @@ impl SecretsError {
             SecretsError::Foreign { .. } => format!(
                 "move it aside, or put the line `{}` at its top to keep its lines as local overrides",
                 crate::envfile::OVERRIDES_MARKER
+            ),
+            SecretsError::ForeignFiles { path } => format!(
+                "vibedev keeps the files of file=\"...\" secrets there and replaces the folder on every pull: move {} aside",
+                path.display()
             ),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
@@ -284,22 +302,28 @@ enum Planned {
         secret: String,
         version: String,
         encoding: Encoding,
+        file: Option<String>,
     },
 }
 
-/// What a pull produced: the `KEY=value` lines (values quoted) and what was fetched.
-#[derive(Debug, Clone, Default)]
+/// What a pull produced: the `KEY=value` lines (values quoted), the files to write into the
+/// files folder, and what was fetched.
+#[derive(Debug, Default)]
 pub struct Pulled {
     pub lines: Vec<(String, String)>,
+    /// `file="NAME"` secrets: the file name and the bytes it holds.
+    pub files: Vec<(String, SecretBytes)>,
     /// Secret versions fetched (each once, however many keys use it).
     pub fetched: usize,
 }
 
 /// Fetches what the template asks for and renders every line; fails as a whole if any secret
-/// cannot be fetched or written.
+/// cannot be fetched or written. `files_dir` is where `file="NAME"` values will be written
+/// (their variables hold `files_dir/NAME`).
 pub async fn pull(
     template: &Template,
     client: &Client,
+    files_dir: &Path,
     report: &Reporter,
 ) -> Result<Pulled, SecretsError> {
     let planned = plan(template, client, report).await?;
@@ -346,6 +370,7 @@ pub async fn pull(
         });
     }
     let mut lines = Vec::with_capacity(planned.len());
+    let mut files = Vec::new();
     for p in planned {
         match p {
             Planned::Literal { key, value } => lines.push((key, value)),
@@ -354,6 +379,7 @@ pub async fn pull(
                 secret,
                 version,
                 encoding,
+                file,
             } => {
                 let Some(Some(data)) = index
                     .get(&(secret.clone(), version))
@@ -361,10 +387,36 @@ pub async fn pull(
                 else {
                     continue;
                 };
+                if let Some(name) = file {
+                    let path = files_dir.join(&name);
+                    let bytes = match encoding {
+                        Encoding::Text => data.as_bytes().to_vec(),
+                        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+                            .encode(data.as_bytes())
+                            .into_bytes(),
+                    };
+                    files.push((name, SecretBytes::new(bytes)));
+                    let shown = path.to_string_lossy().into_owned();
+                    let quoted = quote_dotenv(&shown).map_err(|why| SecretsError::Unportable {
+                        secret,
+                        key: key.clone(),
+                        why,
+                    })?;
+                    lines.push((key, quoted));
+                    continue;
+                }
                 let value = render_value(data, encoding).map_err(|()| SecretsError::NotUtf8 {
                     secret: secret.clone(),
                     key: key.clone(),
                 })?;
+                // `KEY=value` and its NUL terminator must fit in one environment string.
+                if key.len() + 1 + value.len() + 1 > MAX_ENV_STRING {
+                    return Err(SecretsError::TooLarge {
+                        secret,
+                        key,
+                        size: value.len(),
+                    });
+                }
                 let quoted = quote_dotenv(&value).map_err(|why| SecretsError::Unportable {
                     secret,
                     key: key.clone(),
@@ -376,6 +428,7 @@ pub async fn pull(
     }
     Ok(Pulled {
         lines,
+        files,
         fetched: unique.len(),
     })
 }
@@ -432,12 +485,14 @@ async fn plan(
                 secret,
                 version,
                 encoding,
+                file,
                 ..
             } => out.push(Planned::Secret {
                 key: key.clone(),
                 secret: secret.clone(),
                 version: version.clone(),
                 encoding: *encoding,
+                file: file.clone(),
             }),
             Entry::Filter {
                 filter,
@@ -482,6 +537,7 @@ async fn plan(
                             secret,
                             version: version.clone(),
                             encoding: *encoding,
+                            file: None,
                         },
                     );
                 }

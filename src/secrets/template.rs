@@ -26,6 +26,9 @@ pub enum Entry {
         secret: String,
         version: String,
         encoding: Encoding,
+        /// `file="NAME"`: the value goes into this file of the files folder beside `.env.gcp`,
+        /// and the variable holds the file's path.
+        file: Option<String>,
         line: usize,
     },
     /// `KEY=value`, copied as written.
@@ -91,6 +94,16 @@ pub fn valid_secret_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// File names for `file="..."`: one plain name inside the files folder.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 fn valid_version(v: &str) -> bool {
     v == "latest" || (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) && !v.starts_with('0'))
 }
@@ -105,6 +118,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Template, TemplateError> {
     };
     let mut entries = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut files: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let trimmed = raw.trim();
@@ -121,6 +135,19 @@ pub fn parse(source_name: &str, text: &str) -> Result<Template, TemplateError> {
                 raw,
                 at,
                 format!("{key} is already defined on line {first}"),
+            ));
+        }
+        if let Entry::Secret {
+            file: Some(file), ..
+        } = &entry
+            && let Some(first) = files.insert(file.clone(), line)
+        {
+            let at = raw.rfind("file=").unwrap_or(0);
+            return Err(err(
+                line,
+                raw,
+                at,
+                format!("file {file:?} is already used on line {first}"),
             ));
         }
         entries.push(entry);
@@ -242,12 +269,25 @@ fn parse_line(raw: &str, number: usize) -> Located<Entry> {
         }
         let mut attrs = expr.attrs;
         let (version, encoding) = version_and_encoding(&mut attrs)?;
-        no_other_attrs(attrs, "version, encoding")?;
+        let file = match attrs.remove("file") {
+            Some((at, name)) if !valid_file_name(&name) => {
+                return Err((
+                    at,
+                    format!(
+                        "file {name:?} must be a plain file name (A-Z, a-z, 0-9, ., - and _, not starting with .), such as \"service-account.json\""
+                    ),
+                ));
+            }
+            Some((_, name)) => Some(name),
+            None => None,
+        };
+        no_other_attrs(attrs, "version, encoding, file")?;
         return Ok(Entry::Secret {
             key: key.to_string(),
             secret,
             version,
             encoding,
+            file,
             line: number,
         });
     }
@@ -492,6 +532,7 @@ mod tests {
                 secret: "jwt-secret".into(),
                 version: "latest".into(),
                 encoding: Encoding::Text,
+                file: None,
                 line: 1
             }
         );
@@ -502,7 +543,19 @@ mod tests {
                 secret: "k".into(),
                 version: "3".into(),
                 encoding: Encoding::Base64,
+                file: None,
                 line: 2
+            }
+        );
+        assert_eq!(
+            one("GOOGLE_APPLICATION_CREDENTIALS={{ secret \"sa-key\" file=\"sa-key.json\" }}"),
+            Entry::Secret {
+                key: "GOOGLE_APPLICATION_CREDENTIALS".into(),
+                secret: "sa-key".into(),
+                version: "latest".into(),
+                encoding: Encoding::Text,
+                file: Some("sa-key.json".into()),
+                line: 1
             }
         );
     }
@@ -568,7 +621,7 @@ mod tests {
     fn mistakes_are_reported_with_their_column() {
         assert_eq!(
             fails("A=1\n  B={{ secret \"b\" verison=\"2\" }}"),
-            "t.tmpl:2:19: unknown attribute \"verison\" (known: version, encoding)"
+            "t.tmpl:2:19: unknown attribute \"verison\" (known: version, encoding, file)"
         );
         assert!(fails("A = {{ secret \"a\" }} tail").starts_with("t.tmpl:1:22: unexpected text"));
         assert!(fails("A=x{{ secret \"a\" }}").starts_with("t.tmpl:1:4: "));
@@ -578,6 +631,21 @@ mod tests {
         // Columns count characters, not bytes.
         assert!(fails("# é\nÉ=1").starts_with("t.tmpl:2:1: "));
         assert!(fails("A=é{{ secret \"a\" }}").starts_with("t.tmpl:1:4: "));
+    }
+
+    #[test]
+    fn file_names_are_plain_and_used_once() {
+        for bad in ["../x", "a/b", ".gitignore", "", "a b"] {
+            let text = format!("A={{{{ secret \"a\" file=\"{bad}\" }}}}");
+            assert!(fails(&text).contains("must be a plain file name"), "{bad}");
+        }
+        assert_eq!(
+            fails("A={{ secret \"a\" file=\"k.pem\" }}\nB={{ secret \"b\" file=\"k.pem\" }}"),
+            "t.tmpl:2:17: file \"k.pem\" is already used on line 1"
+        );
+        assert!(
+            fails("{{ secrets filter=\"x\" file=\"k\" }}").contains("unknown attribute \"file\"")
+        );
     }
 
     #[test]

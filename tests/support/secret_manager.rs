@@ -179,6 +179,10 @@ impl SecretManagerServer {
         self.state().faults.insert(name.to_string(), fault);
     }
 
+    pub fn clear_fault(&self, name: &str) {
+        self.state().faults.remove(name);
+    }
+
     /// Latency added before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
