@@ -930,3 +930,106 @@ fn files_folder_not_written_by_vibedev_is_not_replaced() {
     );
     assert_eq!(p.server.total_access_calls(), 0);
 }
+
+#[test]
+fn slow_secret_manager_hits_the_deadline_and_names_what_is_pending() {
+    let p = two_secrets("deadline");
+    p.ok(&["secrets", "pull"]);
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server
+        .fault("openai-api-key", Fault::Stall(10, Duration::from_secs(30)));
+    p.write_config(&format!(
+        "[secrets]\nproject = \"{GCP_PROJECT}\"\ntemplate = \"env.gcp.tmpl\"\ndeadline = 1\n"
+    ));
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(
+            "the pull did not finish within 1.00s: 1 of 2 secrets still pending: openai-api-key"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("VIBEDEV_SECRETS_DEADLINE"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+
+    // The variable wins over the config.
+    p.write_config(&format!(
+        "[secrets]\nproject = \"{GCP_PROJECT}\"\ntemplate = \"env.gcp.tmpl\"\ndeadline = 600\n"
+    ));
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "1.5")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("did not finish within 1.50s"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_no_values(&run, VALUES);
+
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "-1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("is not a number of seconds from 0 to 3600 (0: no deadline)"),
+        "{run}"
+    );
+}
+
+#[test]
+fn slow_secrets_are_named_at_the_end() {
+    let p = two_secrets("slow");
+    p.server
+        .fault("jwt-secret", Fault::Stall(1, Duration::from_millis(1500)));
+    let run = p.ok(&["secrets", "pull"]);
+    let slow = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("slow: "))
+        .unwrap_or_else(|| panic!("no slow line:\n{run}"));
+    assert!(slow.starts_with("slow: jwt-secret "), "{run}");
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+}
+
+#[test]
+fn progress_counter_shows_on_a_terminal_only() {
+    let p = two_secrets("progress");
+    p.server.set_latency(Duration::from_millis(300));
+    // Under `script`, vibedev's stderr is a pseudo-terminal.
+    let cmd = p.cmd(&["secrets", "pull"]);
+    let line = format!(
+        "'{}' secrets pull",
+        cmd.get_program().to_string_lossy().replace('\'', "'\\''")
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    if let Some(dir) = cmd.get_current_dir() {
+        script.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    script.env_remove("CI").env("TERM", "xterm");
+    let out = script.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("/2 secrets"),
+        "no counter on a terminal:\n{text}"
+    );
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+
+    let run = p.ok(&["secrets", "pull"]);
+    assert!(
+        !run.stderr.contains("/2 secrets"),
+        "a counter without a terminal:\n{run}"
+    );
+}

@@ -18,6 +18,27 @@ use crate::envfile::{MAX_ENV_STRING, Unportable, quote_dotenv};
 use client::{Client, Failure, FailureKind};
 use template::{Encoding, Entry, Template, TemplateError, derived_key};
 
+/// A fetch that took this long is named as slow at the end of a pull.
+pub const SLOW: Duration = Duration::from_secs(1);
+
+/// The whole pull's deadline: when it falls, and how long it was (for messages).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now; `None` for no deadline (one far in the future).
+    pub fn after(total: Option<Duration>) -> Deadline {
+        let total = total.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+        Deadline {
+            at: tokio::time::Instant::now() + total,
+            total,
+        }
+    }
+}
+
 /// The file a pull writes, beside `vibedev.toml`.
 pub const ENV_FILE: &str = ".env.gcp";
 
@@ -48,9 +69,12 @@ pub enum Event {
         secrets: usize,
         pages: usize,
     },
+    /// The versions to fetch are known: this many requests follow.
+    Fetching { secrets: usize },
     Fetched {
         secret: String,
         version: String,
+        elapsed: Duration,
     },
     Retrying {
         what: String,
@@ -59,10 +83,7 @@ pub enum Event {
         reason: String,
     },
     /// A filter matched a secret whose derived name is written out explicitly: the explicit line wins.
-    Shadowed {
-        key: String,
-        secret: String,
-    },
+    Shadowed { key: String, secret: String },
 }
 
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
@@ -142,6 +163,15 @@ pub enum SecretsError {
         secret: String,
         key: String,
         size: usize,
+    },
+    #[error(
+        "the pull did not finish within {}: {waiting}",
+        crate::ui::secs(*total)
+    )]
+    Deadline {
+        total: Duration,
+        /// What was still outstanding, in words (names only).
+        waiting: String,
     },
     #[error("secret {secret} (for {key}) is not UTF-8 text")]
     NotUtf8 { secret: String, key: String },
@@ -274,6 +304,7 @@ impl SecretsError {
                 "vibedev keeps the files of file=\"...\" secrets there and replaces the folder on every pull: move {} aside",
                 path.display()
             ),
+            SecretsError::Deadline { .. } => "nothing was written. Secret Manager or the network is slow: run the pull again, or allow more time with VIBEDEV_SECRETS_DEADLINE=SECONDS or `deadline = SECONDS` under [secrets] in vibedev.toml".into(),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
     }
@@ -315,6 +346,8 @@ pub struct Pulled {
     pub files: Vec<(String, SecretBytes)>,
     /// Secret versions fetched (each once, however many keys use it).
     pub fetched: usize,
+    /// Secrets whose fetch took [`SLOW`] or longer, slowest first.
+    pub slow: Vec<(String, Duration)>,
 }
 
 /// Fetches what the template asks for and renders every line; fails as a whole if any secret
@@ -325,8 +358,14 @@ pub async fn pull(
     client: &Client,
     files_dir: &Path,
     report: &Reporter,
+    deadline: Deadline,
 ) -> Result<Pulled, SecretsError> {
-    let planned = plan(template, client, report).await?;
+    let planned = tokio::time::timeout_at(deadline.at, plan(template, client, report))
+        .await
+        .map_err(|_| SecretsError::Deadline {
+            total: deadline.total,
+            waiting: "still listing the secrets the template's filters match".into(),
+        })??;
     let mut unique: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut keys_of: HashMap<usize, Vec<String>> = HashMap::new();
@@ -346,12 +385,38 @@ pub async fn pull(
             keys_of.entry(i).or_default().push(key.clone());
         }
     }
-    let results = client.access_all(&unique, report).await;
+    report(Event::Fetching {
+        secrets: unique.len(),
+    });
+    let results = client.access_all(&unique, report, deadline.at).await;
+    let pending: Vec<&str> = results
+        .iter()
+        .zip(&unique)
+        .filter(|(r, _)| r.is_none())
+        .map(|(_, (secret, _))| secret.as_str())
+        .collect();
+    if !pending.is_empty() {
+        return Err(SecretsError::Deadline {
+            total: deadline.total,
+            waiting: format!(
+                "{} of {} still pending: {}",
+                pending.len(),
+                crate::ui::count(unique.len(), "secret", "secrets"),
+                pending.join(", ")
+            ),
+        });
+    }
     let mut failures = Vec::new();
     let mut values = Vec::with_capacity(results.len());
-    for (i, result) in results.into_iter().enumerate() {
+    let mut slow = Vec::new();
+    for (i, result) in results.into_iter().flatten().enumerate() {
         match result {
-            Ok(fetched) => values.push(Some(fetched.data)),
+            Ok(fetched) => {
+                if fetched.elapsed >= SLOW {
+                    slow.push((unique[i].0.clone(), fetched.elapsed));
+                }
+                values.push(Some(fetched.data));
+            }
             Err(failure) => {
                 failures.push(FetchFailure {
                     secret: unique[i].0.clone(),
@@ -426,10 +491,12 @@ pub async fn pull(
             }
         }
     }
+    slow.sort_by_key(|(_, took)| std::cmp::Reverse(*took));
     Ok(Pulled {
         lines,
         files,
         fetched: unique.len(),
+        slow,
     })
 }
 
