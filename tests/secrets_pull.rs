@@ -505,12 +505,21 @@ fn dry_run_lists_key_names_and_writes_nothing() {
 }
 
 #[test]
-fn missing_credentials_say_how_to_log_in() {
+fn missing_credentials_off_google_cloud_fail_without_asking_the_metadata_server() {
     let mut p = two_secrets("no-credentials");
     p.key_file = None;
     let run = p.run(&["secrets", "pull"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("no Google credentials found"), "{run}");
+    assert!(
+        run.stderr
+            .contains("the metadata server was not asked: this machine is not on Google Cloud"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("gcloud has no signed-in account"),
+        "{run}"
+    );
     assert!(
         run.stderr.contains("gcloud auth application-default login"),
         "{run}"
@@ -1032,4 +1041,31 @@ fn progress_counter_shows_on_a_terminal_only() {
         !run.stderr.contains("/2 secrets"),
         "a counter without a terminal:\n{run}"
     );
+}
+
+#[test]
+fn service_account_key_the_token_endpoint_refuses_is_named() {
+    let p = two_secrets("key-revoked");
+    p.ok(&["secrets", "pull"]);
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server.revoke_key(None);
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the token endpoint {} refused the service-account key of {CLIENT_EMAIL}",
+            p.server.token_uri()
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("invalid_grant: Invalid JWT Signature."),
+        "{run}"
+    );
+    assert!(run.stderr.contains("service-accounts keys create"), "{run}");
+    assert!(!run.stderr.contains("auth login"), "{run}");
+    assert!(!run.stderr.contains("application-default login"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_eq!(p.server.unauthenticated(), 0);
+    assert_eq!(p.server.token_rejections(), ["Invalid JWT Signature."]);
 }

@@ -123,8 +123,32 @@ pub enum SecretsError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
-    #[error("no Google credentials found")]
-    NoCredentials,
+    #[error("no Google credentials found: {checked}")]
+    NoCredentials { checked: String },
+    #[error("cannot use the application-default credentials {path}")]
+    UserCredentials {
+        path: PathBuf,
+        #[source]
+        source: gcp_auth::Error,
+    },
+    #[error("cannot get a token from the metadata server (on Google Cloud: {why})")]
+    Metadata {
+        why: String,
+        #[source]
+        source: gcp_auth::Error,
+    },
+    #[error(
+        "the token endpoint {token_uri} refused the service-account key of {email} ({}, GOOGLE_APPLICATION_CREDENTIALS): {reason}",
+        path.display()
+    )]
+    KeyRejected {
+        path: PathBuf,
+        email: String,
+        token_uri: String,
+        reason: String,
+    },
+    #[error("cannot get a token from {token_uri}: {reason}")]
+    TokenEndpoint { token_uri: String, reason: String },
     #[error("cannot use the credentials file {path} (GOOGLE_APPLICATION_CREDENTIALS)")]
     CredentialsFile {
         path: PathBuf,
@@ -271,9 +295,14 @@ impl SecretsError {
             SecretsError::NoProject => "pass --project ID, set `project = \"ID\"` under [secrets] in vibedev.toml, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`".into(),
             SecretsError::TemplateRead { .. } => "check `template = ...` under [secrets] in vibedev.toml (relative to the toml), or remove it to use the built-in template".into(),
             SecretsError::Template(_) => "fix the line shown; the built-in template's header (`templates/env.gcp.tmpl`) documents the syntax".into(),
-            SecretsError::NoCredentials => "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
+            SecretsError::NoCredentials { .. } => "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
             SecretsError::CredentialsFile { .. } => "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key (JSON), or unset it and run `gcloud auth application-default login`".into(),
-            SecretsError::Token { .. } => "run `gcloud auth application-default login` again (the credentials may be revoked or expired)".into(),
+            SecretsError::Token { .. } | SecretsError::UserCredentials { .. } => "run `gcloud auth application-default login` again (the credentials may be revoked or expired)".into(),
+            SecretsError::Metadata { .. } => "check the machine's service account and its scopes, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
+            SecretsError::KeyRejected { email, .. } => format!(
+                "the key was probably deleted or disabled, or its service account removed or disabled: create a new key (`gcloud iam service-accounts keys create KEY.json --iam-account {email}`) and point GOOGLE_APPLICATION_CREDENTIALS at it"
+            ),
+            SecretsError::TokenEndpoint { .. } => "check the network (and the key's token_uri); nothing was written".into(),
             SecretsError::Client { .. } => return None,
             SecretsError::BadEndpoint { .. } => "set VIBEDEV_SECRET_MANAGER_ENDPOINT or [secrets] endpoint to a URL such as https://secretmanager.googleapis.com".into(),
             SecretsError::List { project, failure, .. } => failure_hint(failure.kind, project, "SECRET"),

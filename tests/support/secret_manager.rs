@@ -3,7 +3,8 @@
 //!
 //! - `POST /token`: the service-account JWT-bearer grant. The assertion's RS256 signature is checked
 //!   against the public half of a freshly generated RSA key, and its `aud` (this URL), `iss`, `scope`
-//!   (cloud-platform), `iat` and `exp` before an access token is issued.
+//!   (cloud-platform), `iat` and `exp` before an access token is issued. A key can be revoked: then
+//!   every grant is refused with 400 `invalid_grant`, as Google refuses a deleted key.
 //! - `GET /v1/projects/{p}/secrets?pageSize=&pageToken=&filter=`: `secrets`, `nextPageToken`, `totalSize`.
 //!   Filters: space- or `AND`-separated `labels.K=V`, `labels.K:V` (contains), `labels.K:*`, `name:X`, `name=X`.
 //! - `GET /v1/projects/{p}/secrets/{s}/versions/{v|latest}:access`: `payload.data` (base64) and
@@ -89,6 +90,9 @@ struct State {
     unauthenticated: u32,
     token_rejections: Vec<String>,
     token_uri: String,
+    /// When set, every grant is refused with `invalid_grant` and this description, as Google
+    /// refuses a deleted or disabled key.
+    revoked: Option<String>,
 }
 
 /// A running server on 127.0.0.1 (port chosen by the system); stops when dropped.
@@ -219,6 +223,12 @@ impl SecretManagerServer {
     /// Requests refused for want of a valid bearer token.
     pub fn unauthenticated(&self) -> u32 {
         self.state().unauthenticated
+    }
+
+    /// Makes the token endpoint refuse the key from now on, with Google's answer for a deleted
+    /// key (`invalid_grant`, "Invalid JWT Signature.") or the description given.
+    pub fn revoke_key(&self, description: Option<&str>) {
+        self.state().revoked = Some(description.unwrap_or("Invalid JWT Signature.").to_string());
     }
 
     /// Why the token endpoint refused assertions.
@@ -422,7 +432,11 @@ fn token_grant(state: &Mutex<State>, body: &[u8]) -> Answer {
             return Err(format!("grant_type must be {JWT_BEARER}"));
         }
         let assertion = form.get("assertion").ok_or("no assertion")?;
-        verify_assertion(assertion, &token_uri)
+        verify_assertion(assertion, &token_uri)?;
+        match lock(state).revoked.clone() {
+            Some(description) => Err(description),
+            None => Ok(()),
+        }
     })();
     match verdict {
         Ok(()) => {
