@@ -517,7 +517,8 @@ fn missing_credentials_off_google_cloud_fail_without_asking_the_metadata_server(
         "{run}"
     );
     assert!(
-        run.stderr.contains("gcloud has no signed-in account"),
+        run.stderr.contains("gcloud has no signed-in account")
+            || run.stderr.contains("gcloud is not on PATH"),
         "{run}"
     );
     assert!(
@@ -975,6 +976,16 @@ fn slow_secret_manager_hits_the_deadline_and_names_what_is_pending() {
     assert!(run.stderr.contains("did not finish within 1.50s"), "{run}");
     assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
     assert_no_values(&run, VALUES);
+
+    // 0: no deadline.
+    p.server.clear_fault("openai-api-key");
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "0")
+            .output()
+            .unwrap(),
+    );
+    assert!(run.success(), "{run}");
 
     let run = support::Run::from(
         p.cmd(&["secrets", "pull"])

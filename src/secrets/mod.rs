@@ -31,7 +31,8 @@ pub struct Deadline {
 impl Deadline {
     /// `total` from now; `None` for no deadline (one far in the future).
     pub fn after(total: Option<Duration>) -> Deadline {
-        let total = total.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+        // As tokio's own "far future": 30 years.
+        let total = total.unwrap_or(Duration::from_secs(30 * 365 * 24 * 3600));
         Deadline {
             at: tokio::time::Instant::now() + total,
             total,
