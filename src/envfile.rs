@@ -610,6 +610,51 @@ mod tests {
     }
 
     #[test]
+    fn files_folder_is_replaced_with_the_env_file_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env.gcp");
+        let files = files_dir(&env);
+        assert_eq!(files, dir.path().join(".env.gcp.d"));
+        write_with_files(&env, b"one", &[("a.pem", b"A1"), ("b.json", b"B1")]).unwrap();
+        assert_eq!(std::fs::read(files.join("a.pem")).unwrap(), b"A1");
+        assert_eq!(files_dir_is_ours(&files).unwrap(), Some(true));
+
+        write_with_files(&env, b"two", &[("b.json", b"B2")]).unwrap();
+        assert!(!files.join("a.pem").exists());
+        assert_eq!(std::fs::read(files.join("b.json")).unwrap(), b"B2");
+
+        // The env file cannot be replaced (a folder is in its way): the old files come back.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
+        let blocked_files = files_dir(&blocked);
+        std::fs::create_dir(&blocked_files).unwrap();
+        std::fs::write(blocked_files.join(FILES_MARKER), FILES_MARKER_TEXT).unwrap();
+        std::fs::write(blocked_files.join("old.pem"), b"OLD").unwrap();
+        assert!(write_with_files(&blocked, b"new", &[("new.pem", b"NEW")]).is_err());
+        assert_eq!(
+            std::fs::read(blocked_files.join("old.pem")).unwrap(),
+            b"OLD"
+        );
+        assert!(!blocked_files.join("new.pem").exists());
+
+        write_with_files(&env, b"three", &[]).unwrap();
+        assert!(!files.exists());
+        assert_eq!(std::fs::read(&env).unwrap(), b"three");
+        let stray: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".vibedev-"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+
+        std::fs::create_dir(&files).unwrap();
+        std::fs::write(files.join("mine"), b"m").unwrap();
+        assert_eq!(files_dir_is_ours(&files).unwrap(), Some(false));
+        assert!(write_with_files(&env, b"four", &[("k", b"K")]).is_err());
+        assert_eq!(std::fs::read(files.join("mine")).unwrap(), b"m");
+    }
+
+    #[test]
     fn keys_are_checked() {
         assert!(valid_key("JWT_SECRET") && valid_key("_x1"));
         assert!(!valid_key("1X") && !valid_key("A-B") && !valid_key("") && !valid_key("A.B"));
