@@ -1080,3 +1080,26 @@ fn service_account_key_the_token_endpoint_refuses_is_named() {
     assert_eq!(p.server.unauthenticated(), 0);
     assert_eq!(p.server.token_rejections(), ["Invalid JWT Signature."]);
 }
+
+#[test]
+fn token_endpoint_outage_is_retried_then_reported() {
+    let p = two_secrets("token-outage");
+    p.server.token_outage(2);
+    p.ok(&["secrets", "pull"]);
+    assert_eq!(p.server.tokens_issued(), 1);
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server.token_outage(3);
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot get a token from {}: HTTP 503",
+            p.server.token_uri()
+        )),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("refused"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+}

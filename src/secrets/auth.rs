@@ -22,6 +22,8 @@ pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform
 const ADC_UNDER_HOME: &str = ".config/gcloud/application_default_credentials.json";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tries of the token request, the first included.
+const TOKEN_TRIES: u32 = 3;
 
 /// A bearer token. Never printed: `Debug` shows nothing of it.
 #[derive(Clone)]
@@ -213,18 +215,38 @@ async fn service_account_token(path: &Path) -> Result<AccessToken, SecretsError>
         "grant_type={}&assertion={jwt}",
         JWT_BEARER.replace(':', "%3A")
     );
-    let response = http
-        .post(&key.token_uri)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| unreachable(super::client::error_chain(&e)))?;
-    let status = response.status();
-    let text = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable(super::client::error_chain(&e)))?;
+    // Transient failures (no connection, 429, 5xx) are tried again, twice, after 250 and 500 ms.
+    let mut attempt = 1u32;
+    let (status, text) = loop {
+        let sent = http
+            .post(&key.token_uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await;
+        let outcome = match sent {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(text) => Ok((status, text)),
+                    Err(e) => Err(super::client::error_chain(&e)),
+                }
+            }
+            Err(e) => Err(super::client::error_chain(&e)),
+        };
+        let transient = match &outcome {
+            Ok((status, _)) => status.as_u16() == 429 || status.is_server_error(),
+            Err(_) => true,
+        };
+        if !transient || attempt >= TOKEN_TRIES {
+            match outcome {
+                Ok(answer) => break answer,
+                Err(reason) => return Err(unreachable(reason)),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+        attempt += 1;
+    };
     if status.is_success() {
         let answer: TokenAnswer = serde_json::from_slice(&text)
             .map_err(|e| unreachable(format!("the answer is not a token: {e}")))?;

@@ -93,6 +93,8 @@ struct State {
     /// When set, every grant is refused with `invalid_grant` and this description, as Google
     /// refuses a deleted or disabled key.
     revoked: Option<String>,
+    /// Grants still to answer 503 before the real answer.
+    token_outage: u32,
 }
 
 /// A running server on 127.0.0.1 (port chosen by the system); stops when dropped.
@@ -229,6 +231,11 @@ impl SecretManagerServer {
     /// key (`invalid_grant`, "Invalid JWT Signature.") or the description given.
     pub fn revoke_key(&self, description: Option<&str>) {
         self.state().revoked = Some(description.unwrap_or("Invalid JWT Signature.").to_string());
+    }
+
+    /// The next `n` grants answer 503 UNAVAILABLE.
+    pub fn token_outage(&self, n: u32) {
+        self.state().token_outage = n;
     }
 
     /// Why the token endpoint refused assertions.
@@ -425,6 +432,13 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Answer {
 
 /// The JWT-bearer grant: verify the assertion, then issue a token.
 fn token_grant(state: &Mutex<State>, body: &[u8]) -> Answer {
+    {
+        let mut st = lock(state);
+        if st.token_outage > 0 {
+            st.token_outage -= 1;
+            return google_error(503, "The service is currently unavailable.");
+        }
+    }
     let form = parse_form(&String::from_utf8_lossy(body));
     let token_uri = lock(state).token_uri.clone();
     let verdict = (|| -> Result<(), String> {
