@@ -64,6 +64,8 @@ pub struct SecretsConfig {
     pub template: Option<PathBuf>,
     /// Secret Manager base URL (tests, private endpoints).
     pub endpoint: Option<String>,
+    /// Seconds the whole pull may take (default 60; 0: no limit).
+    pub deadline: Option<u64>,
 }
 
 /// `[migrations]`: the Drizzle migrations folder and bookkeeping table.

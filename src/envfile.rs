@@ -18,7 +18,7 @@
 //! python-dotenv expands whatever the quoting.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a value cannot be written so that every dotenv reader gets it back unchanged. Describes
 /// the characters involved, never the value.
@@ -135,6 +135,11 @@ pub fn valid_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The longest string one environment variable can be on Linux, `KEY=value` and its NUL
+/// terminator included (the kernel's MAX_ARG_STRLEN, 32 pages of 4 KiB); `execve` fails with
+/// "Argument list too long" on a longer one.
+pub const MAX_ENV_STRING: usize = 128 * 1024;
+
 /// The line above which a managed env file is rewritten and below which the user's own lines
 /// are kept.
 pub const OVERRIDES_MARKER: &str = "# --- local overrides ---";
@@ -214,10 +219,38 @@ pub fn render(header: &[String], lines: &[(String, String)], overrides: Option<&
     out
 }
 
+/// The file a write to `path` lands in: `path` itself, or, when it is a symbolic link, the
+/// link's final target (relative targets resolved from the link's folder; the target need not
+/// exist yet). At most 40 links are followed, as the kernel does.
+pub fn write_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
 /// Replaces `path` with `contents` atomically: a temporary file in the same folder, mode 0600,
 /// written and fsynced, renamed over the target, then the folder fsynced. On any error the
-/// target is untouched and the temporary file is removed.
+/// target is untouched and the temporary file is removed. A symbolic link is written through:
+/// the link stays and its target ([`write_target`]) is the file replaced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let target = write_target(path)?;
+    let path = target.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -234,10 +267,128 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The folder of `file="..."` secrets that belongs to the env file `env`: `<env>.d` beside it.
+pub fn files_dir(env: &Path) -> PathBuf {
+    let mut name = env
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".d");
+    env.with_file_name(name)
+}
+
+/// The file vibedev writes into every files folder: it tells git to ignore the folder, and marks
+/// the folder as vibedev's to replace and remove.
+const FILES_MARKER: &str = ".gitignore";
+const FILES_MARKER_TEXT: &str = "# Secret files written by `vibedev secrets pull` with the env file beside this folder.\n# Replaced by every pull; never commit them.\n*\n";
+
+/// Whether `dir` is a files folder vibedev wrote (`None` when it does not exist).
+pub fn files_dir_is_ours(dir: &Path) -> std::io::Result<Option<bool>> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+        Ok(meta) if !meta.is_dir() => Ok(Some(false)),
+        Ok(_) => match std::fs::read_to_string(dir.join(FILES_MARKER)) {
+            Ok(text) => Ok(Some(text == FILES_MARKER_TEXT)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(false)),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Writes the env file `path` (no symbolic link: see [`write_target`]) and replaces its files
+/// folder ([`files_dir`]) with exactly `files` (name, bytes; each mode 0600, the folder 0700),
+/// as one step as far as a file system allows: the new folder is written beside the old one
+/// first, the two are swapped by renames, then the env file is replaced; if that fails the old
+/// folder is put back. With no files, the folder is removed.
+pub fn write_with_files(
+    path: &Path,
+    contents: &[u8],
+    files: &[(&str, &[u8])],
+) -> std::io::Result<()> {
+    let dir = files_dir(path);
+    let parent = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let exists = match files_dir_is_ours(&dir)? {
+        None => false,
+        Some(true) => true,
+        Some(false) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and was not written by vibedev", dir.display()),
+            ));
+        }
+    };
+    if files.is_empty() && !exists {
+        return write_atomic(path, contents);
+    }
+    let staged = if files.is_empty() {
+        None
+    } else {
+        let staging = tempfile::Builder::new()
+            .prefix(".vibedev-")
+            .tempdir_in(parent)?;
+        set_private_dir(staging.path())?;
+        for (name, bytes) in files {
+            let mut file = std::fs::File::create_new(staging.path().join(name))?;
+            set_private(&file)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::write(staging.path().join(FILES_MARKER), FILES_MARKER_TEXT)?;
+        std::fs::File::open(staging.path())?.sync_all()?;
+        Some(staging)
+    };
+    let old = if exists {
+        let aside = parent.join(format!(".vibedev-old-{:016x}", rand::random::<u64>()));
+        std::fs::rename(&dir, &aside)?;
+        Some(aside)
+    } else {
+        None
+    };
+    let restore = |old: &Option<PathBuf>| {
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::rename(old, &dir);
+        }
+    };
+    if let Some(staging) = &staged
+        && let Err(e) = std::fs::rename(staging.path(), &dir)
+    {
+        restore(&old);
+        return Err(e);
+    }
+    if let Err(e) = write_atomic(path, contents) {
+        if staged.is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        restore(&old);
+        return Err(e);
+    }
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    std::fs::File::open(parent)?.sync_all()?;
+    Ok(())
+}
+
 #[cfg(unix)]
 fn set_private(file: &std::fs::File) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(unix)]
+fn set_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn set_private_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(unix))]
@@ -402,6 +553,105 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [".env.gcp"]);
+    }
+
+    #[test]
+    fn atomic_write_goes_through_symbolic_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::write(shared.join("app.env"), "old").unwrap();
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        let link = project.join(".env.gcp");
+        std::os::unix::fs::symlink("../shared/app.env", &link).unwrap();
+        let chained = project.join("second");
+        std::os::unix::fs::symlink(".env.gcp", &chained).unwrap();
+        assert_eq!(
+            write_target(&chained).unwrap(),
+            project.join("../shared/app.env")
+        );
+
+        write_atomic(&chained, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::symlink_metadata(&chained)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(shared.join("app.env")).unwrap(),
+            "new"
+        );
+        let mode = std::fs::metadata(shared.join("app.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let dangling = project.join("dangling");
+        std::os::unix::fs::symlink(shared.join("later.env"), &dangling).unwrap();
+        write_atomic(&dangling, b"created").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(shared.join("later.env")).unwrap(),
+            "created"
+        );
+
+        let looped = project.join("loop");
+        std::os::unix::fs::symlink("loop", &looped).unwrap();
+        assert!(write_atomic(&looped, b"x").is_err());
+    }
+
+    #[test]
+    fn files_folder_is_replaced_with_the_env_file_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env.gcp");
+        let files = files_dir(&env);
+        assert_eq!(files, dir.path().join(".env.gcp.d"));
+        write_with_files(&env, b"one", &[("a.pem", b"A1"), ("b.json", b"B1")]).unwrap();
+        assert_eq!(std::fs::read(files.join("a.pem")).unwrap(), b"A1");
+        assert_eq!(files_dir_is_ours(&files).unwrap(), Some(true));
+
+        write_with_files(&env, b"two", &[("b.json", b"B2")]).unwrap();
+        assert!(!files.join("a.pem").exists());
+        assert_eq!(std::fs::read(files.join("b.json")).unwrap(), b"B2");
+
+        // The env file cannot be replaced (a folder is in its way): the old files come back.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
+        let blocked_files = files_dir(&blocked);
+        std::fs::create_dir(&blocked_files).unwrap();
+        std::fs::write(blocked_files.join(FILES_MARKER), FILES_MARKER_TEXT).unwrap();
+        std::fs::write(blocked_files.join("old.pem"), b"OLD").unwrap();
+        assert!(write_with_files(&blocked, b"new", &[("new.pem", b"NEW")]).is_err());
+        assert_eq!(
+            std::fs::read(blocked_files.join("old.pem")).unwrap(),
+            b"OLD"
+        );
+        assert!(!blocked_files.join("new.pem").exists());
+
+        write_with_files(&env, b"three", &[]).unwrap();
+        assert!(!files.exists());
+        assert_eq!(std::fs::read(&env).unwrap(), b"three");
+        let stray: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".vibedev-"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+
+        std::fs::create_dir(&files).unwrap();
+        std::fs::write(files.join("mine"), b"m").unwrap();
+        assert_eq!(files_dir_is_ours(&files).unwrap(), Some(false));
+        assert!(write_with_files(&env, b"four", &[("k", b"K")]).is_err());
+        assert_eq!(std::fs::read(files.join("mine")).unwrap(), b"m");
     }
 
     #[test]

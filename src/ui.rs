@@ -191,6 +191,21 @@ impl Ui {
         out
     }
 
+    /// A counter (`n/N what`) on stderr when progress is shown (a terminal, not CI, not
+    /// --quiet); `None` otherwise.
+    pub fn counter(&self, total: u64, what: &str) -> Option<ProgressBar> {
+        if !self.progress || self.capture.is_some() {
+            return None;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{{pos}}/{{len}} {what} {{elapsed}}"))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.tick();
+        Some(bar)
+    }
+
     /// The reporter `up` and `down` send their events to.
     pub fn reporter(&self) -> Reporter {
         let state = Arc::new(ReporterState {

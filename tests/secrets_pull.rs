@@ -505,12 +505,22 @@ fn dry_run_lists_key_names_and_writes_nothing() {
 }
 
 #[test]
-fn missing_credentials_say_how_to_log_in() {
+fn missing_credentials_off_google_cloud_fail_without_asking_the_metadata_server() {
     let mut p = two_secrets("no-credentials");
     p.key_file = None;
     let run = p.run(&["secrets", "pull"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("no Google credentials found"), "{run}");
+    assert!(
+        run.stderr
+            .contains("the metadata server was not asked: this machine is not on Google Cloud"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("gcloud has no signed-in account")
+            || run.stderr.contains("gcloud is not on PATH"),
+        "{run}"
+    );
     assert!(
         run.stderr.contains("gcloud auth application-default login"),
         "{run}"
@@ -583,7 +593,7 @@ fn project_flag_wins_over_the_config() {
 }
 
 #[test]
-fn template_mistake_names_file_and_line() {
+fn template_mistake_names_file_line_and_column() {
     let p = SecretsProject::new(
         "bad-template",
         "A=1\n\nB={{ secret \"b\" verison=\"2\" }}\n",
@@ -592,9 +602,23 @@ fn template_mistake_names_file_and_line() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(
         run.stderr
-            .contains("env.gcp.tmpl:3: unknown attribute \"verison\""),
+            .contains("env.gcp.tmpl:3:17: unknown attribute \"verison\""),
         "{run}"
     );
+}
+
+#[test]
+fn unquoted_secret_name_says_it_must_be_quoted() {
+    let p = SecretsProject::new("unquoted-name", "A=1\nS01={{ secret s01 }}\n");
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains(
+            "env.gcp.tmpl:2:15: the name must be quoted: {{ secret \"s01\" }}, not {{ secret s01 }}"
+        ),
+        "{run}"
+    );
+    assert!(!p.env_path().exists());
 }
 
 #[test]
@@ -683,4 +707,399 @@ fn token_endpoint_checks_signature_audience_and_scope() {
         (none, wrong, right)
     });
     assert_eq!(statuses, (401, 401, 200));
+}
+
+#[test]
+fn timeout_zero_means_no_per_request_limit() {
+    let p = two_secrets("timeout-zero");
+    p.server
+        .fault("jwt-secret", Fault::Stall(1, Duration::from_millis(1500)));
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull", "-v"])
+            .env("VIBEDEV_SECRETS_TIMEOUT", "0")
+            .output()
+            .unwrap(),
+    );
+    assert!(run.success(), "{run}");
+    assert!(!run.stderr.contains("timed out"), "{run}");
+    assert_eq!(p.server.access_calls("jwt-secret"), 1, "waited, no retry");
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+}
+
+#[test]
+fn bad_timeout_says_what_is_allowed() {
+    let p = two_secrets("timeout-bad");
+    for bad in ["-1", "601", "soon"] {
+        let run = support::Run::from(
+            p.cmd(&["secrets", "pull"])
+                .env("VIBEDEV_SECRETS_TIMEOUT", bad)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(
+            run.stderr
+                .contains("is not a number of seconds from 0 to 600 (0: no per-request limit)"),
+            "{run}"
+        );
+    }
+    assert!(!p.env_path().exists());
+    assert_eq!(p.server.total_access_calls(), 0);
+}
+
+#[test]
+fn env_file_that_is_a_symlink_is_written_through() {
+    let p = two_secrets("symlink");
+    let shared = p.home.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let target = shared.join("app.env");
+    std::fs::write(&target, "# --- local overrides ---\nMINE=1\n").unwrap();
+    std::os::unix::fs::symlink(&target, p.env_path()).unwrap();
+
+    let run = p.ok(&["secrets", "pull"]);
+
+    let meta = std::fs::symlink_metadata(p.env_path()).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(std::fs::read_link(p.env_path()).unwrap(), target);
+    assert!(run.stderr.contains("(a link to "), "{run}");
+    let vars = p.env_vars();
+    assert_eq!(vars["JWT_SECRET"], "jwt-Aq93-value");
+    assert_eq!(vars["MINE"], "1", "the target's overrides were kept");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    for dir in [p.project.path(), shared.as_path()] {
+        let leftovers: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".vibedev-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    // A dangling relative link: the target is created where it points.
+    std::fs::remove_file(p.env_path()).unwrap();
+    std::os::unix::fs::symlink("local/.env.gcp", p.env_path()).unwrap();
+    std::fs::create_dir(p.project.path().join("local")).unwrap();
+    p.ok(&["secrets", "pull"]);
+    assert!(
+        std::fs::symlink_metadata(p.env_path())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(p.env_vars()["OPENAI_API_KEY"], "sk-live-Wd52");
+}
+
+/// 140 KiB: over the 128 KiB Linux allows one environment string.
+fn big_value() -> Vec<u8> {
+    let mut v = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+    while v.len() < 140 * 1024 {
+        v.extend_from_slice(b"MIIFazCCA1OgAwIBAgIRAIIQz7DSQONZRGPgu2OCiwAwDQYJKoZIhvcNAQELBQAw\n");
+    }
+    v.truncate(140 * 1024);
+    v
+}
+
+#[test]
+fn secret_over_the_environment_limit_is_refused_at_pull_time() {
+    let p = two_secrets("too-large");
+    let big = big_value();
+    let run = assert_failed_pull_keeps_env_file(
+        &p,
+        |p| {
+            p.server.add_secret("big-cert", &[], &[&big]);
+            p.project.write(
+                "env.gcp.tmpl",
+                &format!("{TWO}BIG_CERT={{{{ secret \"big-cert\" }}}}\n"),
+            );
+        },
+        &[
+            "secret big-cert is 143360 bytes",
+            "131072-byte limit",
+            "MAX_ARG_STRLEN",
+            "BIG_CERT={{ secret \"big-cert\" file=\"big-cert\" }}",
+        ],
+        VALUES,
+    );
+    assert!(!run.stderr.contains("MIIFazCCA1OgAwIBAgIR"), "{run}");
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn file_secrets_are_written_beside_env_file_and_replaced_with_it() {
+    let p = SecretsProject::new(
+        "secret-files",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nBIG_CERT={{ secret \"big-cert\" file=\"big-cert.pem\" }}\nGOOGLE_APPLICATION_CREDENTIALS={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    let big = big_value();
+    p.server.add_secret("jwt-secret", &[], &[b"jwt-Aq93-value"]);
+    p.server.add_secret("big-cert", &[], &[&big]);
+    p.server.add_secret("sa-json", &[], &[JSON_KEY.as_bytes()]);
+    git(&p, &["init", "-q"]);
+    p.project.write(".gitignore", ".env.gcp\n");
+
+    let run = p.ok(&["secrets", "pull"]);
+    assert!(run.stderr.contains("and 2 files in"), "{run}");
+    let dir = p.project.path().join(".env.gcp.d");
+    let vars = p.env_vars();
+    let cert = std::path::PathBuf::from(&vars["BIG_CERT"]);
+    assert!(cert.is_absolute(), "{cert:?}");
+    assert!(cert.ends_with(".env.gcp.d/big-cert.pem"), "{cert:?}");
+    assert_eq!(std::fs::read(&cert).unwrap(), big);
+    let sa = std::path::PathBuf::from(&vars["GOOGLE_APPLICATION_CREDENTIALS"]);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), JSON_KEY);
+    assert_eq!(vars["JWT_SECRET"], "jwt-Aq93-value");
+    for f in [&cert, &sa] {
+        assert_eq!(
+            std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let ignored = Command::new("git")
+        .args(["check-ignore", "-q", ".env.gcp.d/sa.json"])
+        .current_dir(p.project.path())
+        .status()
+        .unwrap();
+    assert!(ignored.success(), "git does not ignore the secret files");
+    assert!(!p.env_file().unwrap().contains("MIIFazCCA1OgAwIBAgIR"));
+    assert_no_values(&run, &["jwt-Aq93-value", "MIIFazCCA1OgAwIBAgIR"]);
+
+    // `vibedev run` hands the path over, and the command reads the value from the file.
+    let run = p.run(&["run", "--", "sh", "-c", "cat \"$BIG_CERT\" > copy.out"]);
+    assert!(run.success(), "{run}");
+    assert_eq!(
+        std::fs::read(p.project.path().join("copy.out")).unwrap(),
+        big
+    );
+
+    // A failed pull changes neither the env file nor the files.
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server
+        .add_secret("sa-json", &[], &[JSON_KEY.as_bytes(), b"{\"rotated\":1}"]);
+    p.server.fault("jwt-secret", Fault::Status(403));
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), JSON_KEY);
+    assert_eq!(files_in(&dir), [".gitignore", "big-cert.pem", "sa.json"]);
+
+    // A file that left the template leaves the folder; the folder goes with the last one.
+    p.server.clear_fault("jwt-secret");
+    p.project.write(
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nGOOGLE_APPLICATION_CREDENTIALS={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    p.ok(&["secrets", "pull"]);
+    assert_eq!(files_in(&dir), [".gitignore", "sa.json"]);
+    assert_eq!(std::fs::read_to_string(&sa).unwrap(), "{\"rotated\":1}");
+    p.project
+        .write("env.gcp.tmpl", "JWT_SECRET={{ secret \"jwt-secret\" }}\n");
+    p.ok(&["secrets", "pull"]);
+    assert!(!dir.exists(), "the files folder outlived its last file");
+    let leftovers: Vec<_> = files_in(p.project.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".vibedev-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn files_folder_not_written_by_vibedev_is_not_replaced() {
+    let p = SecretsProject::new(
+        "foreign-files",
+        "SA={{ secret \"sa-json\" file=\"sa.json\" }}\n",
+    );
+    p.server.add_secret("sa-json", &[], &[JSON_KEY.as_bytes()]);
+    p.project.write(".env.gcp.d/mine.txt", "keep me\n");
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains(".env.gcp.d exists and was not written by vibedev"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("move"), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(p.project.path().join(".env.gcp.d/mine.txt")).unwrap(),
+        "keep me\n"
+    );
+    assert_eq!(p.server.total_access_calls(), 0);
+}
+
+#[test]
+fn slow_secret_manager_hits_the_deadline_and_names_what_is_pending() {
+    let p = two_secrets("deadline");
+    p.ok(&["secrets", "pull"]);
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server
+        .fault("openai-api-key", Fault::Stall(10, Duration::from_secs(30)));
+    p.write_config(&format!(
+        "[secrets]\nproject = \"{GCP_PROJECT}\"\ntemplate = \"env.gcp.tmpl\"\ndeadline = 1\n"
+    ));
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(
+            "the pull did not finish within 1.00s: 1 of 2 secrets still pending: openai-api-key"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("VIBEDEV_SECRETS_DEADLINE"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+
+    // The variable wins over the config.
+    p.write_config(&format!(
+        "[secrets]\nproject = \"{GCP_PROJECT}\"\ntemplate = \"env.gcp.tmpl\"\ndeadline = 600\n"
+    ));
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "1.5")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("did not finish within 1.50s"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_no_values(&run, VALUES);
+
+    // 0: no deadline.
+    p.server.clear_fault("openai-api-key");
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "0")
+            .output()
+            .unwrap(),
+    );
+    assert!(run.success(), "{run}");
+
+    let run = support::Run::from(
+        p.cmd(&["secrets", "pull"])
+            .env("VIBEDEV_SECRETS_DEADLINE", "-1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("is not a number of seconds from 0 to 3600 (0: no deadline)"),
+        "{run}"
+    );
+}
+
+#[test]
+fn slow_secrets_are_named_at_the_end() {
+    let p = two_secrets("slow");
+    p.server
+        .fault("jwt-secret", Fault::Stall(1, Duration::from_millis(1500)));
+    let run = p.ok(&["secrets", "pull"]);
+    let slow = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("slow: "))
+        .unwrap_or_else(|| panic!("no slow line:\n{run}"));
+    assert!(slow.starts_with("slow: jwt-secret "), "{run}");
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+}
+
+#[test]
+fn progress_counter_shows_on_a_terminal_only() {
+    let p = two_secrets("progress");
+    p.server.set_latency(Duration::from_millis(300));
+    // Under `script`, vibedev's stderr is a pseudo-terminal.
+    let cmd = p.cmd(&["secrets", "pull"]);
+    let line = format!(
+        "'{}' secrets pull",
+        cmd.get_program().to_string_lossy().replace('\'', "'\\''")
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    if let Some(dir) = cmd.get_current_dir() {
+        script.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    script.env_remove("CI").env("TERM", "xterm");
+    let out = script.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("/2 secrets"),
+        "no counter on a terminal:\n{text}"
+    );
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+
+    let run = p.ok(&["secrets", "pull"]);
+    assert!(
+        !run.stderr.contains("/2 secrets"),
+        "a counter without a terminal:\n{run}"
+    );
+}
+
+#[test]
+fn service_account_key_the_token_endpoint_refuses_is_named() {
+    let p = two_secrets("key-revoked");
+    p.ok(&["secrets", "pull"]);
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server.revoke_key(None);
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "the token endpoint {} refused the service-account key of {CLIENT_EMAIL}",
+            p.server.token_uri()
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("invalid_grant: Invalid JWT Signature."),
+        "{run}"
+    );
+    assert!(run.stderr.contains("service-accounts keys create"), "{run}");
+    assert!(!run.stderr.contains("auth login"), "{run}");
+    assert!(!run.stderr.contains("application-default login"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
+    assert_eq!(p.server.unauthenticated(), 0);
+    assert_eq!(p.server.token_rejections(), ["Invalid JWT Signature."]);
+}
+
+#[test]
+fn token_endpoint_outage_is_retried_then_reported() {
+    let p = two_secrets("token-outage");
+    p.server.token_outage(2);
+    p.ok(&["secrets", "pull"]);
+    assert_eq!(p.server.tokens_issued(), 1);
+    assert_eq!(p.env_vars()["JWT_SECRET"], "jwt-Aq93-value");
+
+    let before = std::fs::read(p.env_path()).unwrap();
+    p.server.token_outage(3);
+    let run = p.run(&["secrets", "pull"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot get a token from {}: HTTP 503",
+            p.server.token_uri()
+        )),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("refused"), "{run}");
+    assert_eq!(std::fs::read(p.env_path()).unwrap(), before);
 }

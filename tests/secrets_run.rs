@@ -162,3 +162,20 @@ fn sighup_is_forwarded_to_the_command() {
         Some(44)
     );
 }
+
+#[test]
+fn variable_over_the_environment_limit_is_named_before_starting() {
+    let p = pulled("run-too-large");
+    let mut text = p.env_file().unwrap();
+    text.push_str(&format!("HUGE_CERT='{}'\n", "x".repeat(140 * 1024)));
+    std::fs::write(p.env_path(), text).unwrap();
+    let run = p.run(&["run", "--", "sh", "-c", "touch started"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("HUGE_CERT in .env.gcp is 143360 bytes, over the 131072-byte limit"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("file="), "{run}");
+    assert!(!p.project.path().join("started").exists());
+}

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::RunArgs;
 use crate::config::Project;
-use crate::envfile::read_vars;
+use crate::envfile::{MAX_ENV_STRING, read_vars};
 use crate::error::{Error, Result};
 use crate::runtime;
 use crate::secrets::ENV_FILE;
@@ -58,6 +58,17 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
                 ctx.ui.detail(&msg);
             }
             continue;
+        }
+        if key.len() + 1 + value.len() + 1 > MAX_ENV_STRING {
+            return Err(Error::failed(
+                format!(
+                    "{key} in {ENV_FILE} is {} bytes, over the {MAX_ENV_STRING}-byte limit Linux sets on one environment variable: no command can be started with it",
+                    value.len()
+                ),
+                Some(format!(
+                    "write it to a file instead: {key}={{{{ secret \"NAME\" file=\"NAME\" }}}} in the env template, then `vibedev secrets pull`"
+                )),
+            ));
         }
         given.push((key, value));
     }

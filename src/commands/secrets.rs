@@ -3,7 +3,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use indicatif::ProgressBar;
 use std::time::{Duration, Instant};
 
 use crate::cli::{SecretsArgs, SecretsCommand, SecretsPullArgs};
@@ -12,7 +14,7 @@ use crate::envfile::{self, Existing};
 use crate::error::{Error, Result};
 use crate::secrets::client::{Client, ClientOptions, DEFAULT_ENDPOINT};
 use crate::secrets::template::{self, Template};
-use crate::secrets::{self, ENV_FILE, Event, Reporter, SecretsError, auth, project};
+use crate::secrets::{self, Deadline, ENV_FILE, Event, Reporter, SecretsError, auth, project};
 use crate::ui::{self, Ui};
 
 use super::Context;
@@ -29,6 +31,7 @@ pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<u8> {
 pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
     let started = Instant::now();
     let project = ctx.project()?;
+    let deadline = Deadline::after(total_deadline(&project)?);
     let env_path = project.root.join(ENV_FILE);
     let template = load_template(&project)?;
     let (gcp, source) = project::resolve(
@@ -44,8 +47,25 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
     let options = client_options()?;
     let existing = read_existing(&env_path)?;
     check_git(&ctx.ui, &project.root, &env_path, args.allow_tracked)?;
+    let write_error = |source| SecretsError::Write {
+        path: env_path.clone(),
+        source,
+    };
+    let target = envfile::write_target(&env_path).map_err(write_error)?;
+    let files_dir = envfile::files_dir(&target);
+    if envfile::files_dir_is_ours(&files_dir)
+        .map_err(|e| Error::io(format!("cannot read {}", files_dir.display()), e))?
+        == Some(false)
+    {
+        return Err(SecretsError::ForeignFiles { path: files_dir }.into());
+    }
 
-    let token = auth::access_token().await?;
+    let token = tokio::time::timeout_at(deadline.at, auth::access_token())
+        .await
+        .map_err(|_| SecretsError::Deadline {
+            total: deadline.total,
+            waiting: "still waiting for an access token".into(),
+        })??;
     let client =
         Client::new(&endpoint, &gcp, token, options).map_err(|source| SecretsError::Client {
             endpoint: endpoint.clone(),
@@ -55,7 +75,19 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         "Secret Manager at {endpoint}, up to {} requests at once",
         options.concurrency
     ));
-    let pulled = secrets::pull(&template, &client, &reporter(&ctx.ui)).await?;
+    let progress = Arc::new(Mutex::new(None));
+    let pulled = secrets::pull(
+        &template,
+        &client,
+        &files_dir,
+        &reporter(&ctx.ui, progress.clone()),
+        deadline,
+    )
+    .await;
+    if let Some(bar) = progress.lock().ok().and_then(|mut b| b.take()) {
+        bar.finish_and_clear();
+    }
+    let pulled = pulled?;
 
     let header = vec![
         HEADER_FIRST.to_string(),
@@ -95,18 +127,80 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         ));
         return Ok(0);
     }
-    envfile::write_atomic(&env_path, text.as_bytes()).map_err(|source| SecretsError::Write {
-        path: env_path.clone(),
-        source,
-    })?;
+    let files: Vec<(&str, &[u8])> = pulled
+        .files
+        .iter()
+        .map(|(name, data)| (name.as_str(), data.as_bytes()))
+        .collect();
+    envfile::write_with_files(&target, text.as_bytes(), &files).map_err(write_error)?;
+    let shown = if target == env_path {
+        env_path.display().to_string()
+    } else {
+        format!("{} (a link to {})", env_path.display(), target.display())
+    };
     ctx.ui.info(&format!(
-        "wrote {}: {} variables, {} secrets from project {gcp} ({summary}) in {}",
-        env_path.display(),
+        "wrote {shown}: {} variables{}, {} secrets from project {gcp} ({summary}) in {}",
         pulled.lines.len(),
+        if files.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {} in {}",
+                ui::count(files.len(), "file", "files"),
+                files_dir.display()
+            )
+        },
         pulled.fetched,
         ui::secs(started.elapsed())
     ));
+    if !pulled.slow.is_empty() {
+        let list: Vec<String> = pulled
+            .slow
+            .iter()
+            .map(|(secret, took)| format!("{secret} {}", ui::secs(*took)))
+            .collect();
+        ctx.ui.info(&format!(
+            "slow: {} (over {} each, retries included)",
+            list.join(", "),
+            ui::secs(secrets::SLOW)
+        ));
+    }
     Ok(0)
+}
+
+/// The whole pull's deadline: `VIBEDEV_SECRETS_DEADLINE`, then `[secrets] deadline`, then 60 s;
+/// seconds up to 3600, 0 for none.
+fn total_deadline(project: &Project) -> Result<Option<Duration>> {
+    const DEFAULT: Duration = Duration::from_secs(60);
+    const MAX: f64 = 3600.0;
+    let secs = match std::env::var("VIBEDEV_SECRETS_DEADLINE") {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| (0.0..=MAX).contains(s))
+            .ok_or_else(|| {
+                Error::failed(
+                    format!(
+                        "VIBEDEV_SECRETS_DEADLINE={v:?} is not a number of seconds from 0 to 3600 (0: no deadline)"
+                    ),
+                    Some("unset it to use [secrets] deadline or the default of 60 seconds".into()),
+                )
+            })?,
+        Err(_) => match project.file.secrets.deadline {
+            Some(s) if s as f64 <= MAX => s as f64,
+            Some(s) => {
+                return Err(Error::failed(
+                    format!(
+                        "[secrets] deadline = {s} is over 3600 seconds (0: no deadline)"
+                    ),
+                    Some("use a number of seconds from 0 to 3600, or remove it for the default of 60".into()),
+                ));
+            }
+            None => return Ok(Some(DEFAULT)),
+        },
+    };
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
 /// The config's template, or the built-in one.
@@ -150,7 +244,7 @@ fn endpoint(project: &Project) -> Result<String, SecretsError> {
 }
 
 /// Tuning from the environment: `VIBEDEV_SECRETS_CONCURRENCY` (1-256) and
-/// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request).
+/// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request, 0-600; 0 means no per-request limit).
 fn client_options() -> Result<ClientOptions> {
     let mut options = ClientOptions::default();
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_CONCURRENCY") {
@@ -167,20 +261,26 @@ fn client_options() -> Result<ClientOptions> {
             })?;
     }
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_TIMEOUT") {
-        options.timeout = v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| *s > 0.0 && *s <= 600.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::failed(
-                    format!("VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds (0-600)"),
-                    Some("unset it to use the default of 30 seconds".into()),
-                )
-            })?;
+        options.timeout = request_timeout(&v).ok_or_else(|| {
+            Error::failed(
+                format!(
+                    "VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds from 0 to 600 (0: no per-request limit)"
+                ),
+                Some("unset it to use the default of 30 seconds".into()),
+            )
+        })?;
     }
     Ok(options)
+}
+
+/// `VIBEDEV_SECRETS_TIMEOUT`: seconds from 0 to 600, where 0 turns the per-request limit off;
+/// `None` when the text is not such a number.
+fn request_timeout(text: &str) -> Option<Option<Duration>> {
+    let secs = text.trim().parse::<f64>().ok()?;
+    if secs == 0.0 {
+        return Some(None);
+    }
+    (secs > 0.0 && secs <= 600.0).then(|| Some(Duration::from_secs_f64(secs)))
 }
 
 /// The current file split at the overrides marker (empty when there is none). A non-empty file
@@ -250,10 +350,18 @@ fn check_git(ui: &Ui, root: &Path, path: &Path, allow_tracked: bool) -> Result<(
     Ok(())
 }
 
-/// Pull progress as detail lines (names and versions only).
-fn reporter(ui: &Ui) -> Reporter {
+/// Pull progress: an `n/N secrets` counter on a terminal, detail lines with --verbose (names
+/// and versions only). The counter is left in `bar` for the caller to clear.
+fn reporter(ui: &Ui, bar: Arc<Mutex<Option<ProgressBar>>>) -> Reporter {
     let ui = ui.clone();
     Arc::new(move |event| match event {
+        Event::Fetching { secrets } => {
+            if let Some(counter) = ui.counter(secrets as u64, "secrets")
+                && let Ok(mut slot) = bar.lock()
+            {
+                *slot = Some(counter);
+            }
+        }
         Event::Listed {
             filter,
             secrets,
@@ -262,7 +370,14 @@ fn reporter(ui: &Ui) -> Reporter {
             "filter {filter:?}: {secrets} secrets ({pages} page{})",
             if pages == 1 { "" } else { "s" }
         )),
-        Event::Fetched { secret, version } => {
+        Event::Fetched {
+            secret, version, ..
+        } => {
+            if let Ok(slot) = bar.lock()
+                && let Some(counter) = slot.as_ref()
+            {
+                counter.inc(1);
+            }
             ui.detail(&format!("fetched {secret} (version {version})"))
         }
         Event::Retrying {

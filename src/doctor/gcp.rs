@@ -277,7 +277,12 @@ pub async fn credentials_check(env: &GcpEnv) -> Check {
         FileFinding::Broken { message, hint } => return Check::fail(NAME, message, Some(hint)),
         FileFinding::NotFound(notes) => notes,
     };
-    if metadata_server_answers().await {
+    // Off Google Cloud no metadata server can answer: not asked (as `secrets pull` does not ask).
+    let on_google_cloud = matches!(
+        crate::secrets::auth::this_machine(),
+        crate::secrets::auth::Residency::Google(_)
+    );
+    if on_google_cloud && metadata_server_answers().await {
         return Check::pass(NAME, describe(&Source::MetadataServer));
     }
     match gcloud_source(env) {

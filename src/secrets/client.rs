@@ -1,7 +1,7 @@
 //! A Secret Manager REST v1 client on reqwest: list secrets (pages, filter), access versions with a
 //! bound on concurrency, retries of 429/5xx/timeouts with capped exponential backoff and jitter, CRC32C checks.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::StreamExt;
@@ -56,8 +56,9 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Deadline of one request (connect to last byte).
-    pub timeout: Duration,
+    /// Deadline of one request (connect to last byte); `None`: no limit of its own (the
+    /// pull's deadline still applies).
+    pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
 }
 
@@ -65,7 +66,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             concurrency: 32,
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             retry: RetryPolicy::default(),
         }
     }
@@ -100,6 +101,8 @@ pub struct Fetched {
     /// The version number that was served (`latest` resolved).
     pub version: String,
     pub data: SecretBytes,
+    /// From the first request to the answer, retries included.
+    pub elapsed: Duration,
 }
 
 /// A Secret Manager client for one project.
@@ -172,12 +175,15 @@ impl Client {
         token: AccessToken,
         options: ClientOptions,
     ) -> Result<Client, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+        let connect = Duration::from_secs(10);
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(options.timeout.map_or(connect, |t| t.min(connect)))
             .pool_max_idle_per_host(options.concurrency.max(1))
-            .user_agent(concat!("vibedev/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("vibedev/", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = options.timeout {
+            http = http.timeout(timeout);
+        }
+        let http = http.build()?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -246,6 +252,7 @@ impl Client {
             "{}/v1/projects/{}/secrets/{secret}/versions/{version}:access",
             self.base, self.project
         );
+        let started = Instant::now();
         let body = self.send(secret, report, || self.http.get(&url)).await?;
         let parsed: AccessResponse = serde_json::from_slice(&body).map_err(|e| Failure {
             kind: FailureKind::BadResponse,
@@ -277,33 +284,44 @@ impl Client {
             .filter(|v| !v.is_empty())
             .unwrap_or(version)
             .to_string();
+        let elapsed = started.elapsed();
         report(Event::Fetched {
             secret: secret.to_string(),
             version: served.clone(),
+            elapsed,
         });
         Ok(Fetched {
             version: served,
             data: SecretBytes::new(data),
+            elapsed,
         })
     }
 
-    /// Accesses every `(secret, version)` with at most `concurrency` requests in flight; the
-    /// results come back in the order asked.
+    /// Accesses every `(secret, version)` with at most `concurrency` requests in flight until
+    /// `deadline`; the results come back in the order asked, `None` for those not finished by then.
     pub async fn access_all(
         &self,
         wanted: &[(String, String)],
         report: &Reporter,
-    ) -> Vec<Result<Fetched, Failure>> {
-        let mut results: Vec<(usize, Result<Fetched, Failure>)> =
+        deadline: tokio::time::Instant,
+    ) -> Vec<Option<Result<Fetched, Failure>>> {
+        let mut results: Vec<Option<Result<Fetched, Failure>>> =
+            wanted.iter().map(|_| None).collect();
+        let mut stream =
             futures_util::stream::iter(wanted.iter().enumerate())
                 .map(|(i, (secret, version))| async move {
                     (i, self.access(secret, version, report).await)
                 })
-                .buffer_unordered(self.options.concurrency)
-                .collect()
-                .await;
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, r)| r).collect()
+                .buffer_unordered(self.options.concurrency);
+        let collect = async {
+            while let Some((i, result)) = stream.next().await {
+                results[i] = Some(result);
+            }
+        };
+        // Past the deadline the requests still in flight are dropped (cancelled).
+        let _ = tokio::time::timeout_at(deadline, collect).await;
+        drop(stream);
+        results
     }
 
     /// Sends a request with the bearer token, retrying what is transient.
@@ -422,7 +440,7 @@ fn network_outcome(err: &reqwest::Error) -> Outcome {
 }
 
 /// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -7,16 +7,38 @@ pub mod project;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::future::join_all;
 
-use crate::envfile::{Unportable, quote_dotenv};
+use crate::envfile::{MAX_ENV_STRING, Unportable, quote_dotenv};
 use client::{Client, Failure, FailureKind};
 use template::{Encoding, Entry, Template, TemplateError, derived_key};
+
+/// A fetch that took this long is named as slow at the end of a pull.
+pub const SLOW: Duration = Duration::from_secs(1);
+
+/// The whole pull's deadline: when it falls, and how long it was (for messages).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// `total` from now; `None` for no deadline (one far in the future).
+    pub fn after(total: Option<Duration>) -> Deadline {
+        // As tokio's own "far future": 30 years.
+        let total = total.unwrap_or(Duration::from_secs(30 * 365 * 24 * 3600));
+        Deadline {
+            at: tokio::time::Instant::now() + total,
+            total,
+        }
+    }
+}
 
 /// The file a pull writes, beside `vibedev.toml`.
 pub const ENV_FILE: &str = ".env.gcp";
@@ -48,9 +70,12 @@ pub enum Event {
         secrets: usize,
         pages: usize,
     },
+    /// The versions to fetch are known: this many requests follow.
+    Fetching { secrets: usize },
     Fetched {
         secret: String,
         version: String,
+        elapsed: Duration,
     },
     Retrying {
         what: String,
@@ -59,10 +84,7 @@ pub enum Event {
         reason: String,
     },
     /// A filter matched a secret whose derived name is written out explicitly: the explicit line wins.
-    Shadowed {
-        key: String,
-        secret: String,
-    },
+    Shadowed { key: String, secret: String },
 }
 
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
@@ -102,8 +124,32 @@ pub enum SecretsError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
-    #[error("no Google credentials found")]
-    NoCredentials,
+    #[error("no Google credentials found: {checked}")]
+    NoCredentials { checked: String },
+    #[error("cannot use the application-default credentials {path}")]
+    UserCredentials {
+        path: PathBuf,
+        #[source]
+        source: gcp_auth::Error,
+    },
+    #[error("cannot get a token from the metadata server (on Google Cloud: {why})")]
+    Metadata {
+        why: String,
+        #[source]
+        source: gcp_auth::Error,
+    },
+    #[error(
+        "the token endpoint {token_uri} refused the service-account key of {email} ({}, GOOGLE_APPLICATION_CREDENTIALS): {reason}",
+        path.display()
+    )]
+    KeyRejected {
+        path: PathBuf,
+        email: String,
+        token_uri: String,
+        reason: String,
+    },
+    #[error("cannot get a token from {token_uri}: {reason}")]
+    TokenEndpoint { token_uri: String, reason: String },
     #[error("cannot use the credentials file {path} (GOOGLE_APPLICATION_CREDENTIALS)")]
     CredentialsFile {
         path: PathBuf,
@@ -133,6 +179,24 @@ pub enum SecretsError {
     Fetch {
         project: String,
         failures: Vec<FetchFailure>,
+    },
+    #[error(
+        "secret {secret} is {size} bytes: {key}=<value> would be {} bytes, over the {MAX_ENV_STRING}-byte limit Linux sets on one environment variable (MAX_ARG_STRLEN), so no command could be started with it",
+        key.len() + 1 + size
+    )]
+    TooLarge {
+        secret: String,
+        key: String,
+        size: usize,
+    },
+    #[error(
+        "the pull did not finish within {}: {waiting}",
+        crate::ui::secs(*total)
+    )]
+    Deadline {
+        total: Duration,
+        /// What was still outstanding, in words (names only).
+        waiting: String,
     },
     #[error("secret {secret} (for {key}) is not UTF-8 text")]
     NotUtf8 { secret: String, key: String },
@@ -165,6 +229,8 @@ pub enum SecretsError {
     Tracked { path: PathBuf },
     #[error("{path} exists and was not written by vibedev")]
     Foreign { path: PathBuf },
+    #[error("{path} exists and was not written by vibedev")]
+    ForeignFiles { path: PathBuf },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -230,9 +296,14 @@ impl SecretsError {
             SecretsError::NoProject => "pass --project ID, set `project = \"ID\"` under [secrets] in vibedev.toml, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`".into(),
             SecretsError::TemplateRead { .. } => "check `template = ...` under [secrets] in vibedev.toml (relative to the toml), or remove it to use the built-in template".into(),
             SecretsError::Template(_) => "fix the line shown; the built-in template's header (`templates/env.gcp.tmpl`) documents the syntax".into(),
-            SecretsError::NoCredentials => "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
+            SecretsError::NoCredentials { .. } => "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
             SecretsError::CredentialsFile { .. } => "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key (JSON), or unset it and run `gcloud auth application-default login`".into(),
-            SecretsError::Token { .. } => "run `gcloud auth application-default login` again (the credentials may be revoked or expired)".into(),
+            SecretsError::Token { .. } | SecretsError::UserCredentials { .. } => "run `gcloud auth application-default login` again (the credentials may be revoked or expired)".into(),
+            SecretsError::Metadata { .. } => "check the machine's service account and its scopes, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
+            SecretsError::KeyRejected { email, .. } => format!(
+                "the key was probably deleted or disabled, or its service account removed or disabled: create a new key (`gcloud iam service-accounts keys create KEY.json --iam-account {email}`) and point GOOGLE_APPLICATION_CREDENTIALS at it"
+            ),
+            SecretsError::TokenEndpoint { .. } => "check the network (and the key's token_uri); nothing was written".into(),
             SecretsError::Client { .. } => return None,
             SecretsError::BadEndpoint { .. } => "set VIBEDEV_SECRET_MANAGER_ENDPOINT or [secrets] endpoint to a URL such as https://secretmanager.googleapis.com".into(),
             SecretsError::List { project, failure, .. } => failure_hint(failure.kind, project, "SECRET"),
@@ -240,6 +311,9 @@ impl SecretsError {
                 Some(f) => failure_hint(f.failure.kind, project, &f.secret),
                 None => return None,
             },
+            SecretsError::TooLarge { secret, key, .. } => format!(
+                "write it to a file instead: {key}={{{{ secret \"{secret}\" file=\"{secret}\" }}}} in the env template puts the value in {ENV_FILE}.d/{secret} (mode 0600) and that file's path in {key}"
+            ),
             SecretsError::NotUtf8 { secret, .. } => format!(
                 "read it base64-encoded instead: KEY={{{{ secret \"{secret}\" encoding=\"base64\" }}}} in the env template"
             ),
@@ -256,6 +330,11 @@ impl SecretsError {
                 "move it aside, or put the line `{}` at its top to keep its lines as local overrides",
                 crate::envfile::OVERRIDES_MARKER
             ),
+            SecretsError::ForeignFiles { path } => format!(
+                "vibedev keeps the files of file=\"...\" secrets there and replaces the folder on every pull: move {} aside",
+                path.display()
+            ),
+            SecretsError::Deadline { .. } => "nothing was written. Secret Manager or the network is slow: run the pull again, or allow more time with VIBEDEV_SECRETS_DEADLINE=SECONDS or `deadline = SECONDS` under [secrets] in vibedev.toml".into(),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
     }
@@ -284,25 +363,39 @@ enum Planned {
         secret: String,
         version: String,
         encoding: Encoding,
+        file: Option<String>,
     },
 }
 
-/// What a pull produced: the `KEY=value` lines (values quoted) and what was fetched.
-#[derive(Debug, Clone, Default)]
+/// What a pull produced: the `KEY=value` lines (values quoted), the files to write into the
+/// files folder, and what was fetched.
+#[derive(Debug, Default)]
 pub struct Pulled {
     pub lines: Vec<(String, String)>,
+    /// `file="NAME"` secrets: the file name and the bytes it holds.
+    pub files: Vec<(String, SecretBytes)>,
     /// Secret versions fetched (each once, however many keys use it).
     pub fetched: usize,
+    /// Secrets whose fetch took [`SLOW`] or longer, slowest first.
+    pub slow: Vec<(String, Duration)>,
 }
 
 /// Fetches what the template asks for and renders every line; fails as a whole if any secret
-/// cannot be fetched or written.
+/// cannot be fetched or written. `files_dir` is where `file="NAME"` values will be written
+/// (their variables hold `files_dir/NAME`).
 pub async fn pull(
     template: &Template,
     client: &Client,
+    files_dir: &Path,
     report: &Reporter,
+    deadline: Deadline,
 ) -> Result<Pulled, SecretsError> {
-    let planned = plan(template, client, report).await?;
+    let planned = tokio::time::timeout_at(deadline.at, plan(template, client, report))
+        .await
+        .map_err(|_| SecretsError::Deadline {
+            total: deadline.total,
+            waiting: "still listing the secrets the template's filters match".into(),
+        })??;
     let mut unique: Vec<(String, String)> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut keys_of: HashMap<usize, Vec<String>> = HashMap::new();
@@ -322,12 +415,38 @@ pub async fn pull(
             keys_of.entry(i).or_default().push(key.clone());
         }
     }
-    let results = client.access_all(&unique, report).await;
+    report(Event::Fetching {
+        secrets: unique.len(),
+    });
+    let results = client.access_all(&unique, report, deadline.at).await;
+    let pending: Vec<&str> = results
+        .iter()
+        .zip(&unique)
+        .filter(|(r, _)| r.is_none())
+        .map(|(_, (secret, _))| secret.as_str())
+        .collect();
+    if !pending.is_empty() {
+        return Err(SecretsError::Deadline {
+            total: deadline.total,
+            waiting: format!(
+                "{} of {} still pending: {}",
+                pending.len(),
+                crate::ui::count(unique.len(), "secret", "secrets"),
+                pending.join(", ")
+            ),
+        });
+    }
     let mut failures = Vec::new();
     let mut values = Vec::with_capacity(results.len());
-    for (i, result) in results.into_iter().enumerate() {
+    let mut slow = Vec::new();
+    for (i, result) in results.into_iter().flatten().enumerate() {
         match result {
-            Ok(fetched) => values.push(Some(fetched.data)),
+            Ok(fetched) => {
+                if fetched.elapsed >= SLOW {
+                    slow.push((unique[i].0.clone(), fetched.elapsed));
+                }
+                values.push(Some(fetched.data));
+            }
             Err(failure) => {
                 failures.push(FetchFailure {
                     secret: unique[i].0.clone(),
@@ -346,6 +465,7 @@ pub async fn pull(
         });
     }
     let mut lines = Vec::with_capacity(planned.len());
+    let mut files = Vec::new();
     for p in planned {
         match p {
             Planned::Literal { key, value } => lines.push((key, value)),
@@ -354,6 +474,7 @@ pub async fn pull(
                 secret,
                 version,
                 encoding,
+                file,
             } => {
                 let Some(Some(data)) = index
                     .get(&(secret.clone(), version))
@@ -361,10 +482,36 @@ pub async fn pull(
                 else {
                     continue;
                 };
+                if let Some(name) = file {
+                    let path = files_dir.join(&name);
+                    let bytes = match encoding {
+                        Encoding::Text => data.as_bytes().to_vec(),
+                        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+                            .encode(data.as_bytes())
+                            .into_bytes(),
+                    };
+                    files.push((name, SecretBytes::new(bytes)));
+                    let shown = path.to_string_lossy().into_owned();
+                    let quoted = quote_dotenv(&shown).map_err(|why| SecretsError::Unportable {
+                        secret,
+                        key: key.clone(),
+                        why,
+                    })?;
+                    lines.push((key, quoted));
+                    continue;
+                }
                 let value = render_value(data, encoding).map_err(|()| SecretsError::NotUtf8 {
                     secret: secret.clone(),
                     key: key.clone(),
                 })?;
+                // `KEY=value` and its NUL terminator must fit in one environment string.
+                if key.len() + 1 + value.len() + 1 > MAX_ENV_STRING {
+                    return Err(SecretsError::TooLarge {
+                        secret,
+                        key,
+                        size: value.len(),
+                    });
+                }
                 let quoted = quote_dotenv(&value).map_err(|why| SecretsError::Unportable {
                     secret,
                     key: key.clone(),
@@ -374,9 +521,12 @@ pub async fn pull(
             }
         }
     }
+    slow.sort_by_key(|(_, took)| std::cmp::Reverse(*took));
     Ok(Pulled {
         lines,
+        files,
         fetched: unique.len(),
+        slow,
     })
 }
 
@@ -432,12 +582,14 @@ async fn plan(
                 secret,
                 version,
                 encoding,
+                file,
                 ..
             } => out.push(Planned::Secret {
                 key: key.clone(),
                 secret: secret.clone(),
                 version: version.clone(),
                 encoding: *encoding,
+                file: file.clone(),
             }),
             Entry::Filter {
                 filter,
@@ -482,6 +634,7 @@ async fn plan(
                             secret,
                             version: version.clone(),
                             encoding: *encoding,
+                            file: None,
                         },
                     );
                 }

@@ -3,7 +3,8 @@
 //!
 //! - `POST /token`: the service-account JWT-bearer grant. The assertion's RS256 signature is checked
 //!   against the public half of a freshly generated RSA key, and its `aud` (this URL), `iss`, `scope`
-//!   (cloud-platform), `iat` and `exp` before an access token is issued.
+//!   (cloud-platform), `iat` and `exp` before an access token is issued. A key can be revoked: then
+//!   every grant is refused with 400 `invalid_grant`, as Google refuses a deleted key.
 //! - `GET /v1/projects/{p}/secrets?pageSize=&pageToken=&filter=`: `secrets`, `nextPageToken`, `totalSize`.
 //!   Filters: space- or `AND`-separated `labels.K=V`, `labels.K:V` (contains), `labels.K:*`, `name:X`, `name=X`.
 //! - `GET /v1/projects/{p}/secrets/{s}/versions/{v|latest}:access`: `payload.data` (base64) and
@@ -89,6 +90,11 @@ struct State {
     unauthenticated: u32,
     token_rejections: Vec<String>,
     token_uri: String,
+    /// When set, every grant is refused with `invalid_grant` and this description, as Google
+    /// refuses a deleted or disabled key.
+    revoked: Option<String>,
+    /// Grants still to answer 503 before the real answer.
+    token_outage: u32,
 }
 
 /// A running server on 127.0.0.1 (port chosen by the system); stops when dropped.
@@ -179,6 +185,10 @@ impl SecretManagerServer {
         self.state().faults.insert(name.to_string(), fault);
     }
 
+    pub fn clear_fault(&self, name: &str) {
+        self.state().faults.remove(name);
+    }
+
     /// Latency added before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
@@ -215,6 +225,17 @@ impl SecretManagerServer {
     /// Requests refused for want of a valid bearer token.
     pub fn unauthenticated(&self) -> u32 {
         self.state().unauthenticated
+    }
+
+    /// Makes the token endpoint refuse the key from now on, with Google's answer for a deleted
+    /// key (`invalid_grant`, "Invalid JWT Signature.") or the description given.
+    pub fn revoke_key(&self, description: Option<&str>) {
+        self.state().revoked = Some(description.unwrap_or("Invalid JWT Signature.").to_string());
+    }
+
+    /// The next `n` grants answer 503 UNAVAILABLE.
+    pub fn token_outage(&self, n: u32) {
+        self.state().token_outage = n;
     }
 
     /// Why the token endpoint refused assertions.
@@ -411,6 +432,13 @@ async fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Answer {
 
 /// The JWT-bearer grant: verify the assertion, then issue a token.
 fn token_grant(state: &Mutex<State>, body: &[u8]) -> Answer {
+    {
+        let mut st = lock(state);
+        if st.token_outage > 0 {
+            st.token_outage -= 1;
+            return google_error(503, "The service is currently unavailable.");
+        }
+    }
     let form = parse_form(&String::from_utf8_lossy(body));
     let token_uri = lock(state).token_uri.clone();
     let verdict = (|| -> Result<(), String> {
@@ -418,7 +446,11 @@ fn token_grant(state: &Mutex<State>, body: &[u8]) -> Answer {
             return Err(format!("grant_type must be {JWT_BEARER}"));
         }
         let assertion = form.get("assertion").ok_or("no assertion")?;
-        verify_assertion(assertion, &token_uri)
+        verify_assertion(assertion, &token_uri)?;
+        match lock(state).revoked.clone() {
+            Some(description) => Err(description),
+            None => Ok(()),
+        }
     })();
     match verdict {
         Ok(()) => {
