@@ -116,6 +116,14 @@ pub fn reporter(ui: &Ui, service: &str) -> Reporter {
             "{label} applied {tag} in {}",
             ui::secs(elapsed)
         )),
+        Progress::OwnTransactionControl { tag, file, at } => ui.warn(&format!(
+            "migration {tag} controls its own transactions ({}): it runs as drizzle runs it, but cannot be rolled back as a whole; \
+             if a statement of {file} fails, what was committed before it stays",
+            at.iter()
+                .map(|(line, sql)| format!("{sql} at line {line}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         Progress::Drifted { tag } => ui.warn(&format!(
             "migration {tag} changed after it was applied (its hash no longer matches the database's record); \
              it is not applied again: put further changes in a new migration"

@@ -5,6 +5,7 @@ pub mod journal;
 pub mod plan;
 pub mod runner;
 pub mod seed;
+pub mod sql;
 pub mod template;
 
 use std::path::PathBuf;
@@ -42,6 +43,13 @@ pub enum Progress {
     Applied {
         tag: String,
         elapsed: Duration,
+    },
+    /// The migration commits or begins transactions itself: it cannot be rolled back as a whole.
+    OwnTransactionControl {
+        tag: String,
+        file: String,
+        /// `(line, statement)` of each transaction control statement.
+        at: Vec<(usize, String)>,
     },
     /// Applied earlier, but the file changed since.
     Drifted {
@@ -123,13 +131,55 @@ pub struct StatementError {
     pub code: Option<String>,
     /// The file's line the error points at, for the caret display.
     pub source_line: Option<String>,
+    /// The server gave no position: the caret marks where the failing statement starts.
+    pub approximate: bool,
+    /// Set when the file controls transactions itself (`COMMIT;`, `BEGIN;`).
+    pub own_tx: Option<OwnTransaction>,
+}
+
+/// What a file's own transaction control meant for a failure in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnTransaction {
+    /// `(line, statement)` of the transaction control statements in the file.
+    pub control: Vec<(usize, String)>,
+    /// `(line, statement)` of the statements before the failure that were committed and stay.
+    pub stayed: Vec<(usize, String)>,
+}
+
+impl StatementError {
+    fn outcome(&self) -> String {
+        let Some(own) = &self.own_tx else {
+            return "nothing of it was applied".into();
+        };
+        let control: Vec<String> = own
+            .control
+            .iter()
+            .map(|(line, sql)| format!("{sql} at line {line}"))
+            .collect();
+        let mut text = format!(
+            "the file controls its own transactions ({}), so it cannot be rolled back as a whole",
+            control.join(", ")
+        );
+        if own.stayed.is_empty() {
+            text.push_str("; nothing before the failure was committed, nothing of it stayed");
+        } else {
+            text.push_str(&format!(
+                "; {} before the failure ran outside the rollback and stayed applied:",
+                crate::ui::count(own.stayed.len(), "statement", "statements")
+            ));
+            for (line, sql) in &own.stayed {
+                text.push_str(&format!("\n    line {line}: {sql}"));
+            }
+        }
+        text
+    }
 }
 
 impl std::fmt::Display for StatementError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}:{}:{}: {}\n  statement {} of {} in {} {}; nothing of it was applied",
+            "{}:{}:{}: {}\n  statement {} of {} in {} {}; {}",
             self.file,
             self.line,
             self.column,
@@ -137,7 +187,8 @@ impl std::fmt::Display for StatementError {
             self.number,
             self.total,
             self.kind,
-            self.name
+            self.name,
+            self.outcome()
         )?;
         if let Some(detail) = &self.detail {
             write!(f, "\n  detail: {detail}")?;
@@ -154,6 +205,12 @@ impl std::fmt::Display for StatementError {
                 "\n  {:>width$} | {src}\n  {:>width$} | {pad}^",
                 self.line, ""
             )?;
+            if self.approximate {
+                write!(
+                    f,
+                    " approximate: the server gave no position, this is where the failing statement starts"
+                )?;
+            }
         }
         Ok(())
     }
@@ -201,6 +258,11 @@ impl MigrateError {
                         "{} already holds this data: `vibedev reset-db` starts from a clean database, or make the seed idempotent (INSERT ... ON CONFLICT DO NOTHING)",
                         s.name
                     )
+                } else if s.own_tx.as_ref().is_some_and(|o| !o.stayed.is_empty()) {
+                    format!(
+                        "fix {}:{}; the statements listed above stay applied and run again with the file: undo them, or make them idempotent (IF NOT EXISTS), then run the command again",
+                        s.file, s.line
+                    )
                 } else {
                     format!(
                         "fix {}:{} and run the command again; what was applied before it stays applied",
@@ -234,8 +296,33 @@ impl MigrateError {
     }
 }
 
+/// A piece of SQL the server refused, with how many of its statements completed first.
+pub(crate) struct Failure {
+    pub error: tokio_postgres::Error,
+    pub completed: usize,
+}
+
+/// Runs a piece of SQL (one or more statements) as one simple query, counting the statements that
+/// completed so a failure can be placed even when the server gives no position.
+pub(crate) async fn run_piece(client: &tokio_postgres::Client, sql: &str) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    let mut completed = 0;
+    let result = async {
+        let stream = client.simple_query_raw(sql).await?;
+        futures_util::pin_mut!(stream);
+        while let Some(message) = stream.next().await {
+            if let tokio_postgres::SimpleQueryMessage::CommandComplete(_) = message? {
+                completed += 1;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    result.map_err(|error| Failure { error, completed })
+}
+
 /// Builds the error for a statement the server refused: file, line and column from the
-/// server's position (or the statement's first line), with its message, detail and hint.
+/// server's position, or else the first line of the statement that failed (approximate).
 pub(crate) fn statement_error(
     kind: &'static str,
     name: &str,
@@ -243,14 +330,22 @@ pub(crate) fn statement_error(
     text: &str,
     statement: &journal::Statement,
     total: usize,
-    err: &tokio_postgres::Error,
+    failure: &Failure,
 ) -> MigrateError {
+    let err = &failure.error;
     let db = err.as_db_error();
-    let offset = match db.and_then(|d| d.position()) {
+    let (offset, approximate) = match db.and_then(|d| d.position()) {
         Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-            journal::file_offset(statement, *p)
+            (journal::file_offset(statement, *p), false)
         }
-        _ => journal::statement_start(statement),
+        _ => {
+            let parts = sql::statements(&statement.sql);
+            let start = parts.get(failure.completed).map_or_else(
+                || journal::statement_start(statement),
+                |s| statement.offset + s.start,
+            );
+            (start, true)
+        }
     };
     let (line, column) = journal::line_column(text, offset);
     MigrateError::Statement(Box::new(StatementError {
@@ -266,7 +361,20 @@ pub(crate) fn statement_error(
         server_hint: db.and_then(|d| d.hint()).map(str::to_string),
         code: db.map(|d| d.code().code().to_string()),
         source_line: text.lines().nth(line - 1).map(str::to_string),
+        approximate,
+        own_tx: None,
     }))
+}
+
+/// Adds what the file's own transaction control meant to a statement error.
+pub(crate) fn with_own_tx(err: MigrateError, own_tx: Option<OwnTransaction>) -> MigrateError {
+    match err {
+        MigrateError::Statement(mut s) => {
+            s.own_tx = own_tx;
+            MigrateError::Statement(s)
+        }
+        other => other,
+    }
 }
 
 /// An advisory lock key for a purpose and a name (both Postgres-wide per database).
@@ -339,6 +447,8 @@ mod tests {
             server_hint: None,
             code: None,
             source_line: Some("\tALTER TABLEE x".into()),
+            approximate: false,
+            own_tx: None,
         };
         let text = e.to_string();
         assert!(
