@@ -1,5 +1,6 @@
 //! `vibedev migrate` where a migration is more than a list of statements: files with their own
-//! transaction control and errors without a position.
+//! transaction control, errors without a position, errors no edit of the file fixes (extensions,
+//! privileges) and `[migrations] extensions`.
 
 mod migrate_common;
 mod support;
@@ -111,4 +112,105 @@ fn without_a_server_position_the_caret_marks_the_failing_statement_not_the_piece
     );
     assert!(run.stderr.contains("nothing of it was applied"), "{run}");
     assert!(!app_db(&p).exists("public.audit"));
+}
+
+#[test]
+fn extension_errors_say_what_is_missing_and_configured_extensions_are_created_by_the_admin() {
+    let p = migrated("mig-ext");
+    let dir = p.path().join("drizzle");
+    // An operator class of pg_trgm, used before anything installed it.
+    add_migration(
+        &dir,
+        "0003_trgm_index",
+        1795690400000,
+        "CREATE INDEX \"apps_title_trgm\" ON \"apps\" USING gin (\"title\" gin_trgm_ops);",
+    );
+    let run = p.run(&["migrate"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("gin_trgm_ops comes from the extension \"pg_trgm\", which is not installed"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("`[migrations] extensions = [\"pg_trgm\"]`"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("hint: fix"), "{run}");
+
+    // An extension only a superuser may create (as on Cloud SQL) in the migration itself.
+    std::fs::write(
+        dir.join("0003_trgm_index.sql"),
+        "CREATE EXTENSION IF NOT EXISTS \"postgres_fdw\";\n--> statement-breakpoint\n\
+         CREATE INDEX \"apps_title_trgm\" ON \"apps\" USING gin (\"title\" gin_trgm_ops);",
+    )
+    .unwrap();
+    let run = p.run(&["migrate"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("permission denied to create extension \"postgres_fdw\""),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("may not create extension \"postgres_fdw\" (it needs a superuser)"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("hint: fix"), "{run}");
+
+    p.write_config("[migrations]\nextensions = [\"pg_trgm\", \"postgres_fdw\"]\n");
+    let run = p.ok(&["migrate"]);
+    assert!(run.stdout.contains("applied 1 migration "), "{run}");
+    let installed = "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1";
+    assert_eq!(app_db(&p).strings(installed), ["pg_trgm", "postgres_fdw"]);
+    assert!(app_db(&p).exists("public.apps_title_trgm"));
+
+    // Reset databases are clones of a template (or of its spare) that was built the same way.
+    let run = p.ok(&["reset-db", "--yes"]);
+    assert!(run.stdout.contains("template rebuilt"), "{run}");
+    assert_eq!(app_db(&p).strings(installed), ["pg_trgm", "postgres_fdw"]);
+    assert!(app_db(&p).exists("public.apps_title_trgm"));
+}
+
+#[test]
+fn an_extension_the_server_lacks_is_named_with_no_fix_the_file_hint() {
+    let p = migrated("mig-noext");
+    let dir = p.path().join("drizzle");
+    add_migration(
+        &dir,
+        "0003_embeddings",
+        1795690400000,
+        "CREATE EXTENSION IF NOT EXISTS vector;\n--> statement-breakpoint\n\
+         CREATE TABLE \"embeddings\" (\"v\" vector(3));",
+    );
+    let run = p.run(&["migrate"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("extension \"vector\" is not available"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("the Postgres server has no extension \"vector\" to install"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("hint: fix"), "{run}");
+
+    p.write_config("[migrations]\nextensions = [\"vector\"]\n");
+    let run = p.run(&["migrate"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr
+            .contains("error: cannot create extension \"vector\" in database"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("the Postgres image does not ship \"vector\""),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("hint: fix"), "{run}");
+    assert_eq!(drizzle_rows(&app_db(&p)).len(), 3, "nothing was migrated");
 }

@@ -51,6 +51,11 @@ pub enum Progress {
         /// `(line, statement)` of each transaction control statement.
         at: Vec<(usize, String)>,
     },
+    /// Extensions the admin account created (or found) in a database before migrating it.
+    Extensions {
+        database: String,
+        names: Vec<String>,
+    },
     /// Applied earlier, but the file changed since.
     Drifted {
         tag: String,
@@ -110,6 +115,64 @@ pub async fn connect_admin(target: &PgTarget) -> Result<tokio_postgres::Client, 
             database: target.maintenance_database().to_string(),
             message: pg_error(&e),
         })
+}
+
+/// Creates `[migrations] extensions` in `database` as the admin account (`CREATE EXTENSION IF NOT
+/// EXISTS ... CASCADE`), so migrations run by the app role find them, as on Cloud SQL where an
+/// administrator enables them.
+pub async fn create_extensions(
+    target: &PgTarget,
+    database: &str,
+    names: &[String],
+    report: &Reporter,
+) -> Result<(), MigrateError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let admin = crate::ready::pg_connect(
+        &target.host,
+        target.port,
+        &target.app.admin_user,
+        &target.app.admin_password,
+        database,
+    )
+    .await
+    .map_err(|e| MigrateError::Connect {
+        user: target.app.admin_user.clone(),
+        database: database.to_string(),
+        message: pg_error(&e),
+    })?;
+    for name in names {
+        let sql = format!(
+            "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
+            crate::services::postgres::quote_ident(name)
+        );
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| MigrateError::Extension {
+                name: name.clone(),
+                database: database.to_string(),
+                message: e
+                    .as_db_error()
+                    .map_or_else(|| pg_error(&e), |d| d.message().to_string()),
+                unavailable: is_unavailable_extension(&e),
+            })?;
+    }
+    report(Progress::Extensions {
+        database: database.to_string(),
+        names: names.to_vec(),
+    });
+    Ok(())
+}
+
+/// `extension "x" is not available` (15+) / `could not open extension control file` (older).
+fn is_unavailable_extension(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        matches!(d.code().code(), "0A000" | "58P01")
+            && (d.message().contains("is not available")
+                || d.message().contains("extension control file"))
+    })
 }
 
 /// A statement the server refused, placed in its file.
@@ -231,6 +294,14 @@ pub enum MigrateError {
     Query { context: String, message: String },
     #[error("{0}")]
     Statement(Box<StatementError>),
+    #[error("cannot create extension {name:?} in database {database:?}: {message}")]
+    Extension {
+        name: String,
+        database: String,
+        message: String,
+        /// The server has no such extension to install.
+        unavailable: bool,
+    },
     #[error("{} out of order: {}", crate::ui::count(entries.len(), "migration is", "migrations are"), entries.join(", "))]
     OutOfOrder { entries: Vec<String> },
     #[error("waited {secs} s for another {what} run to finish")]
@@ -251,7 +322,19 @@ impl MigrateError {
                 Some("run `vibedev up` to start Postgres and prepare the app database".into())
             }
             MigrateError::Query { .. } => None,
+            MigrateError::Extension {
+                name, unavailable, ..
+            } => Some(if *unavailable {
+                format!(
+                    "the Postgres image does not ship {name:?}: use an image that does (`[services.postgres] image` in vibedev.toml), or remove it from `[migrations] extensions`"
+                )
+            } else {
+                "check the name in `[migrations] extensions` (`SELECT name FROM pg_available_extensions` lists what the server has)".into()
+            }),
             MigrateError::Statement(s) => {
+                if let Some(missing) = environment_cause(s) {
+                    return Some(missing);
+                }
                 let next = if s.kind == "seed file" && s.code.as_deref() == Some("23505") {
                     // unique_violation: the usual cause is seeding a database seeded before.
                     format!(
@@ -377,6 +460,143 @@ pub(crate) fn with_own_tx(err: MigrateError, own_tx: Option<OwnTransaction>) -> 
     }
 }
 
+/// Objects that come from an extension, by the names a migration uses them under.
+const EXTENSION_OBJECTS: &[(&str, &[&str])] = &[
+    (
+        "pg_trgm",
+        &[
+            "gin_trgm_ops",
+            "gist_trgm_ops",
+            "similarity",
+            "word_similarity",
+            "show_trgm",
+        ],
+    ),
+    (
+        "vector",
+        &[
+            "vector",
+            "halfvec",
+            "sparsevec",
+            "vector_cosine_ops",
+            "vector_l2_ops",
+            "vector_ip_ops",
+            "hnsw",
+            "ivfflat",
+        ],
+    ),
+    ("citext", &["citext"]),
+    (
+        "pgcrypto",
+        &[
+            "gen_random_bytes",
+            "crypt",
+            "gen_salt",
+            "digest",
+            "hmac",
+            "pgp_sym_encrypt",
+            "pgp_sym_decrypt",
+        ],
+    ),
+    (
+        "uuid-ossp",
+        &["uuid_generate_v1", "uuid_generate_v4", "uuid_nil"],
+    ),
+    ("hstore", &["hstore"]),
+    ("ltree", &["ltree", "lquery"]),
+    (
+        "postgis",
+        &[
+            "geometry",
+            "geography",
+            "st_distance",
+            "st_makepoint",
+            "gist_geometry_ops_2d",
+        ],
+    ),
+    ("btree_gin", &["int4_ops"]),
+    ("unaccent", &["unaccent"]),
+    ("fuzzystrmatch", &["levenshtein", "soundex", "metaphone"]),
+];
+
+/// What is missing when an edit of the migration cannot fix its error: an extension the server
+/// lacks or the database has not installed, or a privilege the app role does not have.
+fn environment_cause(s: &StatementError) -> Option<String> {
+    let code = s.code.as_deref()?;
+    let quoted = quoted_names(&s.message);
+    let config = |ext: &str| {
+        format!(
+            "add it to vibedev.toml as `[migrations] extensions = [\"{ext}\"]`: the admin account then creates it in the app database (and the reset templates) before migrating, as an administrator enables it on Cloud SQL"
+        )
+    };
+    match code {
+        // `extension "x" is not available` (feature_not_supported on 15, undefined_file before).
+        "0A000" | "58P01"
+            if s.message.starts_with("extension ")
+                || s.message.contains("extension control file") =>
+        {
+            let ext = quoted.first().cloned().unwrap_or_default();
+            Some(format!(
+                "this is not an error in {}: the Postgres server has no extension {ext:?} to install; use an image that ships it (`[services.postgres] image` in vibedev.toml)",
+                s.file
+            ))
+        }
+        // insufficient_privilege
+        "42501" => {
+            if s.message
+                .starts_with("permission denied to create extension")
+            {
+                let ext = quoted.first().cloned().unwrap_or_default();
+                Some(format!(
+                    "this is not an error in {}: migrations run as the app role, which may not create extension {ext:?} (it needs a superuser); {}",
+                    s.file,
+                    config(&ext)
+                ))
+            } else {
+                Some(format!(
+                    "this is not an error in {}: migrations run as the app role, which owns the app database but is not a superuser, and lacks this privilege; \
+                     create what needs it as the admin account (extensions: `[migrations] extensions` in vibedev.toml), or grant the app role the privilege",
+                    s.file
+                ))
+            }
+        }
+        // undefined_object, undefined_function: an extension's type, operator class or function.
+        "42704" | "42883" => {
+            // `type "vector" does not exist`; `function similarity(text, text) does not exist`.
+            let name = quoted
+                .first()
+                .map(String::as_str)
+                .or_else(|| s.message.strip_prefix("function "))?;
+            let bare = name
+                .split('(')
+                .next()
+                .unwrap_or(name)
+                .rsplit('.')
+                .next()
+                .unwrap_or(name)
+                .to_ascii_lowercase();
+            let (ext, _) = EXTENSION_OBJECTS
+                .iter()
+                .find(|(_, objects)| objects.contains(&bare.as_str()))?;
+            Some(format!(
+                "{bare} comes from the extension {ext:?}, which is not installed in this database; {}",
+                config(ext)
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The `"..."` names in a server message, in order.
+fn quoted_names(message: &str) -> Vec<String> {
+    message
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
 /// An advisory lock key for a purpose and a name (both Postgres-wide per database).
 pub(crate) fn lock_key(purpose: &str, name: &str) -> i64 {
     let digest = journal::sha256_hex(format!("vibedev:{purpose}:{name}").as_bytes());
@@ -463,6 +683,54 @@ mod tests {
             text.ends_with("  12 | \tALTER TABLEE x\n     | \t   ^"),
             "{text:?}"
         );
+    }
+
+    fn refused(code: &str, message: &str) -> StatementError {
+        StatementError {
+            kind: "migration",
+            name: "0003_x".into(),
+            file: "drizzle/0003_x.sql".into(),
+            line: 1,
+            column: 1,
+            number: 1,
+            total: 1,
+            message: message.into(),
+            detail: None,
+            server_hint: None,
+            code: Some(code.into()),
+            source_line: None,
+            approximate: false,
+            own_tx: None,
+        }
+    }
+
+    #[test]
+    fn errors_from_the_environment_name_what_is_missing() {
+        let cause = |code: &str, message: &str| environment_cause(&refused(code, message));
+        let trgm = cause(
+            "42704",
+            "operator class \"gin_trgm_ops\" does not exist for access method \"gin\"",
+        )
+        .unwrap();
+        assert!(trgm.contains("extension \"pg_trgm\""), "{trgm}");
+        assert!(trgm.contains("extensions = [\"pg_trgm\"]"), "{trgm}");
+        let func = cause(
+            "42883",
+            "function public.similarity(text, text) does not exist",
+        )
+        .unwrap();
+        assert!(func.contains("\"pg_trgm\""), "{func}");
+        let denied = cause(
+            "42501",
+            "permission denied to create extension \"postgres_fdw\"",
+        )
+        .unwrap();
+        assert!(denied.contains("needs a superuser"), "{denied}");
+        let absent = cause("0A000", "extension \"vector\" is not available").unwrap();
+        assert!(absent.contains("no extension \"vector\""), "{absent}");
+        // A typo in the file is the file's to fix.
+        assert_eq!(cause("42704", "type \"integr\" does not exist"), None);
+        assert_eq!(cause("42601", "syntax error at or near \";\""), None);
     }
 
     #[test]

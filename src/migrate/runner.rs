@@ -67,6 +67,8 @@ pub struct MigrateOptions {
     pub allow_out_of_order: bool,
     /// How long to wait for another run holding the lock.
     pub lock_timeout: Duration,
+    /// Extensions the admin account creates before migrating (`[migrations] extensions`).
+    pub extensions: Vec<String>,
 }
 
 impl Default for MigrateOptions {
@@ -75,6 +77,7 @@ impl Default for MigrateOptions {
             bookkeeping: Bookkeeping::default(),
             allow_out_of_order: false,
             lock_timeout: Duration::from_secs(600),
+            extensions: Vec::new(),
         }
     }
 }
