@@ -1,9 +1,12 @@
 //! `vibedev migrate` where a migration is more than a list of statements: files with their own
 //! transaction control, errors without a position, errors no edit of the file fixes (extensions,
-//! privileges) and `[migrations] extensions`.
+//! privileges) and `[migrations] extensions`, and Ctrl-C while a statement runs on the server.
 
 mod migrate_common;
 mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use migrate_common::*;
 use support::TestProject;
@@ -15,6 +18,15 @@ fn migrated(tag: &str) -> TestProject {
     use_migrations(&p, "drizzle-pg", "drizzle");
     p.ok(&["migrate"]);
     p
+}
+
+/// Polls `f` until it holds (panics after `secs`: a wait with a deadline, not a speed check).
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The shape drizzle projects use around `CREATE INDEX CONCURRENTLY`, then a failing statement.
@@ -213,4 +225,38 @@ fn an_extension_the_server_lacks_is_named_with_no_fix_the_file_hint() {
     );
     assert!(!run.stderr.contains("hint: fix"), "{run}");
     assert_eq!(drizzle_rows(&app_db(&p)).len(), 3, "nothing was migrated");
+}
+
+#[test]
+fn ctrl_c_during_a_migration_cancels_its_statement_on_the_server() {
+    let p = migrated("mig-ctrlc");
+    let dir = p.path().join("drizzle");
+    add_migration(&dir, "0003_slow", 1795690400000, "SELECT pg_sleep(300);");
+    let admin = admin_db(&p);
+    let sleeping = "SELECT count(*) FROM pg_stat_activity \
+                    WHERE query LIKE 'SELECT pg_sleep(300)%' AND pid <> pg_backend_pid()";
+
+    let child = p
+        .cmd(&["migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the migration's statement runs on the server", 60, || {
+        admin.count(&format!("{sleeping} AND state = 'active'")) == 1
+    });
+    // SAFETY: kill(2) on the child's own pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+
+    // The cancel reached the server before the process ended: no session keeps sleeping (and
+    // holding the migration lock) for the remaining minutes.
+    wait_until("the cancelled session ends", 60, || {
+        admin.count(sleeping) == 0
+    });
+    std::fs::write(dir.join("0003_slow.sql"), "SELECT 1;").unwrap();
+    let run = p.ok(&["migrate"]);
+    assert!(!run.stderr.contains("waiting for another"), "{run}");
+    assert!(run.stdout.contains("applied 1 migration "), "{run}");
 }

@@ -1,6 +1,7 @@
 //! Drizzle migrations and the app database's lifecycle: the journal, the plan, the runner (one
 //! transaction per migration, an advisory lock), SQL seeds, and the template-database reset.
 
+pub mod cancel;
 pub mod journal;
 pub mod plan;
 pub mod runner;
@@ -386,9 +387,11 @@ pub(crate) struct Failure {
 }
 
 /// Runs a piece of SQL (one or more statements) as one simple query, counting the statements that
-/// completed so a failure can be placed even when the server gives no position.
+/// completed so a failure can be placed even when the server gives no position. The statement in
+/// flight is cancelled on the server if this future is dropped (Ctrl-C).
 pub(crate) async fn run_piece(client: &tokio_postgres::Client, sql: &str) -> Result<(), Failure> {
     use futures_util::StreamExt;
+    let guard = cancel::CancelOnDrop::new(client.cancel_token());
     let mut completed = 0;
     let result = async {
         let stream = client.simple_query_raw(sql).await?;
@@ -401,6 +404,7 @@ pub(crate) async fn run_piece(client: &tokio_postgres::Client, sql: &str) -> Res
         Ok(())
     }
     .await;
+    guard.disarm();
     result.map_err(|error| Failure { error, completed })
 }
 
