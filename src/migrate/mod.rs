@@ -148,9 +148,14 @@ pub async fn create_extensions(
             "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
             crate::services::postgres::quote_ident(name)
         );
-        admin
-            .batch_execute(&sql)
-            .await
+        let result = admin.batch_execute(&sql).await;
+        // Another run creating it at the same moment: unique_violation / duplicate_object.
+        let concurrent = |e: &tokio_postgres::Error| {
+            e.code()
+                .is_some_and(|c| matches!(c.code(), "23505" | "42710"))
+        };
+        result
+            .or_else(|e| if concurrent(&e) { Ok(()) } else { Err(e) })
             .map_err(|e| MigrateError::Extension {
                 name: name.clone(),
                 database: database.to_string(),
