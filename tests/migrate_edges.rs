@@ -99,6 +99,33 @@ fn a_file_with_its_own_commit_reports_which_statements_stayed_after_a_failure() 
 }
 
 #[test]
+fn a_file_that_commits_before_create_index_concurrently_applies_and_is_recorded() {
+    let p = migrated("mig-own-commit");
+    let dir = p.path().join("drizzle");
+    // The usual hand edit: end drizzle's transaction, build the index outside any, no BEGIN after.
+    add_migration(
+        &dir,
+        "0003_users_email_idx",
+        1795690400000,
+        "-- CONCURRENTLY cannot run inside a transaction block.\nCOMMIT;--> statement-breakpoint\n\
+         SET lock_timeout = 0;--> statement-breakpoint\n\
+         CREATE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_lower_idx\" ON \"users\" USING btree (lower(\"email\"));\n",
+    );
+    let run = p.ok(&["migrate"]);
+    assert!(
+        run.stderr.contains(
+            "warning: migration 0003_users_email_idx controls its own transactions (COMMIT at line 2)"
+        ),
+        "{run}"
+    );
+    assert!(run.stdout.contains("applied 1 migration "), "{run}");
+    let db = app_db(&p);
+    assert!(db.exists("public.users_email_lower_idx"));
+    assert_eq!(drizzle_rows(&db), expected_rows(&dir));
+    assert_eq!(p.run(&["migrate", "status", "--exit-code"]).code, Some(0));
+}
+
+#[test]
 fn without_a_server_position_the_caret_marks_the_failing_statement_not_the_pieces_comment() {
     let p = migrated("mig-nopos");
     let dir = p.path().join("drizzle");
