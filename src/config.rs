@@ -78,6 +78,10 @@ pub struct MigrationsConfig {
     pub schema: Option<String>,
     /// Bookkeeping table (default `__drizzle_migrations`).
     pub table: Option<String>,
+    /// Extensions the admin account creates in the app database (and its templates) before
+    /// migrating, for migrations the app role may not create them in (as on Cloud SQL).
+    #[serde(default)]
+    pub extensions: Vec<String>,
 }
 
 /// `[seed]`: data loaded into a fresh stack.

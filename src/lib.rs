@@ -41,7 +41,12 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(error::EXIT_FAILURE);
         }
     };
-    let outcome = runtime.block_on(commands::run(cli, ui.clone()));
+    let outcome = runtime.block_on(async {
+        let outcome = commands::run(cli, ui.clone()).await;
+        // A statement cancelled by Ctrl-C must be cancelled on the server before the process ends.
+        migrate::cancel::deliver_pending().await;
+        outcome
+    });
     // Background tasks (log followers, probes) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match outcome {

@@ -33,6 +33,14 @@ pub enum Change {
 }
 
 impl Change {
+    /// A change of a watched folder (whose watch may need renewing), not of a single file.
+    pub fn is_folder(self) -> bool {
+        matches!(
+            self,
+            Change::Migrations | Change::BucketSeed | Change::FirestoreSeed
+        )
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Change::Stack => "config",
@@ -98,10 +106,11 @@ impl WatchPaths {
             return None;
         }
         let is = |p: &Option<PathBuf>| p.as_deref() == Some(path);
-        // Inside the folder, or a folder on the way to it being created (`mkdir -p seed/bucket`).
+        // Inside the folder, the folder itself (deleted, moved, put back), or a folder on the way
+        // to it (`mkdir -p seed/bucket`).
         let under = |p: &Option<PathBuf>| {
             p.as_deref()
-                .is_some_and(|dir| (path.starts_with(dir) || dir.starts_with(path)) && path != dir)
+                .is_some_and(|dir| path.starts_with(dir) || dir.starts_with(path))
         };
         if is(&self.config) || is(&self.compose) {
             Some(Change::Stack)
@@ -119,7 +128,9 @@ impl WatchPaths {
     }
 
     /// The directories to watch: the parents of single files (not recursive), and the folders
-    /// (recursive). A folder that does not exist yet is watched through its parent.
+    /// (recursive) with their parents (not recursive), so a folder deleted or moved and put back
+    /// is seen. A folder that does not exist (yet, or any more) is watched through its nearest
+    /// existing ancestor.
     pub fn roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
         let mut roots: Vec<(PathBuf, RecursiveMode)> = Vec::new();
         let mut add = |dir: PathBuf, mode: RecursiveMode| {
@@ -145,7 +156,8 @@ impl WatchPaths {
         {
             if dir.is_dir() {
                 add(dir.clone(), RecursiveMode::Recursive);
-            } else if let Some(existing) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
+            }
+            if let Some(existing) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
                 add(existing.to_path_buf(), RecursiveMode::NonRecursive);
             }
         }
@@ -193,9 +205,55 @@ impl WatchError {
 }
 
 /// A running watcher; dropping it stops watching.
-pub enum Watcher {
+pub struct Watcher {
+    inner: Inner,
+    /// The directories watched now, as [`WatchPaths::roots`] gave them.
+    armed: Vec<(PathBuf, RecursiveMode)>,
+}
+
+enum Inner {
     Native(Debouncer<RecommendedWatcher, RecommendedCache>),
     Poll(Debouncer<PollWatcher, NoCache>),
+}
+
+impl Watcher {
+    fn watch(&mut self, dir: &Path, mode: RecursiveMode) -> Result<(), WatchError> {
+        let r = match &mut self.inner {
+            Inner::Native(d) => d.watch(dir, mode),
+            Inner::Poll(d) => d.watch(dir, mode),
+        };
+        r.map_err(|source| to_watch_error(dir.to_path_buf(), source))
+    }
+
+    fn unwatch(&mut self, dir: &Path) {
+        // Gone with its directory already, or never armed: nothing to undo.
+        let _ = match &mut self.inner {
+            Inner::Native(d) => d.unwatch(dir),
+            Inner::Poll(d) => d.unwatch(dir),
+        };
+    }
+
+    /// Watches what `paths` needs now, keeping the queue of events: a folder that appeared is
+    /// watched, one that disappeared is followed through its parent, and folder watches are
+    /// renewed (a folder deleted and put back is another directory, unknown to the old watch).
+    pub fn rearm(&mut self, paths: &WatchPaths) -> Result<(), WatchError> {
+        let wanted = paths.roots();
+        let armed = std::mem::take(&mut self.armed);
+        for (dir, mode) in armed {
+            if mode == RecursiveMode::NonRecursive && wanted.contains(&(dir.clone(), mode)) {
+                self.armed.push((dir, mode));
+            } else {
+                self.unwatch(&dir);
+            }
+        }
+        for (dir, mode) in wanted {
+            if !self.armed.contains(&(dir.clone(), mode)) {
+                self.watch(&dir, mode)?;
+                self.armed.push((dir, mode));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A batch of changes, or errors the watcher reported.
@@ -231,9 +289,9 @@ pub fn start(
         };
         let _ = tx.send(batch);
     };
-    let mut watcher = if poll {
+    let inner = if poll {
         let config = notify::Config::default().with_poll_interval(Duration::from_millis(200));
-        Watcher::Poll(
+        Inner::Poll(
             new_debouncer_opt::<_, PollWatcher, NoCache>(DEBOUNCE, None, handler, NoCache, config)
                 .map_err(|source| WatchError::Watch {
                     path: PathBuf::from("."),
@@ -241,7 +299,7 @@ pub fn start(
                 })?,
         )
     } else {
-        Watcher::Native(
+        Inner::Native(
             new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
                 DEBOUNCE,
                 None,
@@ -252,13 +310,11 @@ pub fn start(
             .map_err(|source| to_watch_error(PathBuf::from("."), source))?,
         )
     };
-    for (dir, mode) in paths.roots() {
-        let r = match &mut watcher {
-            Watcher::Native(d) => d.watch(&dir, mode),
-            Watcher::Poll(d) => d.watch(&dir, mode),
-        };
-        r.map_err(|source| to_watch_error(dir.clone(), source))?;
-    }
+    let mut watcher = Watcher {
+        inner,
+        armed: Vec::new(),
+    };
+    watcher.rearm(paths)?;
     Ok((watcher, rx))
 }
 
@@ -305,7 +361,9 @@ mod tests {
         assert_eq!(c("/p/README.md"), None);
         assert_eq!(c("/p/drizzle/.0004_x.sql.swp"), None);
         assert_eq!(c("/p/vibedev.toml~"), None);
-        assert_eq!(c("/p/drizzle"), None);
+        // The folder itself deleted, moved or put back.
+        assert_eq!(c("/p/drizzle"), Some(Change::Migrations));
+        assert_eq!(c("/p/drizzle.old"), None);
     }
 
     #[test]
@@ -325,6 +383,27 @@ mod tests {
         // Not there yet: its nearest existing ancestor is watched, so its creation is seen.
         assert_eq!(roots.len(), 2, "{roots:?}");
         assert_eq!(w.classify(&root.join("seed")), Some(Change::BucketSeed));
+    }
+
+    #[test]
+    fn a_folders_parent_is_watched_so_it_can_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("db/migrations")).unwrap();
+        let w = WatchPaths {
+            migrations: Some(root.join("db/migrations")),
+            ..Default::default()
+        };
+        assert_eq!(
+            w.roots(),
+            [
+                (root.join("db/migrations"), RecursiveMode::Recursive),
+                (root.join("db"), RecursiveMode::NonRecursive)
+            ]
+        );
+        std::fs::remove_dir_all(root.join("db")).unwrap();
+        assert_eq!(w.roots(), [(root.clone(), RecursiveMode::NonRecursive)]);
+        assert_eq!(w.classify(&root.join("db")), Some(Change::Migrations));
     }
 
     #[test]

@@ -333,3 +333,76 @@ fn poll_mode_sees_saves_too() {
     w.wait_out("bucket seed changed: gcs seeded bucket vibesdk-templates: 1 uploaded, 1 unchanged");
     w.stop();
 }
+
+/// Adds a migration to the project's drizzle folder and its journal, as drizzle-kit does.
+fn add_migration(p: &TestProject, tag: &str, when: i64, sql: &str) {
+    let dir = p.path().join("drizzle");
+    let path = dir.join("meta/_journal.json");
+    let mut journal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let entries = journal["entries"].as_array_mut().unwrap();
+    let idx = entries.len();
+    entries.push(serde_json::json!({
+        "idx": idx, "version": "7", "when": when, "tag": tag, "breakpoints": true
+    }));
+    std::fs::write(dir.join(format!("{tag}.sql")), sql).unwrap();
+    std::fs::write(&path, serde_json::to_string_pretty(&journal).unwrap()).unwrap();
+}
+
+#[test]
+fn migrations_folder_deleted_or_moved_and_put_back_is_still_watched() {
+    let p = project("watch-refolder", "");
+    copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    assert_eq!(migration_rows(&url), 3);
+    let w = Watcher::start(&p);
+    // Waits for `what` in what the watcher printed after `mark`.
+    let after = |mark: usize, what: &str| w.wait(what, &|| w.out()[mark..].to_string());
+
+    // Deleted, then regenerated (a branch switch, drizzle-kit writing the folder afresh).
+    let mark = w.out().len();
+    std::fs::remove_dir_all(p.path().join("drizzle")).unwrap();
+    after(mark, "migrations changed: no migrations folder at");
+    let mark = w.out().len();
+    copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
+    after(mark, "migrations changed: no pending migration");
+    // Added once the new folder was taken in: seen through a watch on the new folder.
+    add_fourth_migration(&p);
+    w.wait_out("migrations changed: applied 0003_deployment_commit_sha");
+    assert_eq!(migration_rows(&url), 4);
+
+    // Moved away and put back.
+    let aside = p.path().join("drizzle-aside");
+    let mark = w.out().len();
+    std::fs::rename(p.path().join("drizzle"), &aside).unwrap();
+    after(mark, "migrations changed: no migrations folder at");
+    let mark = w.out().len();
+    std::fs::rename(&aside, p.path().join("drizzle")).unwrap();
+    after(mark, "migrations changed: no pending migration");
+    add_migration(
+        &p,
+        "0004_nickname",
+        1795690500000,
+        "ALTER TABLE \"users\" ADD COLUMN \"nickname\" text;",
+    );
+    w.wait_out("migrations changed: applied 0004_nickname");
+    assert_eq!(migration_rows(&url), 5);
+    w.stop();
+}
+
+#[test]
+fn a_migration_pending_before_watch_starts_is_applied_at_start() {
+    let p = project("watch-pending", "");
+    copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    // Pulled while nothing watched.
+    add_fourth_migration(&p);
+    assert_eq!(migration_rows(&url), 3);
+    let w = Watcher::start(&p);
+    w.wait_out("migrations pending at start: applied 0003_deployment_commit_sha");
+    assert_eq!(migration_rows(&url), 4);
+    assert!(!w.out().contains("migrations changed:"), "{}", w.out());
+    w.stop();
+}

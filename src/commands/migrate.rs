@@ -29,6 +29,8 @@ pub struct DataConfig {
     /// True when `[migrations] dir` names the folder (then it must exist).
     pub migrations_dir_set: bool,
     pub bookkeeping: Bookkeeping,
+    /// `[migrations] extensions`: created by the admin account before migrating.
+    pub extensions: Vec<String>,
     pub seed_sql: Vec<PathBuf>,
     pub bucket_dir: Option<PathBuf>,
     pub bucket: Option<String>,
@@ -44,6 +46,7 @@ impl DataConfig {
             migrations_dir: migrate::migrations_dir(project),
             migrations_dir_set: m.dir.is_some(),
             bookkeeping: Bookkeeping::configured(m),
+            extensions: m.extensions.clone(),
             seed_sql: s.sql.iter().map(|p| project.resolve(p)).collect(),
             bucket_dir: s.bucket_dir.as_deref().map(|p| project.resolve(p)),
             bucket: s.bucket.clone(),
@@ -65,6 +68,7 @@ impl DataConfig {
         MigrateOptions {
             bookkeeping: self.bookkeeping.clone(),
             allow_out_of_order,
+            extensions: self.extensions.clone(),
             ..MigrateOptions::default()
         }
     }
@@ -116,6 +120,18 @@ pub fn reporter(ui: &Ui, service: &str) -> Reporter {
             "{label} applied {tag} in {}",
             ui::secs(elapsed)
         )),
+        Progress::OwnTransactionControl { tag, file, at } => ui.warn(&format!(
+            "migration {tag} controls its own transactions ({}): it runs as drizzle runs it, but cannot be rolled back as a whole; \
+             if a statement of {file} fails, what was committed before it stays",
+            at.iter()
+                .map(|(line, sql)| format!("{sql} at line {line}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Progress::Extensions { database, names } => ui.detail(&format!(
+            "extensions {} present in {database}",
+            names.join(", ")
+        )),
         Progress::Drifted { tag } => ui.warn(&format!(
             "migration {tag} changed after it was applied (its hash no longer matches the database's record); \
              it is not applied again: put further changes in a new migration"
@@ -153,8 +169,10 @@ pub async fn apply(
     options: &MigrateOptions,
     service: &str,
 ) -> Result<MigrateOutcome> {
+    let report = reporter(ui, service);
+    migrate::create_extensions(pg, &pg.app.database, &options.extensions, &report).await?;
     let mut client = migrate::connect_app(pg, &pg.app.database).await?;
-    let outcome = runner::migrate(&mut client, journal, options, &reporter(ui, service)).await?;
+    let outcome = runner::migrate(&mut client, journal, options, &report).await?;
     warn_unknown_rows(ui, &outcome.plan.unknown_rows, &options.bookkeeping);
     Ok(outcome)
 }

@@ -27,6 +27,14 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
     let project = ctx.project()?;
     let mut paths = watch_paths(&project);
     let (mut watcher, mut rx) = watch::start(&paths, args.poll)?;
+    // Already watching: what changes while this runs is acted on next.
+    tokio::select! {
+        _ = apply_pending_at_start(ctx) => {}
+        _ = tokio::signal::ctrl_c() => {
+            ctx.ui.info("stopped watching; the stack keeps running (`vibedev down` stops it)");
+            return Ok(0);
+        }
+    }
     ctx.ui.info(&format!(
         "watching {} ({}); Ctrl-C stops watching, the stack keeps running",
         describe(&paths),
@@ -50,6 +58,13 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
                 Ok(Some(batch)) => absorb(&ctx.ui, batch, &mut changes),
                 _ => break,
             }
+        }
+        // A folder that came, went or was put back is watched as it is now, before its action
+        // reads it (what changes from here on is seen).
+        if changes.iter().any(|c| c.is_folder())
+            && let Err(err) = watcher.rearm(&paths)
+        {
+            ctx.ui.warn(&format!("file watcher: {err}"));
         }
         for change in changes {
             let started = Instant::now();
@@ -99,6 +114,47 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
     ctx.ui
         .info("stopped watching; the stack keeps running (`vibedev down` stops it)");
     Ok(0)
+}
+
+/// Migrations that became pending while nothing watched (a pull, a branch switch) are applied
+/// when watching starts; said only when there were some, or they failed.
+async fn apply_pending_at_start(ctx: &Context) {
+    let started = Instant::now();
+    let (ui, _lines) = ctx.ui.capturing();
+    let quiet = Context {
+        global: ctx.global.clone(),
+        ui,
+    };
+    let pending = async {
+        let (project, stack) = quiet.stack()?;
+        let config = DataConfig::new(&project);
+        if config.journal(false)?.is_none() {
+            return Ok(None);
+        }
+        let targets = locate(&quiet, &stack).await?;
+        if targets.postgres.is_none() {
+            return Ok(None);
+        }
+        migrate(&quiet).await.map(Some)
+    };
+    let result: Result<Option<String>> = pending.await;
+    let took = ui::secs(started.elapsed());
+    match result {
+        Ok(Some(done)) if !done.starts_with(NOTHING_PENDING) => ctx.ui.out(&format!(
+            "{} migrations pending at start: {done} ({took})",
+            clock()
+        )),
+        Ok(_) => ctx
+            .ui
+            .detail("no migration pending at start (or Postgres not running)"),
+        Err(err) => {
+            ctx.ui.out(&format!(
+                "{} migrations pending at start: failed ({took}); fix and save again",
+                clock()
+            ));
+            ctx.ui.error(&err);
+        }
+    }
 }
 
 fn absorb(ui: &Ui, batch: Batch, changes: &mut BTreeSet<Change>) {
@@ -226,6 +282,8 @@ async fn reconcile_stack(ctx: &Context) -> Result<String> {
     Ok(done.join("; "))
 }
 
+const NOTHING_PENDING: &str = "no pending migration";
+
 /// A migration added or changed: apply what is pending; a changed applied file is drift,
 /// reported (by the migrate reporter) and never re-run.
 async fn migrate(ctx: &Context) -> Result<String> {
@@ -247,7 +305,7 @@ async fn migrate(ctx: &Context) -> Result<String> {
         .map(|e| e.tag.as_str())
         .collect();
     let mut done = if outcome.applied.is_empty() {
-        "no pending migration".to_string()
+        NOTHING_PENDING.to_string()
     } else {
         format!("applied {}", outcome.applied.join(", "))
     };

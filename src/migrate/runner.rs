@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 
 use super::journal::{Journal, Migration};
 use super::plan::{AppliedRow, EntryState, Plan};
-use super::{MigrateError, Progress, Reporter, advisory_lock, advisory_unlock, lock_key};
+use super::sql::{self, SqlStatement};
+use super::{
+    MigrateError, OwnTransaction, Progress, Reporter, advisory_lock, advisory_unlock, lock_key,
+};
 use crate::services::postgres::{quote_ident, quote_literal};
 
 pub const DEFAULT_SCHEMA: &str = "drizzle";
@@ -64,6 +67,8 @@ pub struct MigrateOptions {
     pub allow_out_of_order: bool,
     /// How long to wait for another run holding the lock.
     pub lock_timeout: Duration,
+    /// Extensions the admin account creates before migrating (`[migrations] extensions`).
+    pub extensions: Vec<String>,
 }
 
 impl Default for MigrateOptions {
@@ -72,6 +77,7 @@ impl Default for MigrateOptions {
             bookkeeping: Bookkeeping::default(),
             allow_out_of_order: false,
             lock_timeout: Duration::from_secs(600),
+            extensions: Vec::new(),
         }
     }
 }
@@ -194,7 +200,9 @@ async fn migrate_locked(
     Ok((plan, applied))
 }
 
-/// One migration and its row, in one transaction.
+/// One migration and its row, in one transaction (unless the file ends it with its own
+/// `COMMIT;`, as files around `CREATE INDEX CONCURRENTLY` do: then it runs as drizzle runs it,
+/// and a failure reports which statements stayed).
 async fn apply_one(
     client: &mut Client,
     m: &Migration,
@@ -206,22 +214,45 @@ async fn apply_one(
         tag: m.tag.clone(),
         statements: m.statements.len(),
     });
-    let tx = client
-        .transaction()
+    let pieces: Vec<Vec<SqlStatement>> = m
+        .statements
+        .iter()
+        .map(|s| sql::statements(&s.sql))
+        .collect();
+    let control = control_statements(m, &pieces);
+    if !control.is_empty() {
+        report(Progress::OwnTransactionControl {
+            tag: m.tag.clone(),
+            file: m.display.clone(),
+            at: control.clone(),
+        });
+    }
+    client
+        .batch_execute("BEGIN")
         .await
         .map_err(|e| MigrateError::query("cannot begin a transaction", &e))?;
-    for stmt in &m.statements {
-        tx.batch_execute(&stmt.sql).await.map_err(|e| {
-            super::statement_error(
+    for (k, stmt) in m.statements.iter().enumerate() {
+        if let Err(failure) = super::run_piece(client, &stmt.sql).await {
+            // Whatever is still open is discarded (a warning only when nothing is).
+            let _ = client.batch_execute("ROLLBACK").await;
+            let own_tx = (!control.is_empty()).then(|| OwnTransaction {
+                control: control.clone(),
+                stayed: sql::committed_before(&pieces, k, failure.completed)
+                    .into_iter()
+                    .map(|(p, s)| located(m, p, &pieces[p][s]))
+                    .collect(),
+            });
+            let err = super::statement_error(
                 "migration",
                 &m.tag,
                 &m.display,
                 &m.text,
                 stmt,
                 m.statements.len(),
-                &e,
-            )
-        })?;
+                &failure,
+            );
+            return Err(super::with_own_tx(err, own_tx));
+        }
     }
     // Literals rather than parameters: the row is identical either way, and a simple query
     // keeps the transaction to one round trip per statement.
@@ -231,10 +262,12 @@ async fn apply_one(
         quote_literal(&m.hash),
         m.when
     );
-    tx.batch_execute(&insert)
-        .await
-        .map_err(|e| MigrateError::query(format!("cannot record {}", m.tag), &e))?;
-    tx.commit()
+    if let Err(e) = client.batch_execute(&insert).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(MigrateError::query(format!("cannot record {}", m.tag), &e));
+    }
+    client
+        .batch_execute("COMMIT")
         .await
         .map_err(|e| MigrateError::query(format!("cannot commit {}", m.tag), &e))?;
     report(Progress::Applied {
@@ -242,6 +275,24 @@ async fn apply_one(
         elapsed: start.elapsed(),
     });
     Ok(())
+}
+
+/// `(line, statement)` of the file's transaction control statements.
+fn control_statements(m: &Migration, pieces: &[Vec<SqlStatement>]) -> Vec<(usize, String)> {
+    pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(p, piece)| piece.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| s.tx.is_some())
+        .map(|(p, s)| located(m, p, s))
+        .collect()
+}
+
+/// A statement of piece `p` as `(file line, first line of its text)`.
+fn located(m: &Migration, p: usize, s: &SqlStatement) -> (usize, String) {
+    let piece = &m.statements[p];
+    let (line, _) = super::journal::line_column(&m.text, piece.offset + s.start);
+    (line, s.excerpt(&piece.sql, 72))
 }
 
 #[cfg(test)]

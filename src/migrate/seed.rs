@@ -62,17 +62,19 @@ pub async fn apply(
             .transaction()
             .await
             .map_err(|e| MigrateError::query("cannot begin a transaction", &e))?;
-        tx.batch_execute(&seed.text).await.map_err(|e| {
-            super::statement_error(
-                "seed file",
-                &seed.display,
-                &seed.display,
-                &seed.text,
-                &statement,
-                1,
-                &e,
-            )
-        })?;
+        super::run_piece(tx.client(), &seed.text)
+            .await
+            .map_err(|failure| {
+                super::statement_error(
+                    "seed file",
+                    &seed.display,
+                    &seed.display,
+                    &seed.text,
+                    &statement,
+                    1,
+                    &failure,
+                )
+            })?;
         tx.commit()
             .await
             .map_err(|e| MigrateError::query(format!("cannot commit {}", seed.display), &e))?;

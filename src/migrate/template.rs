@@ -57,6 +57,9 @@ pub fn template_key(options: &ResetOptions<'_>) -> String {
     h.update(b"vibedev-template-v1\0");
     h.update(options.migrate.bookkeeping.qualified().as_bytes());
     h.update(b"\0");
+    for e in &options.migrate.extensions {
+        h.update(format!("e\0{e}\0").as_bytes());
+    }
     for m in options
         .journal
         .map(|j| j.migrations.as_slice())
@@ -320,6 +323,7 @@ async fn fill(
     options: &ResetOptions<'_>,
     report: &Reporter,
 ) -> Result<(), MigrateError> {
+    super::create_extensions(target, database, &options.migrate.extensions, report).await?;
     let mut client = super::connect_app(target, database).await?;
     if let Some(journal) = options.journal {
         runner::migrate(&mut client, journal, &options.migrate, report).await?;
