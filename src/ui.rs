@@ -78,8 +78,16 @@ impl Ui {
         (ui, lines)
     }
 
-    /// A result line on stdout. A closed pipe (`vibedev status | head -1`) ends quietly.
+    /// A result line on stdout: what the command produced (a table, JSON, variables, or the
+    /// one line saying what it did), shown with --quiet too. A closed pipe (`vibedev status |
+    /// head -1`) ends quietly. In capturing mode it is collected with the information lines.
     pub fn out(&self, line: &str) {
+        if let Some(lines) = &self.capture {
+            if let Ok(mut lines) = lines.lock() {
+                lines.push(console::strip_ansi_codes(line).into_owned());
+            }
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
         if let Err(e) = writeln!(stdout, "{line}").and_then(|_| stdout.flush())
             && e.kind() == std::io::ErrorKind::BrokenPipe

@@ -49,7 +49,15 @@ fn migrate_applies_three_then_the_fourth_with_drizzles_exact_rows() {
     let run = p.ok(&["migrate"]);
     assert!(run.stdout.contains("up to date (4 migrations"), "{run}");
     assert_eq!(drizzle_rows(&db), four, "a rerun changes nothing");
-    assert_eq!(p.run(&["migrate", "status", "--exit-code"]).code, Some(0));
+    let status = p.run(&["migrate", "status", "--exit-code", "--quiet"]);
+    assert_eq!(status.code, Some(0), "{status}");
+    // The table and its summary are the result: both on stdout, nothing else printed.
+    assert!(
+        status.stdout.contains("0003_deployment_commit_sha"),
+        "{status}"
+    );
+    assert!(status.stdout.trim_end().ends_with("4 applied"), "{status}");
+    assert_eq!(status.stderr, "", "{status}");
 }
 
 #[test]
@@ -62,7 +70,14 @@ fn database_migrated_by_drizzles_algorithm_is_up_to_date_for_vibedev() {
 
     let status = p.run(&["migrate", "status", "--exit-code"]);
     assert_eq!(status.code, Some(0), "{status}");
-    assert_eq!(status.stdout.matches("applied").count(), 3, "{status}");
+    // Three rows applied, then the summary.
+    let lines: Vec<&str> = status.stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"3 applied"), "{status}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" applied ")).count(),
+        3,
+        "{status}"
+    );
     let run = p.ok(&["migrate"]);
     assert!(run.stdout.contains("up to date"), "{run}");
 
@@ -347,5 +362,5 @@ fn seed_of_an_unconfigured_kind_says_which_key_to_add() {
         "{run}"
     );
     let run = p.ok(&["seed"]);
-    assert!(run.stderr.contains("nothing to seed"), "{run}");
+    assert!(run.stdout.contains("nothing to seed"), "{run}");
 }

@@ -131,7 +131,7 @@ fn full_stack_up_status_env_real_clients_down() {
     );
 
     let down = p.ok(&["down"]);
-    assert!(down.stderr.contains("removed 4 containers"), "{down}");
+    assert!(down.stdout.contains("removed 4 containers"), "{down}");
     for svc in ["postgres", "firestore", "redis", "gcs"] {
         assert_eq!(container_id(&p, svc), "", "{svc} survived down");
     }
@@ -167,7 +167,7 @@ fn second_up_changes_nothing() {
     p.ok(&["up", "postgres", "redis", "gcs"]);
     let before = fingerprint(&p, &["postgres", "redis", "gcs"]);
     let again = p.ok(&["up", "postgres", "redis", "gcs"]);
-    assert!(again.stderr.contains("nothing to change"), "{again}");
+    assert!(again.stdout.contains("nothing to change"), "{again}");
     assert!(
         !again.stderr.contains("creating") && !again.stderr.contains("starting"),
         "{again}"
@@ -190,7 +190,7 @@ fn second_up_changes_nothing() {
     let repaired = p.ok(&["up", "postgres", "redis", "gcs"]);
     assert!(
         repaired
-            .stderr
+            .stdout
             .contains("containers unchanged; created role vibesdk_app, database vibesdk"),
         "{repaired}"
     );
@@ -302,7 +302,7 @@ fn data_survives_down_and_recreation_until_down_volumes() {
 
     let down = p.ok(&["down", "--volumes"]);
     assert!(
-        down.stderr
+        down.stdout
             .contains("removed 1 container, 1 network, 1 volume"),
         "{down}"
     );
@@ -335,7 +335,7 @@ fn down_takes_the_stack_down_even_when_the_config_is_broken() {
         "the error is shown: {down}"
     );
     assert!(down.stderr.contains(&p.name), "{down}");
-    assert!(down.stderr.contains("removed 1 container"), "{down}");
+    assert!(down.stdout.contains("removed 1 container"), "{down}");
     assert_eq!(container_id(&p, "redis"), "", "redis survived down");
     assert_eq!(support::labelled(&p, "network"), Vec::<String>::new());
 
@@ -351,4 +351,18 @@ fn down_takes_the_stack_down_even_when_the_config_is_broken() {
         "removed without knowing the project"
     );
     p.write_config("");
+}
+
+#[test]
+fn quiet_up_and_down_print_their_results_and_nothing_else() {
+    let p = TestProject::new("quiet");
+    let up = p.ok(&["up", "redis", "--quiet"]);
+    assert_eq!(up.stderr, "", "progress with --quiet:\n{up}");
+    assert!(up.stdout.contains("SERVICE"), "the table:\n{up}");
+    assert!(up.stdout.contains(&format!("{} ready in", p.name)), "{up}");
+    let up = p.ok(&["up", "redis"]);
+    assert!(up.stdout.contains("(nothing to change)"), "{up}");
+    let down = p.ok(&["down", "--quiet"]);
+    assert_eq!(down.stderr, "", "{down}");
+    assert!(down.stdout.contains("removed 1 container"), "{down}");
 }

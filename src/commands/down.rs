@@ -21,14 +21,14 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
     let engine = ctx.engine().await?;
     let summary = reconcile::down(&engine, &project.name, args.volumes, ctx.ui.reporter()).await?;
     if summary.containers.is_empty() && summary.networks.is_empty() && summary.volumes.is_empty() {
-        ctx.ui.info(&format!("{}: nothing to remove", project.name));
+        ctx.ui.out(&format!("{}: nothing to remove", project.name));
     } else {
         let kept = if args.volumes {
             ""
         } else {
             "; data volumes kept (--volumes removes them)"
         };
-        ctx.ui.info(&format!(
+        ctx.ui.out(&format!(
             "{}: removed {}, {}, {}{kept}",
             project.name,
             count(summary.containers.len(), "container", "containers"),

@@ -259,7 +259,7 @@ async fn status(
         for line in status_table(&ctx.ui, &plan) {
             ctx.ui.out(&line);
         }
-        ctx.ui.info(&status_summary(&plan));
+        ctx.ui.out(&status_summary(&plan));
         warn_unknown_rows(&ctx.ui, &plan.unknown_rows, &config.bookkeeping);
     }
     Ok(if args.exit_code && !plan.in_step() {

@@ -104,7 +104,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
         command => {
             let hint = match &command {
                 Command::Migrate(_) => {
-                    "run `vibedev migrate` again: the migration in progress was rolled back"
+                    "run `vibedev migrate` again: the statement in progress was cancelled on the server and its migration rolled back (unless the file commits on its own: then the statements before its COMMIT stay)"
                 }
                 _ => "run the command again",
             };

@@ -85,7 +85,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
         ui::secs(outcome.elapsed)
     ));
     if args.all {
-        ctx.ui.info(&format!(
+        ctx.ui.out(&format!(
             "all stores reset in {}",
             ui::secs(start.elapsed())
         ));

@@ -120,7 +120,7 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         for key in &diff.removed {
             ctx.ui.out(&format!("- {key}"));
         }
-        ctx.ui.info(&format!(
+        ctx.ui.out(&format!(
             "dry run: {summary}, {} unchanged; {} not written",
             diff.unchanged,
             env_path.display()
@@ -138,7 +138,7 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
     } else {
         format!("{} (a link to {})", env_path.display(), target.display())
     };
-    ctx.ui.info(&format!(
+    ctx.ui.out(&format!(
         "wrote {shown}: {} variables{}, {} secrets from project {gcp} ({summary}) in {}",
         pulled.lines.len(),
         if files.is_empty() {

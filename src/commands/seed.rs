@@ -48,7 +48,7 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
         ));
     }
     if kinds.is_empty() {
-        ctx.ui.info(
+        ctx.ui.out(
             "nothing to seed: [seed] in vibedev.toml names no sql files, bucket_dir or firestore_dir",
         );
         return Ok(0);

@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
         .flat_map(|o| o.prepared.iter().map(String::as_str))
         .collect();
     let what = summary(changed, &prepared);
-    ctx.ui.info(&format!(
+    ctx.ui.out(&format!(
         "{} ready in {} ({what}); `vibedev env` prints the connection variables",
         stack.project,
         crate::ui::secs(start.elapsed())
