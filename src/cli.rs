@@ -129,6 +129,9 @@ pub struct UpArgs {
     /// Services to start (with what they depend on); all when none are named.
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Activate a Compose profile (repeatable; also COMPOSE_PROFILES and `profiles` in vibedev.toml).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Then keep watching the project's files, as `vibedev watch` does.
     #[arg(long)]
     pub watch: bool,

@@ -43,6 +43,9 @@ impl Context {
     pub fn stack(&self) -> Result<(Project, Stack)> {
         let project = self.project()?;
         let stack = Stack::resolve(&project)?;
+        for warning in &stack.warnings {
+            self.ui.warn(warning);
+        }
         for key in &stack.ignored_keys {
             self.ui.detail(&format!(
                 "compose key {key} is accepted but not used by vibedev"

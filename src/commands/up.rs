@@ -10,7 +10,8 @@ use crate::runtime;
 use super::{Context, seed, status};
 
 pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
-    let (project, stack) = ctx.stack()?;
+    let (project, mut stack) = ctx.stack()?;
+    stack.activate_profiles(&args.profiles);
     stack.check_names(&args.services)?;
     let engine = ctx.engine().await?;
     let start = Instant::now();
