@@ -8,6 +8,7 @@
 
 mod interpolate;
 mod load;
+mod schema;
 pub mod yaml;
 
 use std::collections::BTreeSet;
@@ -246,85 +247,6 @@ pub struct Healthcheck {
 /// Keys of a service that vibedev parses but does not act on yet.
 const TYPED_NOT_ACTED: &[&str] = &["build", "secrets", "configs", "restart"];
 
-/// Service keys the Compose Specification defines that vibedev accepts without acting on them.
-const KNOWN_SERVICE_KEYS: &[&str] = &[
-    "annotations",
-    "attach",
-    "blkio_config",
-    "cap_add",
-    "cap_drop",
-    "cgroup",
-    "cgroup_parent",
-    "container_name",
-    "cpu_count",
-    "cpu_percent",
-    "cpu_period",
-    "cpu_quota",
-    "cpu_rt_period",
-    "cpu_rt_runtime",
-    "cpu_shares",
-    "cpus",
-    "cpuset",
-    "credential_spec",
-    "deploy",
-    "develop",
-    "device_cgroup_rules",
-    "devices",
-    "dns",
-    "dns_opt",
-    "dns_search",
-    "domainname",
-    "expose",
-    "external_links",
-    "extra_hosts",
-    "gpus",
-    "group_add",
-    "hostname",
-    "init",
-    "ipc",
-    "isolation",
-    "label_file",
-    "links",
-    "logging",
-    "mac_address",
-    "mem_limit",
-    "mem_reservation",
-    "mem_swappiness",
-    "memswap_limit",
-    "models",
-    "network_mode",
-    "networks",
-    "oom_kill_disable",
-    "oom_score_adj",
-    "pid",
-    "pids_limit",
-    "platform",
-    "post_start",
-    "pre_stop",
-    "privileged",
-    "provider",
-    "pull_policy",
-    "pull_refresh_after",
-    "read_only",
-    "runtime",
-    "scale",
-    "security_opt",
-    "shm_size",
-    "stdin_open",
-    "storage_opt",
-    "sysctls",
-    "tty",
-    "ulimits",
-    "use_api_socket",
-    "userns_mode",
-    "uts",
-    "volumes_from",
-];
-
-const TOP_KEYS: &[&str] = &[
-    "version", "name", "services", "volumes", "networks", "configs", "secrets", "models",
-];
-
 /// Parses Compose text; `path` is used in error messages and to resolve relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<ComposeFile, ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -334,6 +256,15 @@ pub fn parse(path: &Path, text: &str) -> Result<ComposeFile, ConfigError> {
 fn load_with(path: &Path, text: Option<&str>, vars: &Vars) -> Result<ComposeFile, ConfigError> {
     let mut loader = Loader::default();
     let doc = loader.load(path, text, vars, &mut Vec::new())?;
+    if let Err(errors) = schema::validate(&doc) {
+        let first = &errors[0];
+        let more = match errors.len() {
+            1 => String::new(),
+            2 => " (and 1 more problem)".to_string(),
+            n => format!(" (and {} more problems)", n - 1),
+        };
+        return Err(loader.error(first.pos, format!("{}{more}", first.message)));
+    }
     let mut file = typed(&loader, &doc)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for (name, svc) in file.services.iter_mut() {
@@ -405,17 +336,9 @@ fn typed(loader: &Loader, doc: &Node) -> Result<ComposeFile, ConfigError> {
                 }
             }
             "version" => {}
-            "networks" | "models" => file.ignored.push(key.name.clone()),
             k if k.starts_with("x-") => {}
-            other => {
-                return Err(loader.error(
-                    key.pos,
-                    format!(
-                        "unknown top-level key {other:?} (Compose defines {})",
-                        TOP_KEYS.join(", ")
-                    ),
-                ));
-            }
+            // What else the specification allows at the top level (networks, models, ...).
+            _ => file.ignored.push(key.name.clone()),
         }
     }
     for (name, svc) in &file.services {
@@ -476,20 +399,6 @@ fn service(loader: &Loader, name: &str, node: &Node) -> Result<ComposeService, C
     let Some(entries) = node.as_map() else {
         return Err(loader.error(node.pos, format!("service {name:?} is a mapping")));
     };
-    for (k, _) in entries {
-        let known = k.name.starts_with("x-")
-            || KNOWN_SERVICE_KEYS.contains(&k.name.as_str())
-            || SERVICE_FIELDS.contains(&k.name.as_str());
-        if !known {
-            return Err(loader.error(
-                k.pos,
-                format!(
-                    "unknown key {:?} in service {name:?} (not a Compose service key)",
-                    k.name
-                ),
-            ));
-        }
-    }
     let mut svc: ComposeService = serde_json::from_value(node.to_json()).map_err(|e| {
         // Find the key whose value does not fit, to point at it.
         let bad = entries.iter().find(|(k, v)| {
@@ -507,31 +416,6 @@ fn service(loader: &Loader, name: &str, node: &Node) -> Result<ComposeService, C
     svc.rest.retain(|k, _| !k.starts_with("x-"));
     Ok(svc)
 }
-
-/// The keys `ComposeService` has fields for.
-const SERVICE_FIELDS: &[&str] = &[
-    "image",
-    "build",
-    "command",
-    "entrypoint",
-    "environment",
-    "env_file",
-    "ports",
-    "volumes",
-    "depends_on",
-    "healthcheck",
-    "labels",
-    "user",
-    "working_dir",
-    "stop_signal",
-    "stop_grace_period",
-    "tmpfs",
-    "profiles",
-    "secrets",
-    "configs",
-    "restart",
-    "x-vibedev",
-];
 
 /// A serde message without serde_json's position suffix (positions here are the YAML's).
 fn clean(e: &serde_json::Error) -> String {
