@@ -1,6 +1,7 @@
 //! One module per subcommand: thin glue between the command line, the domain modules and `ui`.
 
 pub mod completions;
+pub mod config;
 pub mod doctor;
 pub mod down;
 pub mod env;
@@ -119,5 +120,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Secrets(args) => secrets::run(ctx, args).await,
         Command::Run(args) => run::run(ctx, args).await,
         Command::Watch(args) => watch::run(ctx, args).await,
+        Command::Config(args) => config::run(ctx, args),
     }
 }

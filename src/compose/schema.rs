@@ -44,62 +44,7 @@ pub fn validate(doc: &Node) -> Result<(), Vec<SchemaError>> {
     };
     let mut errors: Vec<SchemaError> = validator
         .iter_errors(&instance)
-        .map(|e| {
-            let path = split_pointer(&e.instance_path().to_string());
-            let mut pos = doc.locate(&path);
-            let place = place(&path);
-            let message = match e.kind() {
-                ValidationErrorKind::AdditionalProperties { unexpected } => {
-                    let key = unexpected.first().cloned().unwrap_or_default();
-                    let mut key_path = path.clone();
-                    key_path.push(key.clone());
-                    pos = doc.locate(&key_path);
-                    format!("{key:?} is not allowed in {place} by the Compose Specification")
-                }
-                ValidationErrorKind::Type { kind } => {
-                    format!("{place} must be {}", type_name(kind))
-                }
-                ValidationErrorKind::Enum { options } => {
-                    format!("{place} must be one of {options}")
-                }
-                ValidationErrorKind::Required { property } => {
-                    format!("{place} needs the key {property}")
-                }
-                ValidationErrorKind::Pattern { pattern } => {
-                    format!("{place} must match {pattern}")
-                }
-                ValidationErrorKind::Format { format } => {
-                    format!("{place} is not a valid {format}")
-                }
-                ValidationErrorKind::UniqueItems => format!("{place} has duplicate entries"),
-                ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
-                    format!("{place} has none of the forms the Compose Specification allows")
-                }
-                ValidationErrorKind::OneOfMultipleValid { .. } => {
-                    format!("{place} matches more than one form of the Compose Specification")
-                }
-                ValidationErrorKind::MinItems { limit } => {
-                    format!("{place} needs at least {limit} entries")
-                }
-                ValidationErrorKind::MinProperties { limit } => {
-                    format!("{place} needs at least {limit} keys")
-                }
-                ValidationErrorKind::Minimum { limit } => {
-                    format!("{place} must be at least {limit}")
-                }
-                ValidationErrorKind::Maximum { limit } => {
-                    format!("{place} must be at most {limit}")
-                }
-                ValidationErrorKind::PropertyNames { .. } => {
-                    format!("{place} has a key the Compose Specification does not allow")
-                }
-                other => format!(
-                    "{place} does not meet the Compose Specification ({})",
-                    other.keyword()
-                ),
-            };
-            SchemaError { pos, message }
-        })
+        .map(|e| describe(doc, &e))
         .collect();
     if errors.is_empty() {
         return Ok(());
@@ -107,6 +52,79 @@ pub fn validate(doc: &Node) -> Result<(), Vec<SchemaError>> {
     errors.sort_by_key(|e| (e.pos.file, e.pos.line, e.pos.column));
     errors.dedup();
     Err(errors)
+}
+
+/// The nested error of a `oneOf`/`anyOf` that says most: the deepest, and of those the one
+/// about a key rather than a type.
+fn most_specific<'a>(
+    context: &'a [Vec<jsonschema::ValidationError<'static>>],
+) -> Option<&'a jsonschema::ValidationError<'static>> {
+    let rank = |e: &jsonschema::ValidationError| {
+        let depth = e.instance_path().to_string().matches('/').count();
+        let specific = !matches!(e.kind(), ValidationErrorKind::Type { .. });
+        (depth, specific)
+    };
+    context.iter().flatten().max_by_key(|e| rank(e))
+}
+
+fn describe(doc: &Node, e: &jsonschema::ValidationError) -> SchemaError {
+    if let ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } =
+        e.kind()
+        && let Some(inner) = most_specific(context)
+        && !matches!(inner.kind(), ValidationErrorKind::Type { .. })
+    {
+        return describe(doc, inner);
+    }
+    let path = split_pointer(&e.instance_path().to_string());
+    let mut pos = doc.locate(&path);
+    let place = place(&path);
+    let message = match e.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let key = unexpected.first().cloned().unwrap_or_default();
+            let mut key_path = path.clone();
+            key_path.push(key.clone());
+            pos = doc.locate(&key_path);
+            format!("{key:?} is not allowed in {place} by the Compose Specification")
+        }
+        ValidationErrorKind::Type { kind } => {
+            format!("{place} must be {}", type_name(kind))
+        }
+        ValidationErrorKind::Enum { options } => {
+            format!("{place} must be one of {options}")
+        }
+        ValidationErrorKind::Required { property } => {
+            format!("{place} needs the key {property}")
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("{place} must match {pattern}")
+        }
+        ValidationErrorKind::Format { format } => {
+            format!("{place} is not a valid {format}")
+        }
+        ValidationErrorKind::UniqueItems => format!("{place} has duplicate entries"),
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+            format!("{place} has none of the forms the Compose Specification allows")
+        }
+        ValidationErrorKind::OneOfMultipleValid { .. } => {
+            format!("{place} matches more than one form of the Compose Specification")
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            format!("{place} needs at least {limit} entries")
+        }
+        ValidationErrorKind::MinProperties { limit } => {
+            format!("{place} needs at least {limit} keys")
+        }
+        ValidationErrorKind::Minimum { limit } => format!("{place} must be at least {limit}"),
+        ValidationErrorKind::Maximum { limit } => format!("{place} must be at most {limit}"),
+        ValidationErrorKind::PropertyNames { .. } => {
+            format!("{place} has a key the Compose Specification does not allow")
+        }
+        other => format!(
+            "{place} does not meet the Compose Specification ({})",
+            other.keyword()
+        ),
+    };
+    SchemaError { pos, message }
 }
 
 fn type_name(kind: &TypeKind) -> String {
