@@ -664,7 +664,8 @@ pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
         }
     };
     Ok(VolumeMount {
-        source: source.map(str::to_string),
+        // `:/target` (an unset variable as the source) is an anonymous volume, as compose reads it.
+        source: source.filter(|s| !s.is_empty()).map(str::to_string),
         target: target.to_string(),
         read_only,
     })
