@@ -417,13 +417,32 @@ fn service(loader: &Loader, name: &str, node: &Node) -> Result<ComposeService, C
     Ok(svc)
 }
 
-/// A serde message without serde_json's position suffix (positions here are the YAML's).
+/// A serde message without serde_json's position suffix (positions here are the YAML's) and
+/// without the values it quotes (`invalid type: string "..."`): a value may be a secret.
 fn clean(e: &serde_json::Error) -> String {
     let m = e.to_string();
-    match m.find(" at line ") {
-        Some(i) => m[..i].to_string(),
-        None => m,
+    let m = match m.find(" at line ") {
+        Some(i) => &m[..i],
+        None => &m[..],
+    };
+    let mut out = String::with_capacity(m.len());
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in m.chars() {
+        if in_quotes {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => in_quotes = false,
+                _ => escaped = false,
+            }
+        } else if c == '"' {
+            in_quotes = true;
+            out.push_str("(value)");
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 /// A top-level mapping of named objects (`volumes:`, `secrets:`, `configs:`).
@@ -1394,5 +1413,14 @@ mod tests {
         assert_eq!(f.configs["conf"].content.as_deref(), Some("hello"));
         let err = p("services:\n  a:\n    image: x\n    secrets: [nope]\n").unwrap_err();
         assert!(err.to_string().contains(":4:5"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_in_extension_fields_name_the_key_not_the_value() {
+        let err = p("services:\n  a:\n    image: x\n    x-vibedev: {port: \"s3cr3t\"}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":4:") && err.contains("x-vibedev"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 }
