@@ -85,6 +85,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run a command with .env.gcp and the stack's connection variables in its environment.
     Run(RunArgs),
+    /// Print the resolved stack as Compose (merged, interpolated, profiles and vibedev.toml applied).
+    Config(ConfigArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -129,6 +131,9 @@ pub struct UpArgs {
     /// Services to start (with what they depend on); all when none are named.
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Activate a Compose profile (repeatable; also COMPOSE_PROFILES and `profiles` in vibedev.toml).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Then keep watching the project's files, as `vibedev watch` does.
     #[arg(long)]
     pub watch: bool,
@@ -152,6 +157,25 @@ pub struct DownArgs {
     /// Also remove the project's named volumes (its data).
     #[arg(long)]
     pub volumes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Print only the service names, one a line.
+    #[arg(long)]
+    pub services: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Yaml)]
+    pub format: ConfigFormat,
+    /// Activate a Compose profile (repeatable), as `up --profile` does.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,6 +28,9 @@ pub struct ConfigFile {
     pub bind: Option<String>,
     /// The project id the emulators serve (`GOOGLE_CLOUD_PROJECT` in `vibedev env`).
     pub gcp_project: Option<String>,
+    /// Compose profiles to activate (besides `COMPOSE_PROFILES` and `up --profile`).
+    #[serde(default)]
+    pub profiles: Vec<String>,
     /// Per-service overrides of image, ports and environment, without copying the compose file.
     #[serde(default)]
     pub services: IndexMap<String, ServiceOverride>,

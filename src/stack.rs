@@ -141,6 +141,9 @@ pub struct ServiceSpec {
     /// Another service waits for it to be healthy: its container health check must pass too.
     #[serde(skip)]
     pub wait_healthy: bool,
+    /// The service's `profiles:`; it starts only when one is active (or when named).
+    #[serde(skip)]
+    pub profiles: Vec<String>,
     #[serde(skip)]
     pub stop_grace_secs: u64,
     /// The container port readiness probes use.
@@ -190,6 +193,10 @@ pub struct Stack {
     pub gcp_project: String,
     /// Compose keys vibedev accepted but does not act on (`service.key`).
     pub ignored_keys: Vec<String>,
+    /// What compose would warn about while reading the file (unset variables).
+    pub warnings: Vec<String>,
+    /// Active profiles: `profiles` in vibedev.toml, `COMPOSE_PROFILES`, `up --profile`.
+    pub profiles: BTreeSet<String>,
     pub source: ComposeSource,
 }
 
@@ -225,13 +232,32 @@ impl Stack {
         self.services.iter().find(|s| s.kind == Some(kind))
     }
 
-    /// The services named (all when `names` is empty) plus everything they depend on, in stack order.
+    /// Adds active profiles (`up --profile NAME`).
+    pub fn activate_profiles(&mut self, names: &[String]) {
+        self.profiles.extend(names.iter().cloned());
+    }
+
+    /// True when the service has no profile or one of its profiles is active (`*`: all are).
+    pub fn enabled(&self, spec: &ServiceSpec) -> bool {
+        spec.profiles.is_empty()
+            || self.profiles.contains("*")
+            || spec.profiles.iter().any(|p| self.profiles.contains(p))
+    }
+
+    /// The services named (all enabled ones when `names` is empty) plus everything they depend
+    /// on, in stack order. A named service starts even when its profiles are not active, as
+    /// with compose.
     pub fn select(&self, names: &[String]) -> Result<Vec<&ServiceSpec>, UnknownService> {
-        if names.is_empty() {
-            return Ok(self.services.iter().collect());
-        }
         let mut wanted = BTreeSet::new();
-        let mut todo: Vec<String> = names.to_vec();
+        let mut todo: Vec<String> = if names.is_empty() {
+            self.services
+                .iter()
+                .filter(|s| self.enabled(s))
+                .map(|s| s.name.clone())
+                .collect()
+        } else {
+            names.to_vec()
+        };
         while let Some(name) = todo.pop() {
             let svc = self.service(&name).ok_or_else(|| UnknownService {
                 name: name.clone(),
@@ -305,6 +331,21 @@ fn resolve_compose(
             ));
         }
     }
+    // The compose file's `name:` names the project unless vibedev.toml sets `project`.
+    let compose_path = match &source {
+        ComposeSource::File(p) => p.clone(),
+        ComposeSource::Builtin => PathBuf::from("<built-in>/compose/docker-compose.yml"),
+    };
+    let project_name = match (&project.file.project, &compose.name) {
+        (None, Some(name)) => {
+            crate::config::validate_project_name(name).map_err(|message| ConfigError::Invalid {
+                path: compose_path.clone(),
+                message: format!("name: {message}"),
+            })?;
+            name.clone()
+        }
+        _ => project.name.clone(),
+    };
     let volumes: Vec<VolumeSpec> = compose
         .volumes
         .iter()
@@ -313,7 +354,7 @@ fn resolve_compose(
             name: def
                 .name
                 .clone()
-                .unwrap_or_else(|| format!("{}_{key}", project.name)),
+                .unwrap_or_else(|| format!("{project_name}_{key}")),
             external: def.external,
             driver: def.driver.clone(),
             labels: def
@@ -341,9 +382,19 @@ fn resolve_compose(
             })?),
             None => Kind::parse(&name).filter(|_| ["postgres", "redis", "firestore", "gcs"].contains(&name.as_str())),
         };
-        let image = ov.image.clone().or(svc.image.clone()).ok_or_else(|| {
-            invalid(project, format!("service {name:?} has no image (set `image:` in the compose file or [services.{name}] image)"))
-        })?;
+        // A service built from `build:` without `image:` gets compose's image name.
+        let image = match ov.image.clone().or(svc.image.clone()) {
+            Some(image) => image,
+            None if svc.build.is_some() => format!("{project_name}-{name}"),
+            None => {
+                return Err(ConfigError::Invalid {
+                    path: compose_path.clone(),
+                    message: format!(
+                        "service {name:?} has neither `image:` nor `build:` (or set [services.{name}] image in vibedev.toml)"
+                    ),
+                });
+            }
+        };
         let mut env: BTreeMap<String, String> = svc.environment.into_iter().collect();
         for (k, v) in &ov.env {
             env.insert(k.clone(), v.clone());
@@ -381,7 +432,7 @@ fn resolve_compose(
                         .iter()
                         .find(|v| &v.key == src)
                         .map(|v| v.name.clone())
-                        .unwrap_or_else(|| format!("{}_{src}", project.name)),
+                        .unwrap_or_else(|| format!("{project_name}_{src}")),
                     target: m.target.clone(),
                     read_only: m.read_only,
                 },
@@ -401,7 +452,7 @@ fn resolve_compose(
         };
         let command = ov.command.clone().or(svc.command);
         services.push(ServiceSpec {
-            container_name: format!("{}-{name}", project.name),
+            container_name: format!("{project_name}-{name}"),
             name: name.clone(),
             kind,
             image,
@@ -419,11 +470,17 @@ fn resolve_compose(
             conditions: svc
                 .depends_on
                 .iter()
-                .map(|d| (d.clone(), Condition::Started))
+                .map(|(d, dep)| {
+                    (
+                        d.clone(),
+                        Condition::parse(&dep.condition).unwrap_or(Condition::Started),
+                    )
+                })
                 .collect(),
-            depends_on: svc.depends_on,
+            depends_on: svc.depends_on.keys().cloned().collect(),
             job: false,
             wait_healthy: false,
+            profiles: svc.profiles,
             stop_grace_secs: svc.stop_grace_period.unwrap_or(10),
             probe_port,
             ready_timeout: ov
@@ -437,13 +494,24 @@ fn resolve_compose(
     }
     check_cycles(project, &services)?;
     mark_dependencies(&mut services);
+    let mut profiles: BTreeSet<String> = project.file.profiles.iter().cloned().collect();
+    if let Ok(env) = std::env::var("COMPOSE_PROFILES") {
+        profiles.extend(
+            env.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        );
+    }
     Ok(Stack {
-        network: format!("{}_default", project.name),
-        project: project.name.clone(),
+        network: format!("{project_name}_default"),
+        project: project_name,
         services,
         volumes,
         gcp_project: project.gcp_project().to_string(),
         ignored_keys: compose.ignored,
+        warnings: compose.warnings,
+        profiles,
         source,
     })
 }
@@ -1102,5 +1170,60 @@ mod tests {
             Action::Create
         });
         assert_eq!(start_order(&custom, &pgdata)["redis"], 1);
+    }
+
+    fn from_compose(toml: &str, text: &str) -> Result<Stack, ConfigError> {
+        let compose = compose::parse(Path::new("/work/app/c.yml"), text)?;
+        resolve_compose(
+            &project(toml),
+            compose,
+            ComposeSource::File("/work/app/c.yml".into()),
+            Path::new("/work/app"),
+        )
+    }
+
+    const PROFILED: &str = "services:\n  db:\n    image: x\n  debug:\n    image: y\n    profiles: [tools]\n    depends_on: [db]\n  admin:\n    image: z\n    profiles: [ops]\n";
+
+    fn selected(s: &Stack, names: &[&str]) -> Vec<String> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        s.select(&names)
+            .unwrap()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn profiled_services_start_only_when_a_profile_is_active_or_they_are_named() {
+        let mut s = from_compose("", PROFILED).unwrap();
+        if std::env::var_os("COMPOSE_PROFILES").is_none() {
+            assert_eq!(selected(&s, &[]), ["db"]);
+        }
+        assert_eq!(selected(&s, &["debug"]), ["db", "debug"]);
+        s.activate_profiles(&["ops".into()]);
+        assert!(selected(&s, &[]).contains(&"admin".to_string()));
+        let s = from_compose("profiles = [\"tools\"]\n", PROFILED).unwrap();
+        assert!(selected(&s, &[]).contains(&"debug".to_string()));
+    }
+
+    #[test]
+    fn compose_name_names_the_project_unless_the_toml_does() {
+        let text = "name: shop\nservices:\n  db:\n    image: x\n";
+        let s = from_compose("", text).unwrap();
+        assert_eq!(
+            (s.project.as_str(), s.services[0].container_name.as_str()),
+            ("shop", "shop-db")
+        );
+        // (the test project's name is `demo` whatever its toml says)
+        let s = from_compose("project = \"mine\"\n", text).unwrap();
+        assert_eq!(s.project, "demo");
+    }
+
+    #[test]
+    fn built_service_without_image_gets_the_project_service_name() {
+        let s = from_compose("", "services:\n  api:\n    build: .\n").unwrap();
+        assert_eq!(s.services[0].image, "demo-api");
+        let err = from_compose("", "services:\n  api:\n    command: x\n").unwrap_err();
+        assert!(err.to_string().starts_with("/work/app/c.yml:"), "{err}");
     }
 }

@@ -17,6 +17,13 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
             project.name
         ));
     }
+    // The compose file's `name:` names the project when vibedev.toml does not.
+    let mut project = project;
+    if project.file.project.is_none()
+        && let Ok(stack) = crate::stack::Stack::resolve(&project)
+    {
+        project.name = stack.project;
+    }
     let _lock = ctx.lock(&project.name, "down").await?;
     let engine = ctx.engine().await?;
     let summary = reconcile::down(&engine, &project.name, args.volumes, ctx.ui.reporter()).await?;

@@ -1,6 +1,7 @@
 //! One module per subcommand: thin glue between the command line, the domain modules and `ui`.
 
 pub mod completions;
+pub mod config;
 pub mod doctor;
 pub mod down;
 pub mod env;
@@ -43,6 +44,9 @@ impl Context {
     pub fn stack(&self) -> Result<(Project, Stack)> {
         let project = self.project()?;
         let stack = Stack::resolve(&project)?;
+        for warning in &stack.warnings {
+            self.ui.warn(warning);
+        }
         for key in &stack.ignored_keys {
             self.ui.detail(&format!(
                 "compose key {key} is accepted but not used by vibedev"
@@ -132,5 +136,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Secrets(args) => secrets::run(ctx, args).await,
         Command::Run(args) => run::run(ctx, args).await,
         Command::Watch(args) => watch::run(ctx, args).await,
+        Command::Config(args) => config::run(ctx, args),
     }
 }

@@ -12,7 +12,8 @@ use super::{Context, seed, status};
 /// Runs `up`, Ctrl-C included: the first interrupt lets what the engine is doing finish (so the
 /// next `up` does not trip over a container still starting), a second one quits at once.
 pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
-    let (project, stack) = ctx.stack()?;
+    let (project, mut stack) = ctx.stack()?;
+    stack.activate_profiles(&args.profiles);
     stack.check_names(&args.services)?;
     let interrupted = || Error::Interrupted {
         hint: "run `vibedev up` again: it continues from where this run stopped".into(),
