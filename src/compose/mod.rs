@@ -273,7 +273,7 @@ fn load_with(path: &Path, text: Option<&str>, vars: &Vars) -> Result<ComposeFile
     }
     for obj in file.secrets.values_mut().chain(file.configs.values_mut()) {
         if let Some(f) = &obj.file {
-            obj.file = Some(base.join(f));
+            obj.file = Some(load::join_clean(base, &f.to_string_lossy()));
         }
     }
     let mut seen = BTreeSet::new();
@@ -1407,7 +1407,7 @@ mod tests {
         );
         assert_eq!(
             f.secrets["pw"].file.as_deref(),
-            Some(Path::new("/x/./pw.txt"))
+            Some(Path::new("/x/pw.txt"))
         );
         assert_eq!(f.secrets["cert"].environment.as_deref(), Some("CERT"));
         assert_eq!(f.configs["conf"].content.as_deref(), Some("hello"));
