@@ -143,6 +143,9 @@ pub struct UpArgs {
     /// Remove the containers of services that are no longer in the stack (kept otherwise).
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Build the images of services with `build:` again, even when nothing changed.
+    #[arg(long)]
+    pub build: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount,
-    MountType, NetworkingConfig, PortBinding,
+    MountType, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use crate::engine::containers::ContainerInfo;
+use crate::engine::build::{BuildEvent, ContextError};
+use crate::engine::containers::{ContainerFile, ContainerInfo};
 use crate::engine::images::PullEvent;
 use crate::engine::{
     Engine, EngineError, LABEL_HASH, LABEL_KIND, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME,
@@ -75,6 +76,21 @@ pub enum Event {
     /// Duplicate project networks were reduced to one, or a missing network is made again.
     NetworkRepaired {
         what: String,
+    },
+    /// A service's image is being built (`build:`).
+    BuildStarted {
+        service: String,
+        image: String,
+    },
+    /// A line of a build's output.
+    BuildOutput {
+        service: String,
+        line: String,
+    },
+    BuildDone {
+        service: String,
+        image: String,
+        elapsed: Duration,
     },
     /// A missing bind-mount source folder was created, as Compose does.
     MountSourceCreated {
@@ -249,6 +265,8 @@ pub struct UpOptions {
     /// Set when the user interrupts: nothing new is sent to the engine, what it is doing is
     /// waited out.
     pub cancel: Cancel,
+    /// Build every `build:` image again, changed or not (`up --build`).
+    pub build: bool,
 }
 
 /// A cancellation signal for `up` (Ctrl-C): requests already sent to the engine finish, nothing
@@ -314,6 +332,9 @@ pub async fn up(
         .into_iter()
         .cloned()
         .collect();
+    cancel
+        .or_interrupted(build_images(engine, &selected, options.build, &report))
+        .await?;
     let containers = engine.project_containers(&stack.project).await?;
     // Duplicates left by concurrent runs are reduced to one here; their containers are then
     // planned for recreation on the network that is kept.
@@ -340,6 +361,7 @@ pub async fn up(
             (spec, action)
         })
         .collect();
+    let plans = recreate_on_new_images(engine, plans, &containers).await?;
     let cut_off: Vec<&str> = plans
         .iter()
         .filter(|(_, a)| {
@@ -576,6 +598,100 @@ pub fn container_holding(
     })
 }
 
+/// Builds the images of the services with `build:` that need it: missing, built from other
+/// files or settings than now (the hash label on the image), or `force`. A service that also
+/// names `image:` is built only when that image is missing (or forced), as Compose does.
+async fn build_images(
+    engine: &Engine,
+    services: &[ServiceSpec],
+    force: bool,
+    report: &Reporter,
+) -> Result<(), UpError> {
+    let mut built = BTreeSet::new();
+    for spec in services {
+        let Some(plan) = &spec.build else { continue };
+        if !built.insert(plan.request.tag.clone()) {
+            continue;
+        }
+        let existing = engine.image_build_hash(&plan.request.tag).await?;
+        let present = existing.is_some() || engine.has_image(&plan.request.tag).await?;
+        if plan.only_if_missing && present && !force {
+            continue;
+        }
+        let request = plan.request.clone();
+        let context = tokio::task::spawn_blocking(move || request.context())
+            .await
+            .map_err(|e| {
+                UpError::Engine(EngineError::Context(ContextError::Read {
+                    path: plan.request.context.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                }))
+            })?
+            .map_err(|e| UpError::Engine(EngineError::Context(e)))?;
+        if !force && existing.as_deref() == Some(context.hash.as_str()) {
+            continue;
+        }
+        let start = Instant::now();
+        report(Event::BuildStarted {
+            service: spec.name.clone(),
+            image: plan.request.tag.clone(),
+        });
+        let r = report.clone();
+        let service = spec.name.clone();
+        engine
+            .build(&plan.request, context, &move |ev| match ev {
+                BuildEvent::Output(line) => r(Event::BuildOutput {
+                    service: service.clone(),
+                    line,
+                }),
+            })
+            .await?;
+        report(Event::BuildDone {
+            service: spec.name.clone(),
+            image: plan.request.tag.clone(),
+            elapsed: start.elapsed(),
+        });
+    }
+    Ok(())
+}
+
+/// A container of a built service made from another image than the one its tag names now
+/// (the image was rebuilt) is recreated.
+async fn recreate_on_new_images(
+    engine: &Engine,
+    plans: Vec<(ServiceSpec, Action)>,
+    containers: &[ContainerInfo],
+) -> Result<Vec<(ServiceSpec, Action)>, UpError> {
+    let mut out = Vec::with_capacity(plans.len());
+    for (spec, action) in plans {
+        let id = match &action {
+            Action::Keep { id } | Action::Start { id } | Action::Unpause { id }
+                if spec.build.is_some() =>
+            {
+                id.clone()
+            }
+            _ => {
+                out.push((spec, action));
+                continue;
+            }
+        };
+        let current = engine.image_id(&spec.image).await?;
+        let used = containers
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.image_id.clone());
+        let action = match (current, used) {
+            (Some(now), Some(then)) if now != then => Action::Recreate {
+                id,
+                why: Why::Image,
+            },
+            _ => action,
+        };
+        out.push((spec, action));
+    }
+    Ok(out)
+}
+
 /// Pulls every image a new container needs and the engine lacks, in parallel, before anything
 /// is created: a pull that fails leaves the stack as it was.
 async fn pull_missing(
@@ -585,6 +701,7 @@ async fn pull_missing(
 ) -> Result<(), UpError> {
     let images: BTreeSet<String> = plans
         .iter()
+        .filter(|(s, _)| s.build.is_none())
         .filter(|(_, a)| matches!(a, Action::Create | Action::Recreate { .. }))
         .map(|(s, _)| s.image.clone())
         .collect();
@@ -908,6 +1025,10 @@ async fn create_and_start(
                 let _ = engine.remove_container(&id, 0).await;
                 return Err(UpError::Interrupted);
             }
+            if let Err(e) = engine.put_files(&id, &container_files(spec)).await {
+                let _ = engine.remove_container(&id, 0).await;
+                return Err(failed("create", e));
+            }
             if let Err(e) = engine.start_container(&id).await {
                 if !e.is_connection_lost() {
                     let _ = engine.remove_container(&id, 0).await;
@@ -956,6 +1077,39 @@ async fn create_and_start(
         }
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The secrets and configs written into the service's container before it starts.
+fn container_files(spec: &ServiceSpec) -> Vec<ContainerFile> {
+    spec.files
+        .iter()
+        .map(|f| ContainerFile {
+            path: f.target.clone(),
+            data: f.data.clone(),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        })
+        .collect()
+}
+
+/// Compose's `restart:` as the engine's policy.
+fn restart_policy(restart: Option<&str>) -> Option<RestartPolicy> {
+    let (name, count) = match restart? {
+        "always" => (RestartPolicyNameEnum::ALWAYS, None),
+        "unless-stopped" => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        other => match other.strip_prefix("on-failure") {
+            Some(rest) => (
+                RestartPolicyNameEnum::ON_FAILURE,
+                rest.strip_prefix(':').and_then(|n| n.parse().ok()),
+            ),
+            None => return None,
+        },
+    };
+    Some(RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: count,
+    })
 }
 
 /// The engine's view of a service spec.
@@ -1044,6 +1198,7 @@ pub fn container_body(stack: &Stack, spec: &ServiceSpec, hash: &str) -> Containe
             mounts: Some(mounts),
             tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
             network_mode: Some(stack.network.clone()),
+            restart_policy: restart_policy(spec.restart.as_deref()),
             init: None,
             ..Default::default()
         }),

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compose::{self, ComposeFile, ComposeSource, Healthcheck, PortSpec};
 use crate::config::{ConfigError, Project};
+use crate::engine::build::BuildRequest;
 
 /// The kinds of service vibedev knows how to probe and prepare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +91,30 @@ impl Condition {
     }
 }
 
+/// A secret or config written into a container. Its value never leaves the process: only its
+/// hash shapes the container's config hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceFile {
+    pub target: String,
+    #[serde(serialize_with = "digest")]
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+fn digest<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(Sha256::digest(data)))
+}
+
+/// How a service's image is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlan {
+    pub request: BuildRequest,
+    /// The service also names `image:`: built only when that image is missing (as Compose does).
+    pub only_if_missing: bool,
+}
+
 /// A mount as the engine will get it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -153,6 +178,14 @@ pub struct ServiceSpec {
     pub ready_timeout: Duration,
     #[serde(skip)]
     pub postgres: Option<PostgresApp>,
+    /// Secrets and configs whose value is not a host file: written into the container before
+    /// it starts (host files are read-only bind mounts among `mounts`).
+    pub files: Vec<ServiceFile>,
+    /// `build:`: the image is built from a context rather than pulled.
+    #[serde(skip)]
+    pub build: Option<BuildPlan>,
+    /// Compose's `restart:` policy (`always`, `on-failure[:N]`, `unless-stopped`); none for `no`.
+    pub restart: Option<String>,
     #[serde(skip)]
     pub buckets: Vec<String>,
 }
@@ -304,6 +337,10 @@ fn resolve_compose(
     source: ComposeSource,
     base: &Path,
 ) -> Result<Stack, ConfigError> {
+    // Variables for secrets and configs with an `environment:` source, as for interpolation.
+    let vars = compose::Vars::for_dir(base);
+    let shared_secrets = compose.secrets.clone();
+    let shared_configs = compose.configs.clone();
     if compose.services.is_empty() {
         let path = match &source {
             ComposeSource::File(p) => p.clone(),
@@ -415,7 +452,7 @@ fn resolve_compose(
                 (None, Some(_)) => {}
             }
         }
-        let mounts = svc
+        let mut mounts: Vec<Mount> = svc
             .volumes
             .iter()
             .map(|m| match &m.source {
@@ -438,9 +475,42 @@ fn resolve_compose(
                 },
             })
             .collect();
+        let shared = SharedFiles {
+            secrets: &shared_secrets,
+            configs: &shared_configs,
+            vars: &vars,
+            path: &compose_path,
+        };
+        let mut files = Vec::new();
+        for (what, refs) in [("secret", &svc.secrets), ("config", &svc.configs)] {
+            for r in refs {
+                match shared.resolve(&name, what, r)? {
+                    Shared::Host { path, target } => mounts.push(Mount::Bind {
+                        source: path,
+                        target,
+                        read_only: true,
+                    }),
+                    Shared::Value(file) => files.push(file),
+                }
+            }
+        }
         let probe_port = x.port.or_else(|| ports.first().map(|p| p.container_port));
+        let build = svc.build.as_ref().map(|b| BuildPlan {
+            request: BuildRequest {
+                context: PathBuf::from(&b.context),
+                dockerfile: b.dockerfile.clone(),
+                dockerfile_inline: b.dockerfile_inline.clone(),
+                args: b.args.clone().into_iter().collect(),
+                target: b.target.clone(),
+                labels: b.labels.clone().into_iter().collect(),
+                tag: image.clone(),
+            },
+            only_if_missing: svc.image.is_some() || ov.image.is_some(),
+        });
+        let restart = svc.restart.clone().filter(|r| r != "no");
+        let postgres_env = with_file_values(&env, &mounts, &files);
         let postgres = (kind == Some(Kind::Postgres))
-            .then(|| postgres_app(&env, &x))
+            .then(|| postgres_app(&postgres_env, &x))
             .transpose()
             .map_err(|m| invalid(project, format!("service {name:?}: {m}")))?;
         let buckets = match kind {
@@ -490,6 +560,9 @@ fn resolve_compose(
                 .unwrap_or(DEFAULT_READY_TIMEOUT),
             postgres,
             buckets,
+            files,
+            build,
+            restart,
         });
     }
     check_cycles(project, &services)?;
@@ -589,6 +662,135 @@ fn mark_dependencies(services: &mut [ServiceSpec]) {
     }
 }
 
+/// The top-level `secrets:` and `configs:` a service's entries point at.
+struct SharedFiles<'a> {
+    secrets: &'a indexmap::IndexMap<String, compose::FileObject>,
+    configs: &'a indexmap::IndexMap<String, compose::FileObject>,
+    vars: &'a compose::Vars,
+    path: &'a Path,
+}
+
+/// Where a service's secret or config comes from.
+enum Shared {
+    /// A file on the host: mounted read-only, as Compose does.
+    Host { path: PathBuf, target: String },
+    /// A value (from a variable or inline content), written into the container.
+    Value(ServiceFile),
+}
+
+impl SharedFiles<'_> {
+    fn resolve(
+        &self,
+        service: &str,
+        what: &str,
+        r: &compose::FileRef,
+    ) -> Result<Shared, ConfigError> {
+        let error = |message: String| ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            message: format!("service {service:?}: {what} {:?}: {message}", r.source),
+        };
+        let table = if what == "secret" {
+            self.secrets
+        } else {
+            self.configs
+        };
+        let def = table
+            .get(&r.source)
+            .ok_or_else(|| error(format!("not declared under the top-level `{what}s:`")))?;
+        let target = match (&r.target, what) {
+            (Some(t), _) if t.starts_with('/') => t.clone(),
+            (Some(t), "secret") => format!("/run/secrets/{t}"),
+            (None, "secret") => format!("/run/secrets/{}", r.source),
+            (Some(t), _) => format!("/{t}"),
+            (None, _) => format!("/{}", r.source),
+        };
+        let id = |v: &Option<String>, which: &str| -> Result<u64, ConfigError> {
+            v.as_deref().map_or(Ok(0), |s| {
+                s.parse()
+                    .map_err(|_| error(format!("{which} must be a number")))
+            })
+        };
+        let value = |data: Vec<u8>| -> Result<Shared, ConfigError> {
+            Ok(Shared::Value(ServiceFile {
+                target: target.clone(),
+                data,
+                mode: r.mode.unwrap_or(0o444),
+                uid: id(&r.uid, "uid")?,
+                gid: id(&r.gid, "gid")?,
+            }))
+        };
+        if def.external {
+            return Err(error(
+                "`external` secrets and configs live in a Swarm cluster; locally, give it a `file:` or an `environment:` source".into(),
+            ));
+        }
+        if let Some(file) = &def.file {
+            if !file.exists() {
+                return Err(error(format!(
+                    "its file {} does not exist: create it, or point `file:` at one that does",
+                    file.display()
+                )));
+            }
+            return Ok(Shared::Host {
+                path: file.clone(),
+                target,
+            });
+        }
+        if let Some(var) = &def.environment {
+            return match self.vars.get(var) {
+                Some(v) => value(v.into_bytes()),
+                None => Err(error(format!(
+                    "its variable {var} is not set (in the environment or the .env file)"
+                ))),
+            };
+        }
+        if let Some(content) = &def.content {
+            return value(content.clone().into_bytes());
+        }
+        Err(error(
+            "it has no source: give it `file:`, `environment:` or `content:`".into(),
+        ))
+    }
+}
+
+/// The service's environment with `POSTGRES_*_FILE` variables read from the secret or config
+/// they point at, as the official image's entrypoint reads them (trailing newlines dropped).
+fn with_file_values(
+    env: &BTreeMap<String, String>,
+    mounts: &[Mount],
+    files: &[ServiceFile],
+) -> BTreeMap<String, String> {
+    let mut out = env.clone();
+    for var in ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"] {
+        if out.contains_key(var) {
+            continue;
+        }
+        let Some(path) = env.get(&format!("{var}_FILE")) else {
+            continue;
+        };
+        let data = files
+            .iter()
+            .find(|f| &f.target == path)
+            .map(|f| f.data.clone())
+            .or_else(|| {
+                mounts.iter().find_map(|m| match m {
+                    Mount::Bind { source, target, .. } if target == path => {
+                        std::fs::read(source).ok()
+                    }
+                    _ => None,
+                })
+            });
+        if let Some(data) = data {
+            let text = String::from_utf8_lossy(&data);
+            out.insert(
+                var.to_string(),
+                text.trim_end_matches(['\n', '\r']).to_string(),
+            );
+        }
+    }
+    out
+}
+
 fn check_cycles(project: &Project, services: &[ServiceSpec]) -> Result<(), ConfigError> {
     fn visit<'a>(
         name: &'a str,
@@ -658,6 +860,8 @@ pub enum Why {
     Network,
     /// The engine holds it dead or mid-removal: it cannot be started.
     Dead,
+    /// Its image was built again since it was created.
+    Image,
 }
 
 impl Action {

@@ -339,6 +339,28 @@ impl ReporterState {
                 ));
             }
             Event::NetworkRepaired { what } => self.line(format!("network: {what}")),
+            Event::BuildStarted { service, image } => {
+                self.line(format!("{} building image {image}", name(&service)));
+            }
+            // Each step's first line shows progress; the whole output with --verbose.
+            Event::BuildOutput { service, line } => {
+                if line.starts_with("Step ") {
+                    self.line(format!("{} {line}", name(&service)));
+                } else {
+                    self.ui.detail(&format!("{service}: {line}"));
+                }
+            }
+            Event::BuildDone {
+                service,
+                image,
+                elapsed,
+            } => {
+                self.line(format!(
+                    "{} built image {image} in {}",
+                    name(&service),
+                    secs(elapsed)
+                ));
+            }
             Event::MountSourceCreated { service, path } => {
                 self.line(format!(
                     "{} created the missing bind-mount folder {}",

@@ -28,6 +28,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     let options = UpOptions {
         services: args.services.clone(),
         remove_orphans: args.remove_orphans,
+        build: args.build,
         cancel,
     };
     let reconcile = reconcile::up(&engine, &stack, &options, ctx.ui.reporter());

@@ -20,10 +20,11 @@ use serde::de::{self, Deserializer};
 use serde_json::Value as Json;
 
 use crate::config::ConfigError;
-use load::{Loader, Vars};
+use load::Loader;
 use yaml::{Node, Pos};
 
 pub use interpolate::interpolate;
+pub use load::Vars;
 
 /// The built-in default stack, compiled into the binary.
 pub const DEFAULT_COMPOSE: &str = include_str!("../../compose/docker-compose.yml");
@@ -244,9 +245,6 @@ pub struct Healthcheck {
     pub start_period: Option<i64>,
 }
 
-/// Keys of a service that vibedev parses but does not act on yet.
-const TYPED_NOT_ACTED: &[&str] = &["build", "secrets", "configs", "restart"];
-
 /// Parses Compose text; `path` is used in error messages and to resolve relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<ComposeFile, ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -316,11 +314,6 @@ fn typed(loader: &Loader, doc: &Node) -> Result<ComposeFile, ConfigError> {
                     let svc = service(loader, &k.name, svc_node)?;
                     for extra in svc.rest.keys() {
                         file.ignored.push(format!("{}.{extra}", k.name));
-                    }
-                    for typed in TYPED_NOT_ACTED {
-                        if svc_node.get(typed).is_some() {
-                            file.ignored.push(format!("{}.{typed}", k.name));
-                        }
                     }
                     file.services.insert(k.name.clone(), svc);
                 }

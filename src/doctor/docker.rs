@@ -148,7 +148,8 @@ async fn engine_facts(engine: &Engine) -> Result<EngineFacts, EngineError> {
 /// Each distinct image of the stack: present (with its platform), or what its registry says.
 pub async fn image_states(engine: &Engine, stack: &Stack, facts: &EngineFacts) -> Vec<ImageState> {
     let mut images: Vec<(String, Vec<String>)> = Vec::new();
-    for spec in &stack.services {
+    // Images built from `build:` are made by `up`, not pulled: nothing to look up.
+    for spec in stack.services.iter().filter(|s| s.build.is_none()) {
         match images.iter_mut().find(|(i, _)| *i == spec.image) {
             Some((_, services)) => services.push(spec.name.clone()),
             None => images.push((spec.image.clone(), vec![spec.name.clone()])),

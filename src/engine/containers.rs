@@ -31,6 +31,8 @@ pub struct ContainerInfo {
     pub networks: Vec<String>,
     /// Its exit code, once it has exited.
     pub exit_code: Option<i64>,
+    /// The id of the image it was created from.
+    pub image_id: String,
 }
 
 /// The exit code in the engine's status text (`Exited (3) 2 minutes ago`).
@@ -89,6 +91,7 @@ impl Engine {
                         .filter_map(|p| p.public_port)
                         .collect(),
                     exit_code: c.status.as_deref().and_then(exit_code_of),
+                    image_id: c.image_id.unwrap_or_default(),
                     networks: c
                         .network_settings
                         .and_then(|n| n.networks)

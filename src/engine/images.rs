@@ -26,6 +26,15 @@ impl Engine {
         }
     }
 
+    /// The image's id, when the engine has it.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => Ok(info.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(EngineError::api(format!("inspect image {image}"), e)),
+        }
+    }
+
     /// The folders an image declares as volumes (`VOLUME` in its Dockerfile); empty when the
     /// image is not here or declares none.
     pub async fn image_volumes(&self, image: &str) -> Vec<String> {
