@@ -205,7 +205,7 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
             status(ctx, pg, &journal, &config, status_args).await
         }
         None => {
-            let _lock = ctx.lock(&project.name, "migrate").await?;
+            let _lock = ctx.lock(&stack.project, "migrate").await?;
             let options = config.options(args.allow_out_of_order);
             let outcome = apply(&ctx.ui, pg, &journal, &options, "postgres").await?;
             ctx.ui.out(&summary(&pg.app.database, &journal, &outcome));

@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
         ctx.ui.info("nothing was changed");
         return Ok(EXIT_FAILURE);
     }
-    let _lock = ctx.lock(&project.name, "reset-db").await?;
+    let _lock = ctx.lock(&stack.project, "reset-db").await?;
     let start = Instant::now();
     let database = async {
         let report = reporter(&ctx.ui, "postgres");

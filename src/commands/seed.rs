@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
         );
         return Ok(0);
     }
-    let _lock = ctx.lock(&project.name, "seed").await?;
+    let _lock = ctx.lock(&stack.project, "seed").await?;
     let targets = super::migrate::locate(ctx, &stack).await?;
     for kind in kinds {
         match kind {

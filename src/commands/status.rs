@@ -63,6 +63,9 @@ pub fn rows(stack: &Stack, runtimes: &[ServiceRuntime], ready: &[bool]) -> Vec<S
         .iter()
         .zip(runtimes)
         .zip(ready)
+        // A service whose profiles are all off, and that has no container, is not part of the
+        // running stack.
+        .filter(|((spec, rt), _)| stack.enabled(spec) || rt.container.is_some())
         .map(|((spec, rt), ready)| StatusRow {
             service: spec.name.clone(),
             kind: spec.kind.map(|k| k.as_str().to_string()),

@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
         hint: "run `vibedev up` again: it continues from where this run stopped".into(),
     };
     let _lock = tokio::select! {
-        lock = ctx.lock(&project.name, "up") => lock?,
+        lock = ctx.lock(&stack.project, "up") => lock?,
         _ = tokio::signal::ctrl_c() => return Err(interrupted()),
     };
     let engine = ctx.engine().await?;

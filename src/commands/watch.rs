@@ -208,9 +208,12 @@ async fn act(ctx: &Context, change: Change) -> Result<String> {
         ui,
     };
     // Held for the action only: an idle watch never keeps another terminal waiting.
+    // The stack's project name (a compose `name:` can set it); the config's when the files do
+    // not resolve right now (the action then reports why).
     let project = ctx.project()?;
+    let name = crate::stack::Stack::resolve(&project).map_or(project.name, |s| s.project);
     let _lock = ctx
-        .lock(&project.name, &format!("watch ({})", change.describe()))
+        .lock(&name, &format!("watch ({})", change.describe()))
         .await?;
     match change {
         Change::Stack => reconcile_stack(&quiet).await,
