@@ -394,15 +394,29 @@ pub async fn up(
     cancel.check()?;
 
     let mut fresh_volumes = BTreeSet::new();
+    let mut network_id = network.clone();
     if network.is_none() || plans.iter().any(|(_, a)| !matches!(a, Action::Keep { .. })) {
         // Independent of each other: one round of engine calls rather than one after another.
         let (network, volumes) = tokio::join!(
             engine.ensure_network(&stack.network, project_labels(&stack.project)),
             ensure_volumes(engine, stack, &plans)
         );
-        network?;
+        network_id = Some(network?);
         fresh_volumes = volumes?;
     }
+    // Containers join the network by its id: a duplicate name (an interrupted run's create landing
+    // late) can never make their start ambiguous.
+    let by_id;
+    let stack = match network_id {
+        Some(id) => {
+            by_id = Stack {
+                network: id,
+                ..stack.clone()
+            };
+            &by_id
+        }
+        None => stack,
+    };
     if options.services.is_empty() {
         orphans(engine, stack, &containers, options.remove_orphans, &report).await?;
     }

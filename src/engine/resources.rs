@@ -35,11 +35,12 @@ impl Engine {
                 ..Default::default()
             };
             match self.docker.create_network(request).await {
-                Ok(created) => return Ok(created.id),
-                // Created meanwhile (older engines allow duplicate names): find it below.
+                // Created meanwhile (older engines allow duplicate names): found below.
+                Ok(_) => {}
                 Err(e) if is_conflict(&e) => {}
                 Err(e) => return Err(EngineError::api(format!("create network {name}"), e)),
             }
+            // Another run's create may have landed too: keep one.
             ours = self.networks_named(name, &project).await?;
         }
         self.keep_one_network(ours)
