@@ -1491,25 +1491,13 @@ async fn probe_service(
             "{} has no published port to probe: add one under `ports:`",
             kind.as_str()
         )),
-        (None, _) if spec.healthcheck.is_some() => {
-            ready::retry_until(deadline, || async {
-                let c = engine
-                    .inspect_container(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let health = c
-                    .and_then(|c| c.state)
-                    .and_then(|s| s.health)
-                    .and_then(|h| h.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                if health == "healthy" {
-                    Ok(())
-                } else {
-                    Err(format!("health check says {health:?}"))
-                }
-            })
-            .await?;
+        (None, _)
+            if spec
+                .healthcheck
+                .as_ref()
+                .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")) =>
+        {
+            wait_healthy(engine, id, deadline).await?;
             Ok(made)
         }
         (None, Some((host, port))) => {

@@ -47,6 +47,35 @@ fn redis_cli(p: &TestProject, service: &str, args: &[&str]) -> String {
     docker_ok(&all)
 }
 
+/// Starts `vibedev ARGS`, runs `act` (with the child's PID) once a line of its stderr contains
+/// `moment`, and returns its exit code and everything it printed on stderr.
+fn act_when(
+    p: &TestProject,
+    args: &[&str],
+    moment: &str,
+    act: impl FnOnce(u32),
+) -> (Option<i32>, String) {
+    let mut child = p
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut act = Some(act);
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(moment)
+            && let Some(act) = act.take()
+        {
+            act(child.id());
+        }
+    }
+    (child.wait().unwrap().code(), seen)
+}
+
 #[test]
 fn two_ups_at_once_share_one_network_and_both_succeed() {
     let p = two_redis("two-ups");
@@ -126,22 +155,14 @@ fn second_command_waits_for_the_holder_and_names_it() {
 #[test]
 fn lock_of_a_killed_up_is_taken_over() {
     let p = two_redis("lock-killed");
-    let mut child = p
-        .cmd(&["up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for line in BufReader::new(stderr).lines() {
-        if line.unwrap().contains("creating") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never saw a container created");
-    }
-    child.kill().unwrap(); // SIGKILL: no cleanup of any kind
-    child.wait().unwrap();
+    // SIGKILL once a container is being created: no cleanup of any kind.
+    let (_, seen) = act_when(&p, &["up"], "creating", |pid| unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    });
+    assert!(
+        seen.contains("creating"),
+        "never saw a container created:\n{seen}"
+    );
     let run = p.ok(&["up"]);
     assert!(!run.stderr.contains("waiting for"), "{run}");
     for svc in ["cache", "store"] {
@@ -468,29 +489,10 @@ fn engine_that_goes_away_during_up_exits_3() {
     let mut p = TestProject::new("engine-gone");
     let proxy = EngineProxy::start();
     p.env.push(("DOCKER_HOST".into(), proxy.url()));
-    let mut child = p
-        .cmd(&["up", "postgres", "redis"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("creating") {
-            proxy.cut();
-            break;
-        }
-    }
-    for line in lines {
-        seen.push_str(&line.unwrap());
-        seen.push('\n');
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "{seen}");
+    let (code, seen) = act_when(&p, &["up", "postgres", "redis"], "creating", |_| {
+        proxy.cut()
+    });
+    assert_eq!(code, Some(3), "{seen}");
     assert!(seen.contains("error:"), "{seen}");
     assert!(
         seen.contains("the Docker engine stopped answering"),
@@ -527,28 +529,9 @@ fn up_interrupted_at_any_moment_leaves_ports_the_next_up_can_use() {
                 docker_ok(&["stop", "-t", "1", &container_id(&p, svc)]);
             }
         }
-        let mut child = p
-            .cmd(&["up", "redis", "gcs"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut seen = String::new();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(moment) {
-                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-                break;
-            }
-        }
-        for line in lines {
-            seen.push_str(&line.unwrap());
-            seen.push('\n');
-        }
-        let code = child.wait().unwrap().code();
+        let (code, seen) = act_when(&p, &["up", "redis", "gcs"], moment, |pid| unsafe {
+            libc::kill(pid as i32, libc::SIGINT);
+        });
         // Interrupted (130), or finished before the signal landed (0).
         assert!(matches!(code, Some(130) | Some(0)), "{code:?}\n{seen}");
         let run = p.ok(&["up", "redis", "gcs"]);

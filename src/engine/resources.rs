@@ -69,15 +69,7 @@ impl Engine {
     /// it is an error (never shared, never removed).
     async fn networks_named(&self, name: &str, project: &str) -> Result<Vec<String>, EngineError> {
         // The engine's name filter matches substrings: compare exactly here.
-        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let nets = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list networks", e))?;
+        let nets = self.list_networks("name", name.to_string()).await?;
         let mut ids = Vec::new();
         for net in nets.into_iter().filter(|n| n.name.as_deref() == Some(name)) {
             let owner = net
@@ -144,18 +136,9 @@ impl Engine {
 
     /// Networks carrying this project's label.
     pub async fn project_networks(&self, project: &str) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_PROJECT}={project}")],
-        )]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
         let nets = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| EngineError::api("list networks", e))?;
+            .list_networks("label", format!("{LABEL_PROJECT}={project}"))
+            .await?;
         Ok(nets
             .into_iter()
             .filter(|n| {
@@ -167,6 +150,22 @@ impl Engine {
             })
             .filter_map(|n| n.name)
             .collect())
+    }
+
+    /// Networks matching one filter (`name`, `label`, ...).
+    async fn list_networks(
+        &self,
+        filter: &str,
+        value: String,
+    ) -> Result<Vec<bollard::models::Network>, EngineError> {
+        let filters = HashMap::from([(filter.to_string(), vec![value])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| EngineError::api("list networks", e))
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
