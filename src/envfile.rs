@@ -663,36 +663,27 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// Random bytes taken as UTF-8: what is written reads back identically in dotenvy, and
-        /// a refusal names a real conflict.
+        /// Random bytes taken as UTF-8: what is written reads back identically in dotenvy.
         #[test]
         fn random_values_round_trip_through_dotenvy(
             bytes in proptest::collection::vec(any::<u8>(), 0..64),
             ascii in "[ -~\n\t]{0,40}",
         ) {
             for value in [String::from_utf8_lossy(&bytes).into_owned(), ascii] {
-                match quote_dotenv(&value) {
-                    Ok(quoted) => {
-                        let text = render(
-                            &["header".into()],
-                            &[("A".into(), quoted), ("B".into(), "after".into())],
-                            None,
-                        );
-                        let read = dotenvy_read(&text);
-                        prop_assert_eq!(
-                            read,
-                            vec![("A".to_string(), value.clone()), ("B".to_string(), "after".to_string())]
-                        );
-                    }
-                    Err(Unportable::CarriageReturn) => prop_assert!(value.contains('\r')),
-                    Err(Unportable::Nul) => prop_assert!(value.contains('\0')),
-                    Err(Unportable::Interpolation) => prop_assert!(has_python_interpolation(&value)),
-                    Err(Unportable::QuoteMix(_)) => {
-                        prop_assert!(value.contains('\'') && !double_quote_ok(&value));
-                    }
-                    Err(Unportable::Backslashes) => {
-                        prop_assert!(value.contains("\\\\") || value.ends_with('\\'));
-                    }
+                // A refused value is skipped here: that each refusal is justified (the value,
+                // quoted either way, reads back wrong in dotenvy, python-dotenv or Node) is
+                // checked against the real readers in tests/secrets_envfile.rs.
+                if let Ok(quoted) = quote_dotenv(&value) {
+                    let text = render(
+                        &["header".into()],
+                        &[("A".into(), quoted), ("B".into(), "after".into())],
+                        None,
+                    );
+                    let read = dotenvy_read(&text);
+                    prop_assert_eq!(
+                        read,
+                        vec![("A".to_string(), value.clone()), ("B".to_string(), "after".to_string())]
+                    );
                 }
             }
         }

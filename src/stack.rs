@@ -1014,12 +1014,110 @@ mod tests {
         );
     }
 
+    /// A service with every hashed field set to a known value.
+    fn known_service() -> ServiceSpec {
+        let mut s = builtin("").services[0].clone();
+        s.name = "db".into();
+        s.container_name = "demo-db-1".into();
+        s.image = "postgres:15".into();
+        s.command = Some(vec!["postgres".into()]);
+        s.entrypoint = None;
+        s.env = BTreeMap::from([("A".to_string(), "1".to_string())]);
+        s.ports = vec![PortSpec {
+            host_ip: Some("127.0.0.1".into()),
+            host_port: None,
+            container_port: 5432,
+            protocol: "tcp".into(),
+        }];
+        s.mounts = vec![Mount::Volume {
+            name: "demo_data".into(),
+            target: "/data".into(),
+            read_only: false,
+        }];
+        s.labels = BTreeMap::from([("l".to_string(), "v".to_string())]);
+        s.user = None;
+        s.working_dir = None;
+        s.healthcheck = None;
+        s.stop_signal = None;
+        s.tmpfs = Vec::new();
+        s.files = vec![ServiceFile {
+            target: "/run/secrets/pw".into(),
+            data: b"s3cret".to_vec(),
+            mode: 0o400,
+            uid: 0,
+            gid: 0,
+        }];
+        s.restart = None;
+        s
+    }
+
     #[test]
-    fn hash_is_stable() {
+    fn config_hash_is_pinned_and_changes_with_each_field() {
+        let base = known_service();
+        // The hashed text, and its SHA-256 computed with Python's hashlib (first 16 hex digits). Hashes
+        // are stored in container labels: a change here recreates every developer's containers.
+        // A file's content enters only as its own digest (sha256 of "s3cret"): never in clear.
         assert_eq!(
-            builtin("").services[0].config_hash(),
-            builtin("").services[0].config_hash()
+            serde_json::to_string(&base).unwrap(),
+            "{\"name\":\"db\",\"container_name\":\"demo-db-1\",\"image\":\"postgres:15\",\
+             \"command\":[\"postgres\"],\"entrypoint\":null,\"env\":{\"A\":\"1\"},\
+             \"ports\":[{\"host_ip\":\"127.0.0.1\",\"host_port\":null,\"container_port\":5432,\
+             \"protocol\":\"tcp\"}],\"mounts\":[{\"type\":\"volume\",\"name\":\"demo_data\",\
+             \"target\":\"/data\",\"read_only\":false}],\"labels\":{\"l\":\"v\"},\"user\":null,\
+             \"working_dir\":null,\"healthcheck\":null,\"stop_signal\":null,\"tmpfs\":[],\
+             \"files\":[{\"target\":\"/run/secrets/pw\",\
+             \"data\":\"1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0\",\"mode\":256,\"uid\":0,\"gid\":0}],\"restart\":null}"
         );
+        assert_eq!(base.config_hash(), "2b58967d78bb7ed9");
+
+        type Edit = fn(&mut ServiceSpec);
+        let edits: [(&str, Edit); 20] = [
+            ("name", |s| s.name = "db2".into()),
+            ("container_name", |s| s.container_name = "other".into()),
+            ("image", |s| s.image = "postgres:16".into()),
+            ("command", |s| s.command = None),
+            ("entrypoint", |s| s.entrypoint = Some(vec!["sh".into()])),
+            ("env value", |s| {
+                s.env.insert("A".into(), "2".into());
+            }),
+            ("port", |s| s.ports[0].host_port = Some(15432)),
+            ("port protocol", |s| s.ports[0].protocol = "udp".into()),
+            ("mount", |s| s.mounts.clear()),
+            ("mount read-only", |s| {
+                s.mounts[0] = Mount::Volume {
+                    name: "demo_data".into(),
+                    target: "/data".into(),
+                    read_only: true,
+                }
+            }),
+            ("labels", |s| s.labels.clear()),
+            ("user", |s| s.user = Some("1000".into())),
+            ("working_dir", |s| s.working_dir = Some("/app".into())),
+            ("healthcheck", |s| {
+                s.healthcheck = Some(Healthcheck {
+                    test: vec!["CMD".into(), "true".into()],
+                    interval: None,
+                    timeout: None,
+                    retries: None,
+                    start_period: None,
+                })
+            }),
+            ("stop_signal", |s| s.stop_signal = Some("SIGINT".into())),
+            ("tmpfs", |s| s.tmpfs = vec!["/tmp".into()]),
+            ("file content", |s| s.files[0].data = b"other".to_vec()),
+            ("file mode", |s| s.files[0].mode = 0o444),
+            ("file owner", |s| s.files[0].uid = 1000),
+            ("restart", |s| s.restart = Some("always".into())),
+        ];
+        let mut seen = BTreeSet::from([base.config_hash()]);
+        for (what, edit) in edits {
+            let mut s = known_service();
+            edit(&mut s);
+            assert!(
+                seen.insert(s.config_hash()),
+                "changing {what} changes the hash"
+            );
+        }
     }
 
     fn pg(env: &[(&str, &str)], x: &str) -> Result<PostgresApp, String> {

@@ -19,13 +19,31 @@ fn project(tag: &str) -> TestProject {
 }
 
 #[test]
+fn the_tests_model_of_drizzles_rows_matches_the_rows_drizzle_orm_recorded() {
+    // The rows of migrations added by the tests (not recorded from drizzle-orm) are computed
+    // with the model below; it must agree with drizzle-orm on the recorded fixtures.
+    for name in ["drizzle-pg", "drizzle-pg-next"] {
+        assert_eq!(
+            expected_rows(&fixture(name)),
+            drizzle_orm_rows(name),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        drizzle_orm_rows("drizzle-pg"),
+        drizzle_orm_rows("drizzle-pg-next")[..3],
+        "drizzle-pg-next only adds a fourth migration"
+    );
+}
+
+#[test]
 fn migrate_applies_three_then_the_fourth_with_drizzles_exact_rows() {
     let p = project("mig-3-then-4");
     use_migrations(&p, "drizzle-pg", "drizzle");
     let run = p.ok(&["migrate"]);
     assert!(run.stdout.contains("applied 3 migrations"), "{run}");
     let db = app_db(&p);
-    let three = expected_rows(&fixture("drizzle-pg"));
+    let three = drizzle_orm_rows("drizzle-pg");
     assert_eq!(drizzle_rows(&db), three);
     assert_eq!(
         tables(&db).len(),
@@ -40,7 +58,7 @@ fn migrate_applies_three_then_the_fourth_with_drizzles_exact_rows() {
         run.stderr.contains("applied 0003_deployment_commit_sha"),
         "{run}"
     );
-    let four = expected_rows(&fixture("drizzle-pg-next"));
+    let four = drizzle_orm_rows("drizzle-pg-next");
     assert_eq!(drizzle_rows(&db), four);
     assert_eq!(&four[..3], &three[..], "earlier rows untouched");
     // drizzle-orm's migrator, pointed at the same folder, finds nothing to do.
@@ -85,11 +103,11 @@ fn database_migrated_by_drizzles_algorithm_is_up_to_date_for_vibedev() {
     use_migrations(&p, "drizzle-pg-next", "drizzle");
     let run = p.ok(&["migrate"]);
     assert!(run.stdout.contains("applied 1 migration "), "{run}");
-    assert_eq!(drizzle_rows(&db), expected_rows(&dir));
+    assert_eq!(drizzle_rows(&db), drizzle_orm_rows("drizzle-pg-next"));
     drizzle_migrate(&db, &dir, SCHEMA, TABLE);
     assert_eq!(
         drizzle_rows(&db),
-        expected_rows(&dir),
+        drizzle_orm_rows("drizzle-pg-next"),
         "drizzle added no row"
     );
 }
@@ -105,10 +123,15 @@ fn up_applies_pending_migrations_once_postgres_is_ready() {
     );
     assert_eq!(
         drizzle_rows(&app_db(&p)),
-        expected_rows(&fixture("drizzle-pg-next"))
+        drizzle_orm_rows("drizzle-pg-next")
     );
+    let db = app_db(&p);
+    db.exec("INSERT INTO users (id, email, display_name, provider, provider_id) VALUES ('u1', 'ada@example.com', 'Ada', 'github', '1')");
     let again = p.ok(&["up", "postgres"]);
     assert!(!again.stderr.contains("applied 0"), "{again}");
+    // Nothing re-applied or recorded twice, and the data is untouched.
+    assert_eq!(drizzle_rows(&db), drizzle_orm_rows("drizzle-pg-next"));
+    assert_eq!(db.strings("SELECT id FROM users"), ["u1"]);
 }
 
 const BROKEN: &str = "CREATE TABLE \"ok_one\" (\"id\" integer);\n\
@@ -151,7 +174,7 @@ fn syntax_error_mid_file_applies_nothing_of_it_and_names_file_and_line() {
     assert!(!db.exists("public.ok_two"));
     assert_eq!(
         drizzle_rows(&db),
-        expected_rows(&fixture("drizzle-pg")),
+        drizzle_orm_rows("drizzle-pg"),
         "earlier migrations stay"
     );
 
@@ -162,7 +185,9 @@ fn syntax_error_mid_file_applies_nothing_of_it_and_names_file_and_line() {
     .unwrap();
     p.ok(&["migrate"]);
     assert!(db.exists("public.ok_two"));
-    assert_eq!(drizzle_rows(&db), expected_rows(&dir));
+    let mut expected = drizzle_orm_rows("drizzle-pg");
+    expected.push(expected_rows(&dir)[3].clone());
+    assert_eq!(drizzle_rows(&db), expected);
 }
 
 #[test]
@@ -189,7 +214,9 @@ fn enum_value_added_then_used_applies_where_drizzles_single_transaction_wedges()
 
     let run = p.ok(&["migrate"]);
     assert!(run.stdout.contains("applied 2 migrations"), "{run}");
-    assert_eq!(drizzle_rows(&db), expected_rows(&dir));
+    let mut expected = drizzle_orm_rows("drizzle-pg-next");
+    expected.push(expected_rows(&dir)[4].clone());
+    assert_eq!(drizzle_rows(&db), expected);
     let default: String = db.query(
         "SELECT column_default FROM information_schema.columns \
          WHERE table_name = 'app_deployments' AND column_name = 'status'",
@@ -199,23 +226,93 @@ fn enum_value_added_then_used_applies_where_drizzles_single_transaction_wedges()
     assert!(default.starts_with("'cancelled'"), "{default}");
 }
 
+/// The advisory lock `vibedev migrate` takes for the default bookkeeping table: the first 8 bytes
+/// (big-endian) of SHA-256("vibedev:migrate:\"drizzle\".\"__drizzle_migrations\""), computed with
+/// Python's hashlib (the unit test `lock_keys_are_pinned_and_depend_on_each_input` pins it too).
+const MIGRATE_LOCK: i64 = 449269480631968395;
+
+/// A running `vibedev` whose stderr is collected as it is written.
+struct Spawned {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Spawned {
+    fn new(p: &TestProject, args: &[&str]) -> Spawned {
+        let mut child = p
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines() {
+                let line = line.unwrap();
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Spawned {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn finish(self) -> support::Run {
+        let mut out = self.child.wait_with_output().unwrap();
+        self.reader.join().unwrap();
+        out.stderr = self.stderr.lock().unwrap().clone().into_bytes();
+        out.into()
+    }
+}
+
 #[test]
-fn concurrent_migrate_runs_apply_each_migration_once() {
+fn concurrent_migrate_runs_wait_for_the_lock_and_apply_each_migration_once() {
     let p = project("mig-concurrent");
     use_migrations(&p, "drizzle-pg-next", "drizzle");
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            p.cmd(&["migrate"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<support::Run> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().into())
-        .collect();
+    // The test's own session holds the migration lock in the database, so the first run waits
+    // for it there, and the second, started meanwhile, waits for the first (the project's
+    // lock): the runs overlap by construction, and the database lock is shown to be taken.
+    let db = app_db(&p);
+    let held: bool = db.query("SELECT pg_try_advisory_lock($1)", &[&MIGRATE_LOCK])[0].get(0);
+    assert!(held, "the lock was free");
+    let db_wait = "postgres   waiting for another `migrate` on this database to finish";
+    let project_wait = "waiting for `vibedev migrate` (PID ";
+    let runs: Vec<Spawned> = (0..2).map(|_| Spawned::new(&p, &["migrate"])).collect();
+    let both_waiting = |runs: &[Spawned]| {
+        let (a, b) = (runs[0].stderr(), runs[1].stderr());
+        (a.contains(db_wait) && b.contains(project_wait))
+            || (b.contains(db_wait) && a.contains(project_wait))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !both_waiting(&runs) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one run should wait for the database lock, the other for the first run: {:?}",
+            runs.iter().map(Spawned::stderr).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !db.exists("drizzle.__drizzle_migrations") || drizzle_rows(&db).is_empty(),
+        "nothing is applied while the lock is held"
+    );
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+    let released: bool = db.query("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])[0].get(0);
+    assert!(released);
+
+    let runs: Vec<support::Run> = runs.into_iter().map(Spawned::finish).collect();
     for run in &runs {
         assert!(run.success(), "{run}");
     }
@@ -224,10 +321,7 @@ fn concurrent_migrate_runs_apply_each_migration_once() {
         .map(|r| r.stderr.matches("postgres   applied").count())
         .sum();
     assert_eq!(applied, 4, "each migration applied by exactly one run");
-    assert_eq!(
-        drizzle_rows(&app_db(&p)),
-        expected_rows(&fixture("drizzle-pg-next"))
-    );
+    assert_eq!(drizzle_rows(&db), drizzle_orm_rows("drizzle-pg-next"));
 }
 
 #[test]
@@ -262,10 +356,7 @@ fn changed_file_is_reported_as_drifted_and_not_reapplied() {
         "{run}"
     );
     assert!(run.stdout.contains("up to date"), "{run}");
-    assert_eq!(
-        drizzle_rows(&app_db(&p)),
-        expected_rows(&fixture("drizzle-pg"))
-    );
+    assert_eq!(drizzle_rows(&app_db(&p)), drizzle_orm_rows("drizzle-pg"));
 }
 
 #[test]
@@ -301,7 +392,7 @@ fn out_of_order_entry_is_refused_until_allowed() {
 
     let run = p.ok(&["migrate", "--allow-out-of-order"]);
     assert!(run.stderr.contains("applied 0002_from_branch"), "{run}");
-    let mut expected = expected_rows(&fixture("drizzle-pg"));
+    let mut expected = drizzle_orm_rows("drizzle-pg");
     expected.push(expected_rows(&dir)[3].clone());
     assert_eq!(drizzle_rows(&db), expected);
     assert_eq!(p.run(&["migrate", "status", "--exit-code"]).code, Some(0));
@@ -324,7 +415,10 @@ fn renamed_bookkeeping_schema_and_table_are_used_as_given() {
     p.ok(&["migrate"]);
     let db = app_db(&p);
     let dir = p.path().join("db/migrations");
-    assert_eq!(rows(&db, "Ops Log", "Applied"), expected_rows(&dir));
+    assert_eq!(
+        rows(&db, "Ops Log", "Applied"),
+        drizzle_orm_rows("drizzle-pg")
+    );
     assert_eq!(
         db.count("SELECT count(*) FROM pg_namespace WHERE nspname = 'drizzle'"),
         0,

@@ -89,7 +89,7 @@ fn reset_leaves_exactly_migrations_and_seeds() {
         assert_eq!(seeded_state(&db), seeds(), "{args:?}");
         assert_eq!(
             drizzle_rows(&db),
-            expected_rows(&fixture("drizzle-pg")),
+            drizzle_orm_rows("drizzle-pg"),
             "{args:?}"
         );
         assert_eq!(
@@ -112,7 +112,7 @@ fn reset_leaves_exactly_migrations_and_seeds() {
         (vec![], vec![]),
         "--no-seed leaves the tables empty"
     );
-    assert_eq!(drizzle_rows(&db), expected_rows(&fixture("drizzle-pg")));
+    assert_eq!(drizzle_rows(&db), drizzle_orm_rows("drizzle-pg"));
 }
 
 #[test]
@@ -207,10 +207,7 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
         "{new_spare:?}"
     );
     let db = app_db(&p);
-    assert_eq!(
-        drizzle_rows(&db),
-        expected_rows(&fixture("drizzle-pg-next"))
-    );
+    assert_eq!(drizzle_rows(&db), drizzle_orm_rows("drizzle-pg-next"));
     assert_eq!(seeded_state(&db), seeds());
     drop(db);
 
@@ -223,7 +220,7 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
     );
     assert_eq!(
         drizzle_rows(&app_db(&p)),
-        expected_rows(&fixture("drizzle-pg-next"))
+        drizzle_orm_rows("drizzle-pg-next")
     );
 
     // A changed seed file is part of the template's key too.
@@ -270,7 +267,7 @@ fn objects(gcs: &str, bucket: &str) -> Vec<(String, String)> {
                 .iter()
                 .map(|o| {
                     let name = o["name"].as_str().unwrap().to_string();
-                    let (_, content) = http(
+                    let (status, content) = http(
                         "GET",
                         &format!(
                             "{gcs}/storage/v1/b/{bucket}/o/{}?alt=media",
@@ -278,6 +275,7 @@ fn objects(gcs: &str, bucket: &str) -> Vec<(String, String)> {
                         ),
                         None,
                     );
+                    assert_eq!(status, 200, "GET object {name}: {content}");
                     (name, content)
                 })
                 .collect()
@@ -296,14 +294,29 @@ fn upload(gcs: &str, bucket: &str, name: &str, content: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A document's fields; `None` only when the emulator answers 404 (any other failure fails the
+/// test, so "absent" is never a failed request).
 fn document(fs: &str, project: &str, path: &str) -> Option<serde_json::Value> {
     let (status, body) = http(
         "GET",
         &format!("http://{fs}/v1/projects/{project}/databases/(default)/documents/{path}"),
         None,
     );
-    (status == 200)
-        .then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap()["fields"].clone())
+    match status {
+        200 => Some(serde_json::from_str::<serde_json::Value>(&body).unwrap()["fields"].clone()),
+        404 => None,
+        other => panic!("GET document {path}: status {other}: {body}"),
+    }
+}
+
+/// Writes a document's fields through the emulator, failing the test unless it was written.
+fn patch_document(fs: &str, project: &str, path: &str, fields: &str) {
+    let (status, body) = http(
+        "PATCH",
+        &format!("http://{fs}/v1/projects/{project}/databases/(default)/documents/{path}"),
+        Some(&format!("{{\"fields\":{fields}}}")),
+    );
+    assert_eq!(status, 200, "PATCH document {path}: {body}");
 }
 
 fn redis(addr: &str, command: &[&str]) -> String {
@@ -381,16 +394,19 @@ fn bucket_and_firestore_seeds_appear_and_reset_all_restores_them() {
     // The developer changes every store.
     upload(&gcs, "vibesdk-templates", "readme.txt", "edited");
     upload(&gcs, "vibesdk-templates", "stray.txt", "stray");
-    http(
-        "PATCH",
-        &format!("http://{fs}/v1/projects/{gp}/databases/(default)/documents/users/u1"),
-        Some("{\"fields\":{\"name\":{\"stringValue\":\"Changed\"}}}"),
+    patch_document(
+        &fs,
+        &gp,
+        "users/u1",
+        "{\"name\":{\"stringValue\":\"Changed\"}}",
     );
-    http(
-        "PATCH",
-        &format!("http://{fs}/v1/projects/{gp}/databases/(default)/documents/users/stray"),
-        Some("{\"fields\":{}}"),
+    patch_document(&fs, &gp, "users/stray", "{}");
+    assert_eq!(
+        document(&fs, &gp, "users/u1").unwrap()["name"]["stringValue"],
+        "Changed",
+        "the edit the seed must undo took effect"
     );
+    assert!(document(&fs, &gp, "users/stray").is_some());
     assert_eq!(redis(&redis_addr, &["SET", "k", "v"]), "+OK");
     app_db(&p).exec("DELETE FROM users");
 

@@ -403,13 +403,17 @@ mod tests {
     use crate::migrate::journal::Migration;
 
     fn journal(hash: &str) -> Journal {
+        entry("0000_a", 1, hash)
+    }
+
+    fn entry(tag: &str, when: i64, hash: &str) -> Journal {
         Journal {
             dir: "d".into(),
             migrations: vec![Migration {
-                tag: "0000_a".into(),
-                when: 1,
-                path: "d/0000_a.sql".into(),
-                display: "d/0000_a.sql".into(),
+                tag: tag.into(),
+                when,
+                path: format!("d/{tag}.sql").into(),
+                display: format!("d/{tag}.sql"),
                 hash: hash.into(),
                 text: String::new(),
                 statements: Vec::new(),
@@ -426,21 +430,59 @@ mod tests {
         }
     }
 
+    fn seed(display: &str, text: &str) -> SeedFile {
+        SeedFile {
+            path: display.into(),
+            display: display.into(),
+            text: text.into(),
+        }
+    }
+
     #[test]
-    fn the_key_changes_with_any_migration_or_seed() {
-        let (a, b) = (journal("h1"), journal("h2"));
-        let seed = [SeedFile {
-            path: "s.sql".into(),
-            display: "s.sql".into(),
-            text: "INSERT 1".into(),
-        }];
+    fn the_key_is_pinned_and_changes_with_each_input() {
+        let a = journal("h1");
+        // Reference value: SHA-256 of "vibedev-template-v1\0" "\"drizzle\".\"__drizzle_migrations\"\0"
+        // "m\00000_a\01\0h1\0", computed with Python's hashlib. Templates built by another
+        // vibedev version are reused only if it agrees.
         let base = template_key(&opts(&a, &[]));
-        assert_eq!(base, template_key(&opts(&a, &[])));
-        assert_ne!(base, template_key(&opts(&b, &[])));
-        assert_ne!(base, template_key(&opts(&a, &seed)));
+        assert_eq!(
+            base,
+            "fb71dd9fbe23cb393ba4645375f42b9539bf854a70a68a3beb54dd6250ba494c"
+        );
+
+        let (b, tag, when) = (
+            journal("h2"),
+            entry("0000_b", 1, "h1"),
+            entry("0000_a", 2, "h1"),
+        );
+        let seeded = [seed("s.sql", "INSERT 1")];
+        let other_text = [seed("s.sql", "INSERT 2")];
+        let other_file = [seed("t.sql", "INSERT 1")];
         let mut other_table = opts(&a, &[]);
         other_table.migrate.bookkeeping.table = "t".into();
-        assert_ne!(base, template_key(&other_table));
+        let mut other_schema = opts(&a, &[]);
+        other_schema.migrate.bookkeeping.schema = "s".into();
+        let mut extension = opts(&a, &[]);
+        extension.migrate.extensions = vec!["pgcrypto".into()];
+        let changed = [
+            ("migration hash", template_key(&opts(&b, &[]))),
+            ("migration tag", template_key(&opts(&tag, &[]))),
+            ("migration when", template_key(&opts(&when, &[]))),
+            ("a seed file", template_key(&opts(&a, &seeded))),
+            ("seed text", template_key(&opts(&a, &other_text))),
+            ("seed file name", template_key(&opts(&a, &other_file))),
+            ("bookkeeping table", template_key(&other_table)),
+            ("bookkeeping schema", template_key(&other_schema)),
+            ("extensions", template_key(&extension)),
+        ];
+        for (i, (what, key)) in changed.iter().enumerate() {
+            assert_ne!(key, &base, "{what}");
+            for (other, key2) in &changed[i + 1..] {
+                assert_ne!(key, key2, "{what} vs {other}");
+            }
+        }
+        // The same inputs again give the same key (no hidden input such as time or order of calls).
+        assert_eq!(changed[3].1, template_key(&opts(&a, &seeded)));
     }
 
     #[test]

@@ -69,7 +69,32 @@ pub fn journal_entries(dir: &Path) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The rows drizzle-orm writes for a folder: (lowercase hex SHA-256 of the file, `when`).
+/// The rows drizzle-orm 0.45.4's own migrator wrote for a fixture folder (`drizzle-pg` or
+/// `drizzle-pg-next`), read from tests/fixtures/drizzle-orm-rows/ (see its README.md): an
+/// independent reference, recorded from drizzle-orm itself, not computed here.
+pub fn drizzle_orm_rows(fixture_name: &str) -> Vec<(String, i64)> {
+    let file = match fixture_name {
+        "drizzle-pg" => "migrations_rows_after3.txt",
+        "drizzle-pg-next" => "migrations_rows_after4.txt",
+        other => panic!("no rows recorded from drizzle-orm for fixture {other}"),
+    };
+    let text = std::fs::read_to_string(fixture("drizzle-orm-rows").join(file)).expect("rows file");
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let fields: Vec<&str> = line.split('|').collect();
+            assert_eq!(fields.len(), 3, "{file}: {line}");
+            assert_eq!(fields[0], (i + 1).to_string(), "{file}: ids in order");
+            (
+                fields[1].to_string(),
+                fields[2].parse().expect("created_at"),
+            )
+        })
+        .collect()
+}
+
+/// The row drizzle-orm writes for a migration added by a test (not in a recorded fixture):
+/// (lowercase hex SHA-256 of the file, `when`).
 pub fn expected_rows(dir: &Path) -> Vec<(String, i64)> {
     journal_entries(dir)
         .into_iter()
