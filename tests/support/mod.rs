@@ -357,3 +357,16 @@ pub fn docker_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// The subcommands listed in the `Commands:` table of clap's `--help` output: the first word of
+/// each line indented by exactly two spaces, up to the next section (continuation lines of a
+/// description are indented further and are not entries).
+pub fn help_commands(help: &str) -> Vec<String> {
+    let mut lines = help.lines().skip_while(|l| l.trim_end() != "Commands:");
+    assert!(lines.next().is_some(), "no Commands: section in:\n{help}");
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
