@@ -334,6 +334,20 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Runs `attempt` with a host port that was free a moment ago; when something else took that
+/// port before the stack bound it (vibedev then refuses with "port N for service ..."), again with
+/// another. Returns the port and the run that did not lose that race.
+pub fn on_a_free_port(mut attempt: impl FnMut(u16) -> Run) -> (u16, Run) {
+    for _ in 0..5 {
+        let port = free_port();
+        let run = attempt(port);
+        if !(run.code == Some(1) && run.stderr.contains(&format!("port {port} for service"))) {
+            return (port, run);
+        }
+    }
+    panic!("five free ports were taken before the stack could bind them");
+}
+
 /// Ids of the project's `network`s or `volume`s (by vibedev's project label).
 pub fn labelled(project: &TestProject, kind: &str) -> Vec<String> {
     let label = format!("label=dev.vibedev.project={}", project.name);
