@@ -300,7 +300,7 @@ fn burst_of_fifty_writes_runs_each_affected_action_once() {
     copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
     std::fs::create_dir_all(p.path().join("seed/bucket")).unwrap();
     p.ok(&["up", "postgres", "gcs"]);
-    let w = Watcher::start(&p);
+    let w = Watcher::spawn(&p, &["watch", "-v"], "idle: 0 actions run so far");
 
     // 47 seed files and 3 migration files, as fast as they can be written.
     for i in 0..47 {
@@ -310,10 +310,26 @@ fn burst_of_fifty_writes_runs_each_affected_action_once() {
         );
     }
     add_fourth_migration(&p);
+    // The watcher says when it has nothing left queued, with how many actions it ran: once
+    // both changes are acted on, that is exactly two (one run of each).
+    let idle_runs = || -> Vec<usize> {
+        w.err()
+            .lines()
+            .filter_map(|l| l.split("idle: ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while idle_runs().last().is_none_or(|&n| n < 2) {
+        assert!(
+            Instant::now() < deadline,
+            "never idle after the burst:\n{}",
+            w.err()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(idle_runs().last(), Some(&2), "{}\n{}", w.out(), w.err());
     w.wait_out("migrations changed:");
     w.wait_out("bucket seed changed:");
-    // Anything still queued would show up within this time.
-    std::thread::sleep(Duration::from_secs(2));
     let out = w.out();
     assert_eq!(out.matches("migrations changed:").count(), 1, "{out}");
     assert_eq!(out.matches("bucket seed changed:").count(), 1, "{out}");
