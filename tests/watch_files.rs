@@ -194,14 +194,34 @@ fn compose_change_recreates_only_that_service_and_a_bad_save_keeps_watching() {
         .collect();
     let w = Watcher::start(&p);
 
-    let port = support::free_port();
+    // A port that was free a moment ago; when something takes it before the stack binds it,
+    // the save fails naming it, and another port is saved.
     let compose = std::fs::read_to_string(p.path().join("stack.yml")).unwrap();
-    save(
-        &p,
-        "stack.yml",
-        &compose.replace("[\"6379\"]", &format!("[\"{port}:6379\"]")),
-    );
-    w.wait_out("config changed: recreated redis");
+    let mut saves = 0;
+    let port = loop {
+        let port = support::free_port();
+        save(
+            &p,
+            "stack.yml",
+            &compose.replace("[\"6379\"]", &format!("[\"{port}:6379\"]")),
+        );
+        saves += 1;
+        assert!(saves <= 5, "five free ports were taken:\n{}", w.err());
+        w.wait_n("config changed:", saves, &|| w.out());
+        let out = w.out();
+        let last = out
+            .lines()
+            .rfind(|l| l.contains("config changed:"))
+            .unwrap();
+        if last.contains("config changed: recreated redis") {
+            break port;
+        }
+        assert!(
+            w.err().contains(&format!("port {port} for service redis")),
+            "{out}\n{}",
+            w.err()
+        );
+    };
     assert_eq!(
         container_id(&p, "postgres"),
         before[0],
@@ -218,7 +238,7 @@ fn compose_change_recreates_only_that_service_and_a_bad_save_keeps_watching() {
     // An invalid save: the error is shown, the stack keeps running, the watcher keeps watching.
     let good = std::fs::read_to_string(p.path().join("vibedev.toml")).unwrap();
     save(&p, "vibedev.toml", "project = [\n");
-    w.wait_out("config changed: failed");
+    w.wait_n("config changed: failed", saves, &|| w.out());
     w.wait_stderr("vibedev.toml:1:");
     let redis = container_id(&p, "redis");
     assert_eq!(
