@@ -1,6 +1,7 @@
-//! `vibedev watch` on a real stack: saving the compose file, the config, a migration or a bucket
-//! seed file runs the matching action (and only it), a bad save keeps the watcher alive, and a
-//! burst of writes becomes one run of each affected action.
+//! `vibedev watch` on a real stack: saving the compose file, the config, a migration, a bucket
+//! seed file or the env template (against the Secret Manager stand-in) runs the matching action
+//! (and only it), a bad save keeps the watcher alive, a burst of writes becomes one run of each
+//! affected action, and `up --watch` starts the stack before it watches.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{TestProject, container_id, env, images};
+use support::{TestProject, container_id, env, images, status};
 
 /// A running `vibedev watch` whose output is collected as it comes.
 struct Watcher {
@@ -25,8 +26,12 @@ impl Watcher {
 
     /// Starts `vibedev ARGS` and waits until stderr shows `ready`.
     fn spawn(p: &TestProject, args: &[&str], ready: &str) -> Watcher {
-        let mut child = p
-            .cmd(args)
+        Watcher::spawn_cmd(p.cmd(args), ready)
+    }
+
+    /// Starts `cmd` and waits until stderr shows `ready`.
+    fn spawn_cmd(mut cmd: std::process::Command, ready: &str) -> Watcher {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -356,6 +361,84 @@ fn burst_of_fifty_writes_runs_each_affected_action_once() {
     assert_eq!(out.matches("config changed:").count(), 0, "{out}");
     assert!(out.contains("47 uploaded"), "{out}");
     assert!(out.contains("applied 0003_deployment_commit_sha"), "{out}");
+    w.stop();
+}
+
+#[test]
+fn saved_env_template_pulls_the_secrets() {
+    // The Secret Manager stand-in; no stack (and no Docker) is needed for this action.
+    let p = support::secrets::SecretsProject::new(
+        "watch-secrets",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\n",
+    );
+    p.server.add_secret("jwt-secret", &[], &[b"jwt-Aq93-value"]);
+    p.server
+        .add_secret("openai-api-key", &[], &[b"sk-live-Wd52"]);
+    let w = Watcher::spawn_cmd(p.cmd(&["watch"]), "watching ");
+    assert_eq!(p.env_file(), None, "pulled before any save");
+
+    save(
+        &p.project,
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nOPENAI_API_KEY={{ secret \"openai-api-key\" }}\n",
+    );
+    w.wait_out("env template changed:");
+    let out = w.out();
+    assert!(!out.contains("failed"), "{out}\n{}", w.err());
+    assert_eq!(
+        p.env_vars(),
+        [
+            ("JWT_SECRET".to_string(), "jwt-Aq93-value".to_string()),
+            ("OPENAI_API_KEY".to_string(), "sk-live-Wd52".to_string()),
+        ]
+        .into(),
+    );
+    assert_eq!(p.server.access_calls("jwt-secret"), 1);
+    assert_eq!(p.server.access_calls("openai-api-key"), 1);
+    for value in ["jwt-Aq93-value", "sk-live-Wd52"] {
+        assert!(
+            !out.contains(value) && !w.err().contains(value),
+            "{value} printed"
+        );
+    }
+    w.stop();
+}
+
+#[test]
+fn up_watch_starts_the_stack_then_applies_saves() {
+    let p = project("watch-up", "");
+    let w = Watcher::spawn(&p, &["up", "--watch"], "watching ");
+    let before: Vec<String> = ["postgres", "redis", "gcs"]
+        .iter()
+        .map(|s| container_id(&p, s))
+        .collect();
+    assert!(
+        before.iter().all(|id| !id.is_empty()),
+        "{before:?}\n{}",
+        w.err()
+    );
+    assert_eq!(status(&p)["redis"]["state"], "running");
+
+    let compose = std::fs::read_to_string(p.path().join("stack.yml")).unwrap();
+    save(
+        &p,
+        "stack.yml",
+        &compose.replace(
+            "    ports: [\"6379\"]\n",
+            "    ports: [\"6379\"]\n    environment: {WATCHED: \"yes\"}\n",
+        ),
+    );
+    w.wait_out("config changed: recreated redis; 2 kept running");
+    assert_eq!(
+        container_id(&p, "postgres"),
+        before[0],
+        "postgres was touched"
+    );
+    assert_eq!(container_id(&p, "gcs"), before[2], "gcs was touched");
+    let redis = container_id(&p, "redis");
+    assert_ne!(redis, before[1], "redis was not recreated");
+    let env = support::docker(&["inspect", "-f", "{{json .Config.Env}}", &redis]);
+    assert!(env.contains("WATCHED=yes"), "{env}");
     w.stop();
 }
 
