@@ -1,7 +1,7 @@
 //! `vibedev watch` on a real stack: saving the compose file, the config, a migration, a bucket
-//! seed file or the env template (against the Secret Manager stand-in) runs the matching action
-//! (and only it), a bad save keeps the watcher alive, a burst of writes becomes one run of each
-//! affected action, and `up --watch` starts the stack before it watches.
+//! or Firestore seed file, or the env template (against the Secret Manager stand-in) runs the
+//! matching action (and only it), a bad save keeps the watcher alive, a burst of writes becomes
+//! one run of each affected action, and `up --watch` starts the stack before it watches.
 
 mod support;
 
@@ -439,6 +439,55 @@ fn up_watch_starts_the_stack_then_applies_saves() {
     assert_ne!(redis, before[1], "redis was not recreated");
     let env = support::docker(&["inspect", "-f", "{{json .Config.Env}}", &redis]);
     assert!(env.contains("WATCHED=yes"), "{env}");
+    w.stop();
+}
+
+#[test]
+fn saved_firestore_seed_document_is_written_to_the_emulator() {
+    let p = TestProject::new("watch-firestore");
+    p.write_config("[seed]\nfirestore_dir = \"seed/firestore\"\n");
+    p.write("seed/firestore/users/u1.json", "{\"name\":\"Ada\"}");
+    p.ok(&["up", "firestore"]);
+    let vars = env(&p);
+    let url = |path: &str| {
+        format!(
+            "http://{}/v1/projects/{}/databases/(default)/documents/{path}",
+            vars["FIRESTORE_EMULATOR_HOST"], vars["GOOGLE_CLOUD_PROJECT"]
+        )
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let field = |path: &str| -> Option<String> {
+        rt.block_on(async {
+            let r = reqwest::get(url(path)).await.unwrap();
+            if r.status() == 404 {
+                return None;
+            }
+            assert_eq!(r.status(), 200, "GET {path}");
+            let doc: serde_json::Value = r.json().await.unwrap();
+            Some(doc["fields"]["name"]["stringValue"].as_str()?.to_string())
+        })
+    };
+    assert_eq!(field("users/u1").as_deref(), Some("Ada"));
+    assert_eq!(field("users/u2"), None);
+
+    let w = Watcher::start(&p);
+    save(&p, "seed/firestore/users/u1.json", "{\"name\":\"Ada L.\"}");
+    p.write("seed/firestore/users/u2.json", "{\"name\":\"Grace\"}");
+    w.wait_out("firestore seed changed:");
+    let out = w.out();
+    assert!(!out.contains("failed"), "{out}\n{}", w.err());
+    // Both files may arrive as one change or as two: wait for the last document written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while field("users/u2").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "users/u2 never written:\n{}",
+            w.out()
+        );
+        w.wait_n("firestore seed changed:", 2, &|| w.out());
+    }
+    assert_eq!(field("users/u1").as_deref(), Some("Ada L."));
+    assert_eq!(field("users/u2").as_deref(), Some("Grace"));
     w.stop();
 }
 
