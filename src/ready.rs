@@ -247,17 +247,72 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        assert!(redis_ping("127.0.0.1", port).await.is_err());
+        let err = redis_ping("127.0.0.1", port).await.unwrap_err();
+        assert!(err.contains("refused"), "{err}");
+    }
+
+    /// A server on the port that is not Redis (or a Redis that answers an error): the reply is
+    /// named, not just "not ready".
+    #[tokio::test]
+    async fn redis_probe_names_an_unexpected_reply() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 64];
+            let n = conn.read(&mut buf).unwrap();
+            conn.write_all(b"-LOADING dataset in memory\r\n").unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let err = redis_ping("127.0.0.1", port).await.unwrap_err();
+        assert_eq!(err, r#"unexpected reply "-LOADING dataset in memory""#);
+        assert_eq!(server.join().unwrap(), "*1\r\n$4\r\nPING\r\n");
     }
 
     #[tokio::test]
     async fn retry_until_returns_the_last_error_at_the_deadline() {
-        let start = Instant::now();
-        let r: Result<(), String> = retry_until(start + Duration::from_millis(100), || async {
-            Err("nope".to_string())
+        let attempts = std::cell::Cell::new(0u32);
+        let r: Result<(), String> =
+            retry_until(Instant::now() + Duration::from_millis(100), || {
+                attempts.set(attempts.get() + 1);
+                let n = attempts.get();
+                async move { Err(format!("nope {n}")) }
+            })
+            .await;
+        let n = attempts.get();
+        assert!(n >= 1);
+        assert_eq!(r.unwrap_err(), format!("nope {n}"), "not the last error");
+    }
+
+    #[tokio::test]
+    async fn retry_until_tries_once_when_the_deadline_has_passed() {
+        let attempts = std::cell::Cell::new(0u32);
+        let r: Result<(), String> = retry_until(Instant::now(), || {
+            attempts.set(attempts.get() + 1);
+            async { Err("nope".to_string()) }
         })
         .await;
         assert_eq!(r.unwrap_err(), "nope");
-        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(attempts.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn retry_until_retries_until_an_attempt_succeeds() {
+        let attempts = std::cell::Cell::new(0u32);
+        let r = retry_until(Instant::now() + Duration::from_secs(600), || {
+            attempts.set(attempts.get() + 1);
+            let n = attempts.get();
+            async move {
+                if n < 4 {
+                    Err(format!("nope {n}"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(4));
+        assert_eq!(attempts.get(), 4);
     }
 }

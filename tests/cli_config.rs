@@ -163,7 +163,24 @@ fn tcp_docker_host_that_refuses_is_named() {
 fn help_lists_the_commands() {
     let p = TestProject::empty("help");
     let run = p.ok(&["--help"]);
-    for cmd in ["up", "down", "status", "logs", "env"] {
-        assert!(run.stdout.contains(cmd), "{cmd}: {run}");
-    }
+    let table = support::help_commands(&run.stdout);
+    let expected = [
+        "up",
+        "down",
+        "status",
+        "logs",
+        "env",
+        "doctor",
+        "init",
+        "completions",
+        "migrate",
+        "reset-db",
+        "seed",
+        "secrets",
+        "watch",
+        "run",
+        "config",
+        "help",
+    ];
+    assert_eq!(table, expected, "the command table of:\n{run}");
 }

@@ -10,15 +10,6 @@ use std::process::Command;
 
 use support::{TestProject, images};
 
-/// A free host port right now (the listener is closed again).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A project whose every doctor check can pass: test images, `redis_ports` for redis, a GCP
 /// project and env template in the config, a service-account key in GOOGLE_APPLICATION_CREDENTIALS
 /// (its presence and shape are checked, no token is asked for), gcloud's folders in a temp dir, a
@@ -135,12 +126,15 @@ const ALL_CHECKS: [&str; 12] = support::DOCTOR_CHECKS;
 
 #[test]
 fn doctor_passes_every_check_on_a_healthy_stack() {
-    let redis_port = free_port();
-    let (p, _home) = ready_project(
-        "doctor-healthy",
-        &format!("\"127.0.0.1:{redis_port}:6379\""),
-    );
-    p.ok(&["up"]);
+    let mut made = None;
+    let (redis_port, up) = support::on_a_free_port(|port| {
+        let (p, home) = ready_project("doctor-healthy", &format!("\"127.0.0.1:{port}:6379\""));
+        let up = p.run(&["up"]);
+        made = Some((p, home));
+        up
+    });
+    let (p, _home) = made.unwrap();
+    assert!(up.success(), "{up}");
 
     let run = p.run(&["doctor"]);
     assert_eq!(run.code, Some(0), "{run}");
@@ -257,14 +251,21 @@ fn doctor_names_the_process_holding_a_configured_port() {
 
 #[test]
 fn doctor_names_another_container_and_its_project_holding_a_port() {
-    let port = free_port();
-    let (p, _home) = ready_project("doctor-other", &format!("\"127.0.0.1:{port}:6379\""));
+    // The squatter's port is chosen by the engine (no window for anything else to take it), then
+    // the project asks for that same port.
     let image = images().redis;
     Command::new("docker")
         .args(["pull", "-q", &image])
         .output()
         .unwrap();
-    let name = format!("{}-squatter", p.name);
+    let name = format!(
+        "vibedev-test-doctor-other-{}-{}-squatter",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
     let out = Command::new("docker")
         .args([
             "run",
@@ -275,7 +276,7 @@ fn doctor_names_another_container_and_its_project_holding_a_port() {
             "--label",
             "com.docker.compose.project=someone-else",
             "-p",
-            &format!("127.0.0.1:{port}:6379"),
+            "127.0.0.1::6379",
             &image,
             "redis-server",
             "--protected-mode",
@@ -288,8 +289,21 @@ fn doctor_names_another_container_and_its_project_holding_a_port() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    struct Removed(String);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let _squatter = Removed(name.clone());
+    let bound = support::docker(&["port", &name, "6379/tcp"]);
+    let port: u16 = bound
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host port in {bound:?}"));
+    let (p, _home) = ready_project("doctor-other", &format!("\"127.0.0.1:{port}:6379\""));
     let run = p.run(&["doctor", "--json"]);
-    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
     assert_eq!(run.code, Some(5), "{run}");
     let all = checks(&run);
     let message = &check(&all, "ports").2;

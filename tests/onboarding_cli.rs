@@ -25,6 +25,20 @@ fn vibedev(args: &[&str]) -> support::Run {
 
 #[test]
 fn completions_for_each_shell_name_every_subcommand() {
+    // The subcommands are those of the help's command table (`help` itself aside), which must
+    // include at least the onboarding ones.
+    let help = vibedev(&["--help"]);
+    assert!(help.success(), "{help}");
+    let subs: Vec<String> = support::help_commands(&help.stdout)
+        .into_iter()
+        .filter(|c| c != "help")
+        .collect();
+    for sub in SUBCOMMANDS {
+        assert!(
+            subs.iter().any(|s| s == sub),
+            "{sub} not in the help: {help}"
+        );
+    }
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let run = vibedev(&["completions", shell]);
         assert!(run.success(), "{shell}: {run}");
@@ -33,10 +47,20 @@ fn completions_for_each_shell_name_every_subcommand() {
             "{shell}: suspiciously short:\n{run}"
         );
         assert!(run.stdout.contains("vibedev"), "{shell}");
-        for sub in SUBCOMMANDS {
+        // Each subcommand as an entry of the shell's own top-level command list (a bare
+        // substring would match nearly any script: `up` is in "upwards").
+        for sub in &subs {
+            let entry = match shell {
+                "bash" => format!("            vibedev,{sub})"),
+                "zsh" => format!("\n'{sub}:"),
+                "fish" => format!(
+                    "complete -c vibedev -n \"__fish_vibedev_needs_command\" -f -a \"{sub}\" -d "
+                ),
+                _ => format!("[CompletionResult]::new('{sub}', '{sub}', "),
+            };
             assert!(
-                run.stdout.contains(sub),
-                "{shell} completions do not mention {sub}"
+                run.stdout.contains(&entry),
+                "{shell} completions have no command entry for {sub} ({entry:?})"
             );
         }
         // Flags of subcommands are there too (fish writes them as `-l volumes`).

@@ -241,10 +241,12 @@ fn changing_one_service_recreates_only_that_one() {
     assert_eq!(inspect(&last["redis"].0, "{{.Config.Image}}"), alias);
 
     // A port change: again only redis, now on the port asked for.
-    let port = support::free_port();
-    p.set("redis", "ports", &format!("[\"{port}:6379\"]"));
-    p.write_config("[services.redis.env]\nEXTRA = \"1\"\n");
-    p.ok(&["up", "postgres", "redis"]);
+    let (port, run) = support::on_a_free_port(|port| {
+        p.set("redis", "ports", &format!("[\"{port}:6379\"]"));
+        p.write_config("[services.redis.env]\nEXTRA = \"1\"\n");
+        p.run(&["up", "postgres", "redis"])
+    });
+    assert!(run.success(), "{run}");
     let ported = fingerprint(&p, &["postgres", "redis"]);
     assert_eq!(ported["postgres"], before["postgres"]);
     assert_ne!(ported["redis"].0, last["redis"].0);

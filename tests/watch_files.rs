@@ -1,6 +1,7 @@
-//! `vibedev watch` on a real stack: saving the compose file, the config, a migration or a bucket
-//! seed file runs the matching action (and only it), a bad save keeps the watcher alive, and a
-//! burst of writes becomes one run of each affected action.
+//! `vibedev watch` on a real stack: saving the compose file, the config, a migration, a bucket
+//! or Firestore seed file, or the env template (against the Secret Manager stand-in) runs the
+//! matching action (and only it), a bad save keeps the watcher alive, a burst of writes becomes
+//! one run of each affected action, and `up --watch` starts the stack before it watches.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{TestProject, container_id, env, images};
+use support::{TestProject, container_id, env, images, status};
 
 /// A running `vibedev watch` whose output is collected as it comes.
 struct Watcher {
@@ -25,8 +26,12 @@ impl Watcher {
 
     /// Starts `vibedev ARGS` and waits until stderr shows `ready`.
     fn spawn(p: &TestProject, args: &[&str], ready: &str) -> Watcher {
-        let mut child = p
-            .cmd(args)
+        Watcher::spawn_cmd(p.cmd(args), ready)
+    }
+
+    /// Starts `cmd` and waits until stderr shows `ready`.
+    fn spawn_cmd(mut cmd: std::process::Command, ready: &str) -> Watcher {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -194,14 +199,34 @@ fn compose_change_recreates_only_that_service_and_a_bad_save_keeps_watching() {
         .collect();
     let w = Watcher::start(&p);
 
-    let port = support::free_port();
+    // A port that was free a moment ago; when something takes it before the stack binds it,
+    // the save fails naming it, and another port is saved.
     let compose = std::fs::read_to_string(p.path().join("stack.yml")).unwrap();
-    save(
-        &p,
-        "stack.yml",
-        &compose.replace("[\"6379\"]", &format!("[\"{port}:6379\"]")),
-    );
-    w.wait_out("config changed: recreated redis");
+    let mut saves = 0;
+    let port = loop {
+        let port = support::free_port();
+        save(
+            &p,
+            "stack.yml",
+            &compose.replace("[\"6379\"]", &format!("[\"{port}:6379\"]")),
+        );
+        saves += 1;
+        assert!(saves <= 5, "five free ports were taken:\n{}", w.err());
+        w.wait_n("config changed:", saves, &|| w.out());
+        let out = w.out();
+        let last = out
+            .lines()
+            .rfind(|l| l.contains("config changed:"))
+            .unwrap();
+        if last.contains("config changed: recreated redis") {
+            break port;
+        }
+        assert!(
+            w.err().contains(&format!("port {port} for service redis")),
+            "{out}\n{}",
+            w.err()
+        );
+    };
     assert_eq!(
         container_id(&p, "postgres"),
         before[0],
@@ -218,7 +243,7 @@ fn compose_change_recreates_only_that_service_and_a_bad_save_keeps_watching() {
     // An invalid save: the error is shown, the stack keeps running, the watcher keeps watching.
     let good = std::fs::read_to_string(p.path().join("vibedev.toml")).unwrap();
     save(&p, "vibedev.toml", "project = [\n");
-    w.wait_out("config changed: failed");
+    w.wait_n("config changed: failed", saves, &|| w.out());
     w.wait_stderr("vibedev.toml:1:");
     let redis = container_id(&p, "redis");
     assert_eq!(
@@ -300,7 +325,7 @@ fn burst_of_fifty_writes_runs_each_affected_action_once() {
     copy_dir(&fixtures("drizzle-pg"), &p.path().join("drizzle"));
     std::fs::create_dir_all(p.path().join("seed/bucket")).unwrap();
     p.ok(&["up", "postgres", "gcs"]);
-    let w = Watcher::start(&p);
+    let w = Watcher::spawn(&p, &["watch", "-v"], "idle: 0 actions run so far");
 
     // 47 seed files and 3 migration files, as fast as they can be written.
     for i in 0..47 {
@@ -310,16 +335,159 @@ fn burst_of_fifty_writes_runs_each_affected_action_once() {
         );
     }
     add_fourth_migration(&p);
+    // The watcher says when it has nothing left queued, with how many actions it ran: once
+    // both changes are acted on, that is exactly two (one run of each).
+    let idle_runs = || -> Vec<usize> {
+        w.err()
+            .lines()
+            .filter_map(|l| l.split("idle: ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while idle_runs().last().is_none_or(|&n| n < 2) {
+        assert!(
+            Instant::now() < deadline,
+            "never idle after the burst:\n{}",
+            w.err()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(idle_runs().last(), Some(&2), "{}\n{}", w.out(), w.err());
     w.wait_out("migrations changed:");
     w.wait_out("bucket seed changed:");
-    // Anything still queued would show up within this time.
-    std::thread::sleep(Duration::from_secs(2));
     let out = w.out();
     assert_eq!(out.matches("migrations changed:").count(), 1, "{out}");
     assert_eq!(out.matches("bucket seed changed:").count(), 1, "{out}");
     assert_eq!(out.matches("config changed:").count(), 0, "{out}");
     assert!(out.contains("47 uploaded"), "{out}");
     assert!(out.contains("applied 0003_deployment_commit_sha"), "{out}");
+    w.stop();
+}
+
+#[test]
+fn saved_env_template_pulls_the_secrets() {
+    // The Secret Manager stand-in; no stack (and no Docker) is needed for this action.
+    let p = support::secrets::SecretsProject::new(
+        "watch-secrets",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\n",
+    );
+    p.server.add_secret("jwt-secret", &[], &[b"jwt-Aq93-value"]);
+    p.server
+        .add_secret("openai-api-key", &[], &[b"sk-live-Wd52"]);
+    let w = Watcher::spawn_cmd(p.cmd(&["watch"]), "watching ");
+    assert_eq!(p.env_file(), None, "pulled before any save");
+
+    save(
+        &p.project,
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nOPENAI_API_KEY={{ secret \"openai-api-key\" }}\n",
+    );
+    w.wait_out("env template changed:");
+    let out = w.out();
+    assert!(!out.contains("failed"), "{out}\n{}", w.err());
+    assert_eq!(
+        p.env_vars(),
+        [
+            ("JWT_SECRET".to_string(), "jwt-Aq93-value".to_string()),
+            ("OPENAI_API_KEY".to_string(), "sk-live-Wd52".to_string()),
+        ]
+        .into(),
+    );
+    assert_eq!(p.server.access_calls("jwt-secret"), 1);
+    assert_eq!(p.server.access_calls("openai-api-key"), 1);
+    for value in ["jwt-Aq93-value", "sk-live-Wd52"] {
+        assert!(
+            !out.contains(value) && !w.err().contains(value),
+            "{value} printed"
+        );
+    }
+    w.stop();
+}
+
+#[test]
+fn up_watch_starts_the_stack_then_applies_saves() {
+    let p = project("watch-up", "");
+    let w = Watcher::spawn(&p, &["up", "--watch"], "watching ");
+    let before: Vec<String> = ["postgres", "redis", "gcs"]
+        .iter()
+        .map(|s| container_id(&p, s))
+        .collect();
+    assert!(
+        before.iter().all(|id| !id.is_empty()),
+        "{before:?}\n{}",
+        w.err()
+    );
+    assert_eq!(status(&p)["redis"]["state"], "running");
+
+    let compose = std::fs::read_to_string(p.path().join("stack.yml")).unwrap();
+    save(
+        &p,
+        "stack.yml",
+        &compose.replace(
+            "    ports: [\"6379\"]\n",
+            "    ports: [\"6379\"]\n    environment: {WATCHED: \"yes\"}\n",
+        ),
+    );
+    w.wait_out("config changed: recreated redis; 2 kept running");
+    assert_eq!(
+        container_id(&p, "postgres"),
+        before[0],
+        "postgres was touched"
+    );
+    assert_eq!(container_id(&p, "gcs"), before[2], "gcs was touched");
+    let redis = container_id(&p, "redis");
+    assert_ne!(redis, before[1], "redis was not recreated");
+    let env = support::docker(&["inspect", "-f", "{{json .Config.Env}}", &redis]);
+    assert!(env.contains("WATCHED=yes"), "{env}");
+    w.stop();
+}
+
+#[test]
+fn saved_firestore_seed_document_is_written_to_the_emulator() {
+    let p = TestProject::new("watch-firestore");
+    p.write_config("[seed]\nfirestore_dir = \"seed/firestore\"\n");
+    p.write("seed/firestore/users/u1.json", "{\"name\":\"Ada\"}");
+    p.ok(&["up", "firestore"]);
+    let vars = env(&p);
+    let url = |path: &str| {
+        format!(
+            "http://{}/v1/projects/{}/databases/(default)/documents/{path}",
+            vars["FIRESTORE_EMULATOR_HOST"], vars["GOOGLE_CLOUD_PROJECT"]
+        )
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let field = |path: &str| -> Option<String> {
+        rt.block_on(async {
+            let r = reqwest::get(url(path)).await.unwrap();
+            if r.status() == 404 {
+                return None;
+            }
+            assert_eq!(r.status(), 200, "GET {path}");
+            let doc: serde_json::Value = r.json().await.unwrap();
+            Some(doc["fields"]["name"]["stringValue"].as_str()?.to_string())
+        })
+    };
+    assert_eq!(field("users/u1").as_deref(), Some("Ada"));
+    assert_eq!(field("users/u2"), None);
+
+    let w = Watcher::start(&p);
+    save(&p, "seed/firestore/users/u1.json", "{\"name\":\"Ada L.\"}");
+    p.write("seed/firestore/users/u2.json", "{\"name\":\"Grace\"}");
+    w.wait_out("firestore seed changed:");
+    let out = w.out();
+    assert!(!out.contains("failed"), "{out}\n{}", w.err());
+    // Both files may arrive as one change or as two: wait for the last document written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while field("users/u2").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "users/u2 never written:\n{}",
+            w.out()
+        );
+        w.wait_n("firestore seed changed:", 2, &|| w.out());
+    }
+    assert_eq!(field("users/u1").as_deref(), Some("Ada L."));
+    assert_eq!(field("users/u2").as_deref(), Some("Grace"));
     w.stop();
 }
 

@@ -44,7 +44,17 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
             "OS file events"
         }
     ));
+    let mut runs = 0usize;
     loop {
+        // With -v, say when every change seen so far has been acted on (a script or a test can
+        // wait for this instead of guessing how long a run takes).
+        if rx.is_empty() {
+            ctx.ui.detail(&format!(
+                "{} idle: {runs} action{} run so far, no change queued",
+                clock(),
+                if runs == 1 { "" } else { "s" }
+            ));
+        }
         let first = tokio::select! {
             batch = rx.recv() => batch,
             _ = tokio::signal::ctrl_c() => None,
@@ -80,6 +90,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
                     return Ok(0);
                 }
             };
+            runs += 1;
             let took = ui::secs(started.elapsed());
             match result {
                 Ok(done) => ctx.ui.out(&format!(

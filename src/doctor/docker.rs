@@ -350,6 +350,16 @@ fn plural(n: usize) -> &'static str {
 /// `disk`: free space where the engine keeps images, against what is still to download.
 /// Measured only when the engine runs on this machine.
 pub fn disk_check(images: &[ImageState], facts: &EngineFacts) -> Check {
+    disk_check_measured(images, facts, free_bytes)
+}
+
+/// [`disk_check`] with the free-space measurement given (so that its verdicts can be tested
+/// against fixed figures).
+fn disk_check_measured(
+    images: &[ImageState],
+    facts: &EngineFacts,
+    measure: impl FnOnce(&Path) -> std::io::Result<u64>,
+) -> Check {
     const NAME: &str = "disk";
     let mut need = 0u64;
     let mut unknown = Vec::new();
@@ -368,7 +378,7 @@ pub fn disk_check(images: &[ImageState], facts: &EngineFacts) -> Check {
     };
     let local = facts.host_name.as_deref() == local_host_name().as_deref();
     let free = if local {
-        free_bytes(Path::new(root)).ok()
+        measure(Path::new(root)).ok()
     } else {
         None
     };
@@ -657,25 +667,47 @@ mod tests {
     }
 
     #[test]
-    fn disk_is_measured_only_on_this_machine_and_compared_with_downloads() {
-        let mut f = facts();
+    fn free_space_is_measured_on_this_machine() {
         let free = free_bytes(&std::env::temp_dir()).unwrap();
         assert!(free > 0);
-        let c = disk_check(&[], &f);
+        assert!(free_bytes(Path::new("/no/such/dir/for/vibedev")).is_err());
+    }
+
+    #[test]
+    fn disk_is_measured_only_on_this_machine_and_compared_with_downloads() {
+        const GIB: u64 = 1 << 30;
+        let mut f = facts();
+        let root = f.root_dir.clone().unwrap();
+        // 10 GiB free where the engine keeps images (the path asked about is the engine's root).
+        let ten = |p: &Path| {
+            assert_eq!(p, Path::new(&root));
+            Ok(10 * GIB)
+        };
+        let c = disk_check_measured(&[], &f, ten);
         assert_eq!(c.status, Status::Pass, "{}", c.message);
-        assert!(c.message.contains("nothing to pull"));
-        let huge = [state("big", missing(Some(free + 1), None))];
-        assert_eq!(disk_check(&huge, &f).status, Status::Fail);
-        let tight = [state("big", missing(Some(free / 2), None))];
-        assert_eq!(disk_check(&tight, &f).status, Status::Warn);
+        assert!(c.message.contains("nothing to pull"), "{}", c.message);
+        // More to download than is free: fail.
+        let huge = [state("big", missing(Some(10 * GIB + 1), None))];
+        assert_eq!(disk_check_measured(&huge, &f, ten).status, Status::Fail);
+        // It fits, but not unpacked (3x) with 1 GiB to spare: warn; exactly enough room: pass.
+        let tight = [state("big", missing(Some(4 * GIB), None))];
+        assert_eq!(disk_check_measured(&tight, &f, ten).status, Status::Warn);
+        let roomy = [state("big", missing(Some(3 * GIB), None))];
+        assert_eq!(disk_check_measured(&roomy, &f, ten).status, Status::Pass);
+        // Unmeasurable where the engine keeps images: skipped, not guessed.
+        let broken = |_: &Path| Err(std::io::Error::other("statvfs failed"));
+        assert_eq!(disk_check_measured(&huge, &f, broken).status, Status::Skip);
         let unknown = [state("u", missing(None, None))];
-        let c = disk_check(&unknown, &f);
+        let c = disk_check_measured(&unknown, &f, ten);
         assert!(
             c.message.contains("download size unknown for 1 image"),
             "{}",
             c.message
         );
+        // The engine on another machine: its disk is not this one's, nothing is measured.
         f.host_name = Some("some-vm-that-is-not-this-machine".into());
-        assert_eq!(disk_check(&huge, &f).status, Status::Skip);
+        let never =
+            |_: &Path| -> std::io::Result<u64> { panic!("measured a remote engine's disk") };
+        assert_eq!(disk_check_measured(&huge, &f, never).status, Status::Skip);
     }
 }

@@ -212,7 +212,7 @@ impl Drop for TestProject {
         ] {
             let mut args = list.to_vec();
             args.push(&label);
-            let ids = docker(&args);
+            let ids = docker_lenient(&args);
             if !ids.is_empty() {
                 let mut rm = remove.to_vec();
                 rm.extend(ids.lines());
@@ -301,13 +301,18 @@ pub fn env(project: &TestProject) -> std::collections::BTreeMap<String, String> 
         .collect()
 }
 
-/// Runs `docker` (the CLI) for checks from outside vibedev; returns trimmed stdout.
+/// Runs `docker` (the CLI) for checks from outside vibedev and fails the test unless the CLI
+/// succeeded (so an empty listing means "none", never "the query failed"); returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    docker_ok(args)
+}
+
+/// Best-effort `docker` for cleanup only (never for checks): stdout, or empty when the CLI failed.
+fn docker_lenient(args: &[&str]) -> String {
+    match Command::new("docker").args(args).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The container id of a project's service (empty when none).
@@ -327,6 +332,20 @@ pub fn container_id(project: &TestProject, service: &str) -> String {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// Runs `attempt` with a host port that was free a moment ago; when something else took that
+/// port before the stack bound it (vibedev then refuses with "port N for service ..."), again with
+/// another. Returns the port and the run that did not lose that race.
+pub fn on_a_free_port(mut attempt: impl FnMut(u16) -> Run) -> (u16, Run) {
+    for _ in 0..5 {
+        let port = free_port();
+        let run = attempt(port);
+        if !(run.code == Some(1) && run.stderr.contains(&format!("port {port} for service"))) {
+            return (port, run);
+        }
+    }
+    panic!("five free ports were taken before the stack could bind them");
 }
 
 /// Ids of the project's `network`s or `volume`s (by vibedev's project label).
@@ -351,4 +370,17 @@ pub fn docker_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The subcommands listed in the `Commands:` table of clap's `--help` output: the first word of
+/// each line indented by exactly two spaces, up to the next section (continuation lines of a
+/// description are indented further and are not entries).
+pub fn help_commands(help: &str) -> Vec<String> {
+    let mut lines = help.lines().skip_while(|l| l.trim_end() != "Commands:");
+    assert!(lines.next().is_some(), "no Commands: section in:\n{help}");
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
 }

@@ -289,13 +289,19 @@ impl Drop for SecretManagerServer {
 
 /// A signed JWT-bearer assertion as a service account makes it (for testing the token endpoint).
 pub fn sign_assertion(claims: &serde_json::Value) -> String {
+    sign_assertion_with(signing_key(), claims)
+}
+
+/// A JWT-bearer assertion signed with `key` (another key than the service account's, to show
+/// that the token endpoint refuses it).
+pub fn sign_assertion_with(key: &RsaPrivateKey, claims: &serde_json::Value) -> String {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut jwt = format!(
         "{}.{}",
         b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
         b64.encode(claims.to_string())
     );
-    let sig = SigningKey::<Sha256>::new(signing_key().clone()).sign(jwt.as_bytes());
+    let sig = SigningKey::<Sha256>::new(key.clone()).sign(jwt.as_bytes());
     jwt.push('.');
     jwt.push_str(&b64.encode(sig.to_bytes()));
     jwt
