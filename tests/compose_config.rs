@@ -50,7 +50,6 @@ fn project(tag: &str, toml_extra: &str) -> TestProject {
 
 fn services(p: &TestProject, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let mut cmd = p.cmd(args);
-    cmd.env_remove("COMPOSE_PROFILES");
     for (k, v) in env {
         cmd.env(k, v);
     }

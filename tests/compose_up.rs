@@ -23,14 +23,7 @@ fn merge_keys_env_file_and_profiles_shape_what_up_starts() {
             img.redis
         ),
     );
-    let mut cmd = p.cmd(&["up"]);
-    cmd.env_remove("COMPOSE_PROFILES");
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.ok(&["up"]);
     let s = status(&p);
     assert_eq!(s["cache"]["state"], "running", "{s:?}");
     // Its profile is off: not started, and not listed as part of the stack.
@@ -42,13 +35,6 @@ fn merge_keys_env_file_and_profiles_shape_what_up_starts() {
     let labels = support::docker(&["inspect", "-f", "{{json .Config.Labels}}", &id]);
     assert!(labels.contains("\"team\":\"core\""), "{labels}");
 
-    let mut cmd = p.cmd(&["up", "--profile", "tools"]);
-    cmd.env_remove("COMPOSE_PROFILES");
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.ok(&["up", "--profile", "tools"]);
     assert_eq!(status(&p)["spare"]["state"], "running");
 }

@@ -230,9 +230,11 @@ pub fn hermetic(cmd: &mut Command) {
             cmd.env_remove(&key);
         }
     }
+    // Variables of the developer's shell that change what vibedev does.
     cmd.env("NO_COLOR", "1")
         .env("CI", "true")
-        .env_remove("DOCKER_CONTEXT");
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("COMPOSE_PROFILES");
 }
 
 /// A finished command: exit code and both streams as text.
