@@ -102,6 +102,36 @@ pub struct SeedConfig {
     pub firestore_dir: Option<PathBuf>,
 }
 
+/// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).
+pub const DEFAULT_MIGRATIONS_DIR: &str = "drizzle";
+
+/// A project's files, resolved against its root (see [`Project::paths`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The project's root (the folder of `vibedev.toml`).
+    pub root: PathBuf,
+    /// The compose file, when the project names one (else the built-in stack).
+    pub compose: Option<PathBuf>,
+    /// The migrations folder: `[migrations] dir`, else `drizzle`.
+    pub migrations: PathBuf,
+    /// True when `[migrations] dir` names the folder (then it must exist).
+    pub migrations_named: bool,
+    /// `[secrets] template`.
+    pub env_template: Option<PathBuf>,
+    pub seeds: SeedPaths,
+}
+
+/// The seed data a project names (`[seed]` in vibedev.toml), resolved against its root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeedPaths {
+    pub root: PathBuf,
+    pub sql: Vec<PathBuf>,
+    pub bucket_dir: Option<PathBuf>,
+    /// The bucket the bucket seed goes to (else the service's first bucket).
+    pub bucket: Option<String>,
+    pub firestore_dir: Option<PathBuf>,
+}
+
 /// Errors reading the project's configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -233,6 +263,32 @@ impl Project {
     /// A path from the config, resolved against the project root.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         absolute(&self.root, p)
+    }
+
+    /// The project's files (migrations, seeds, env template, compose file), resolved against
+    /// its root: the one place that does it.
+    pub fn paths(&self) -> Paths {
+        let m = &self.file.migrations;
+        let s = &self.file.seed;
+        Paths {
+            root: self.root.clone(),
+            compose: self.file.compose.as_deref().map(|p| self.resolve(p)),
+            migrations: self.resolve(m.dir.as_deref().unwrap_or(DEFAULT_MIGRATIONS_DIR.as_ref())),
+            migrations_named: m.dir.is_some(),
+            env_template: self
+                .file
+                .secrets
+                .template
+                .as_deref()
+                .map(|p| self.resolve(p)),
+            seeds: SeedPaths {
+                root: self.root.clone(),
+                sql: s.sql.iter().map(|p| self.resolve(p)).collect(),
+                bucket_dir: s.bucket_dir.as_deref().map(|p| self.resolve(p)),
+                bucket: s.bucket.clone(),
+                firestore_dir: s.firestore_dir.as_deref().map(|p| self.resolve(p)),
+            },
+        }
     }
 
     /// Host address published ports bind to.

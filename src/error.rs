@@ -2,6 +2,7 @@
 //! code. Rendered once, by `ui`.
 
 use crate::config::ConfigError;
+use crate::data::DataError;
 use crate::engine::EngineError;
 use crate::lock::LockError;
 use crate::migrate::MigrateError;
@@ -39,6 +40,8 @@ pub enum Error {
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Seed(#[from] SeedError),
+    #[error(transparent)]
+    Data(#[from] DataError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error(transparent)]
@@ -88,6 +91,7 @@ impl Error {
             }
             Error::Migrate(e) => e.hint(),
             Error::Seed(e) => e.hint(),
+            Error::Data(e) => e.hint(),
             Error::Secrets(e) => e.hint(),
             Error::Watch(e) => e.hint(),
             Error::Lock(e) => e.hint(),
@@ -114,6 +118,7 @@ impl Error {
             Error::Engine(EngineError::BadEndpoint { .. }) => EXIT_USAGE,
             Error::Engine(e) if e.is_connection_lost() => EXIT_DOCKER,
             Error::Up(e) if e.is_connection_lost() => EXIT_DOCKER,
+            Error::Data(DataError::Engine(e)) if e.is_connection_lost() => EXIT_DOCKER,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
             _ => EXIT_FAILURE,
         }

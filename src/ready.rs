@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One attempt's budget: a probe that hangs must not eat the deadline.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The backoff between attempts: 10 ms doubling to a cap (250 ms by default).
 pub struct Backoff {
@@ -50,56 +50,6 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(ATTEMPT_TIMEOUT)
         .build()
         .unwrap_or_default()
-}
-
-/// Connects to Postgres and runs `SELECT 1`.
-pub async fn postgres_select1(
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-    database: &str,
-) -> Result<(), tokio_postgres::Error> {
-    let client = pg_connect(host, port, user, password, database).await?;
-    client.simple_query("SELECT 1").await?;
-    Ok(())
-}
-
-/// A Postgres connection whose driver task runs in the background.
-pub async fn pg_connect(
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-    database: &str,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port)
-        .user(user)
-        .password(password)
-        .dbname(database)
-        .application_name("vibedev")
-        .connect_timeout(ATTEMPT_TIMEOUT);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-/// True when a Postgres error came from a server that is up (as opposed to no connection, or a
-/// server still starting): authentication failures, missing databases and roles.
-pub fn pg_server_answered(err: &tokio_postgres::Error) -> bool {
-    match err.code() {
-        Some(code) => {
-            let c = code.code();
-            // 57P03: the database system is starting up / shutting down.
-            !c.starts_with("57")
-        }
-        None => false,
-    }
 }
 
 /// Sends one command over Redis's wire protocol and returns the first line of its reply.

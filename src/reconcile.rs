@@ -25,7 +25,7 @@ use crate::ready;
 use crate::runtime::{self, Published};
 use crate::services;
 use crate::stack::{
-    Action, Kind, Mount, Observed, ServiceSpec, Stack, UnknownService, Why, plan, start_order,
+    Action, Mount, Observed, ServiceSpec, Stack, Step, UnknownService, Why, plan, start_order,
 };
 
 /// What happened, as it happens.
@@ -228,7 +228,7 @@ impl UpError {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub service: String,
-    pub action: &'static str,
+    pub action: Step,
     pub ready_in: Duration,
     /// What was made inside the service once ready (`role vibesdk_app`, `bucket x`, ...).
     pub prepared: Vec<String>,
@@ -913,6 +913,7 @@ async fn bring_up(
     }
     cancel.check()?;
     let name = action.name();
+    let action_step = action.step();
     report(Event::Planned {
         service: spec.name.clone(),
         action: name,
@@ -977,7 +978,7 @@ async fn bring_up(
     });
     Ok(Outcome {
         service: spec.name.clone(),
-        action: name,
+        action: action_step,
         ready_in: elapsed,
         prepared,
     })
@@ -1438,74 +1439,64 @@ async fn probe_service(
         .and_then(|port| published.iter().find(|p| p.container_port == port))
         .or_else(|| published.first())
         .map(|p| (p.host.clone(), p.host_port));
-    let host_url = |host: &str, port: u16| {
-        if host.contains(':') {
-            format!("http://[{host}]:{port}")
-        } else {
-            format!("http://{host}:{port}")
+    let has_healthcheck = spec
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+    let made = match (spec.kind, &spec.wait, addr) {
+        (Some(kind), Some(wait), Some((host, port))) => {
+            let store = services::Store {
+                service: &spec.name,
+                host,
+                port,
+                settings: &spec.settings,
+                gcp_project: &stack.gcp_project,
+            };
+            services::wait::until_ready(kind, wait, &store, deadline, http).await?
         }
+        (Some(kind), _, None) => {
+            return Err(format!(
+                "{} has no published port to probe: add one under `ports:`",
+                kind.as_str()
+            ));
+        }
+        // A service of no known kind: its declared HTTP check, else its health check, else
+        // a TCP connect to its probe port.
+        (None, Some(wait), Some((host, port))) => {
+            let settings = services::Settings::default();
+            let store = services::Store {
+                service: &spec.name,
+                host,
+                port,
+                settings: &settings,
+                gcp_project: &stack.gcp_project,
+            };
+            ready::retry_until(deadline, || async {
+                services::wait::check(wait, &store, http)
+                    .await
+                    .map_err(|e| e.message)
+            })
+            .await?;
+            Vec::new()
+        }
+        (None, _, _) if has_healthcheck => {
+            wait_healthy(engine, id, deadline).await?;
+            Vec::new()
+        }
+        (None, _, Some((host, port))) => {
+            ready::retry_until(deadline, || ready::tcp_open(&host, port)).await?;
+            Vec::new()
+        }
+        (None, _, None) => Vec::new(),
+        (Some(_), None, Some(_)) => Vec::new(),
     };
-    let mut made = Vec::new();
-    let mut prepared = |what: String| {
+    for what in &made {
         report(Event::Prepared {
             service: spec.name.clone(),
             what: what.clone(),
         });
-        made.push(what);
-    };
-    match (spec.kind, addr) {
-        (Some(Kind::Postgres), Some((host, port))) => {
-            let Some(app) = &spec.postgres else {
-                return Ok(made);
-            };
-            for what in services::postgres::ready_and_prepared(&host, port, app, deadline).await? {
-                prepared(what);
-            }
-            Ok(made)
-        }
-        (Some(Kind::Redis), Some((host, port))) => {
-            ready::retry_until(deadline, || ready::redis_ping(&host, port)).await?;
-            Ok(made)
-        }
-        (Some(Kind::Firestore), Some((host, port))) => {
-            let url = format!("{}/", host_url(&host, port));
-            ready::retry_until(deadline, || ready::http_ok(http, &url, Some("Ok"))).await?;
-            Ok(made)
-        }
-        (Some(Kind::Gcs), Some((host, port))) => {
-            let base = host_url(&host, port);
-            for bucket in services::gcs::ready_and_prepared(
-                http,
-                &base,
-                &stack.gcp_project,
-                &spec.buckets,
-                deadline,
-            )
-            .await?
-            {
-                prepared(format!("bucket {bucket}"));
-            }
-            Ok(made)
-        }
-        (Some(kind), None) => Err(format!(
-            "{} has no published port to probe: add one under `ports:`",
-            kind.as_str()
-        )),
-        (None, _)
-            if spec
-                .healthcheck
-                .as_ref()
-                .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")) =>
-        {
-            wait_healthy(engine, id, deadline).await?;
-            Ok(made)
-        }
-        (None, Some((host, port))) => {
-            ready::retry_until(deadline, || ready::tcp_open(&host, port)).await?;
-            Ok(made)
-        }
-        (None, None) => Ok(made),
     }
+    Ok(made)
 }
 
 /// What `down` removed.

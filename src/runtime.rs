@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::containers::{ContainerInfo, published_port};
 use crate::engine::{Engine, EngineError};
-use crate::ready;
-use crate::stack::{Kind, ServiceSpec, Stack};
+use crate::services::{self, Kind, Store};
+use crate::stack::{ServiceSpec, Stack};
 
 /// One service's container, as observed.
 #[derive(Debug, Clone)]
@@ -49,23 +49,24 @@ impl ServiceRuntime {
             .map(|p| (p.host.clone(), p.host_port))
     }
 
-    /// The connection URL; for Postgres the password is included only when asked for.
-    pub fn url(&self, spec: &ServiceSpec, with_password: bool) -> Option<String> {
+    /// The service as a client reaches it from the host, when it publishes its probe port.
+    pub fn store<'a>(&self, stack: &'a Stack, spec: &'a ServiceSpec) -> Option<Store<'a>> {
         let (host, port) = self.probe_address(spec)?;
-        let host = bracket(&host);
+        Some(Store {
+            service: &spec.name,
+            host,
+            port,
+            settings: &spec.settings,
+            gcp_project: &stack.gcp_project,
+        })
+    }
+
+    /// The connection URL (the kind's; `host:port` for others); a password only when asked.
+    pub fn url(&self, stack: &Stack, spec: &ServiceSpec, with_password: bool) -> Option<String> {
+        let store = self.store(stack, spec)?;
         Some(match spec.kind {
-            Some(Kind::Postgres) => {
-                let app = spec.postgres.as_ref()?;
-                let auth = if with_password {
-                    format!("{}:{}", encode(&app.user), encode(&app.password))
-                } else {
-                    encode(&app.user)
-                };
-                format!("postgres://{auth}@{host}:{port}/{}", encode(&app.database))
-            }
-            Some(Kind::Redis) => format!("redis://{host}:{port}"),
-            Some(Kind::Firestore) | Some(Kind::Gcs) => format!("http://{host}:{port}"),
-            None => format!("{host}:{port}"),
+            Some(kind) => kind.url(&store, with_password),
+            None => format!("{}:{}", store.url_host(), store.port),
         })
     }
 
@@ -77,27 +78,6 @@ impl ServiceRuntime {
         let started = self.started_at?;
         (Utc::now() - started).to_std().ok()
     }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
-/// Percent-encodes the characters that would break a URL's userinfo or path.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Observes every service of the stack.
@@ -155,8 +135,13 @@ pub fn published_ports(
         .collect()
 }
 
-/// One quick readiness check (no retries), for `status`.
-pub async fn probe_once(spec: &ServiceSpec, rt: &ServiceRuntime, http: &reqwest::Client) -> bool {
+/// One quick readiness check (no retries), for `status`: the same check `up` waits on.
+pub async fn probe_once(
+    stack: &Stack,
+    spec: &ServiceSpec,
+    rt: &ServiceRuntime,
+    http: &reqwest::Client,
+) -> bool {
     if !rt.running() {
         return false;
     }
@@ -165,98 +150,37 @@ pub async fn probe_once(spec: &ServiceSpec, rt: &ServiceRuntime, http: &reqwest:
     if rt.published.len() < spec.ports.len() {
         return false;
     }
-    let Some((host, port)) = rt.probe_address(spec) else {
+    let Some(store) = rt.store(stack, spec) else {
         // Nothing published to probe: running is all that can be said.
         return true;
     };
-    let check = async {
-        match spec.kind {
-            Some(Kind::Postgres) => match &spec.postgres {
-                Some(app) => {
-                    ready::postgres_select1(&host, port, &app.user, &app.password, &app.database)
-                        .await
-                        .is_ok()
-                }
-                None => false,
-            },
-            Some(Kind::Redis) => ready::redis_ping(&host, port).await.is_ok(),
-            Some(Kind::Firestore) => ready::http_ok(
-                http,
-                &format!("http://{}:{port}/", bracket(&host)),
-                Some("Ok"),
-            )
-            .await
-            .is_ok(),
-            Some(Kind::Gcs) => ready::http_ok(
-                http,
-                &format!("http://{}:{port}/storage/v1/b", bracket(&host)),
-                None,
-            )
-            .await
-            .is_ok(),
-            None => ready::tcp_open(&host, port).await.is_ok(),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(3), check)
-        .await
-        .unwrap_or(false)
+    let wait = spec.wait.clone().unwrap_or(services::WaitFor::Tcp);
+    services::wait::is_ready(&wait, &store, http).await
 }
 
-/// The connection variables for the app, from the running services (in a stable order).
+/// The connection variables for the app, from the running services (each kind's variables from
+/// the first running service of that kind) and `GOOGLE_CLOUD_PROJECT`, sorted by name.
 pub fn connection_env(stack: &Stack, runtimes: &[ServiceRuntime]) -> Vec<(String, String)> {
-    let find = |kind: Kind| {
-        stack
-            .services
-            .iter()
-            .zip(runtimes)
-            .find(|(s, rt)| s.kind == Some(kind) && rt.running())
-    };
-    let mut env = Vec::new();
-    if let Some((spec, rt)) = find(Kind::Postgres)
-        && let Some(url) = rt.url(spec, true)
-    {
-        env.push(("DATABASE_URL".to_string(), url));
-    }
-    if let Some((spec, rt)) = find(Kind::Redis)
-        && let Some(url) = rt.url(spec, false)
-    {
-        env.push(("REDIS_URL".to_string(), url));
-    }
-    if let Some((spec, rt)) = find(Kind::Firestore)
-        && let Some((host, port)) = rt.probe_address(spec)
-    {
-        env.push((
-            "FIRESTORE_EMULATOR_HOST".to_string(),
-            format!("{}:{port}", bracket(&host)),
-        ));
-    }
-    env.push((
+    let mut env = vec![(
         "GOOGLE_CLOUD_PROJECT".to_string(),
         stack.gcp_project.clone(),
-    ));
-    if let Some((spec, rt)) = find(Kind::Gcs) {
-        if let Some(url) = rt.url(spec, false) {
-            env.push(("STORAGE_EMULATOR_HOST".to_string(), url));
+    )];
+    let mut seen: Vec<Kind> = Vec::new();
+    for (spec, rt) in stack.services.iter().zip(runtimes) {
+        let Some(kind) = spec.kind else { continue };
+        if !rt.running() || seen.contains(&kind) {
+            continue;
         }
-        if let Some(bucket) = spec.buckets.first() {
-            env.push(("TEMPLATES_BUCKET".to_string(), bucket.clone()));
+        if let Some(store) = rt.store(stack, spec) {
+            seen.push(kind);
+            env.extend(kind.connection_env(&store));
         }
     }
+    env.sort();
     env
 }
 
 /// A deadline `d` from now.
 pub fn deadline(d: Duration) -> Instant {
     Instant::now() + d
-}
-
-#[cfg(test)]
-mod tests {
-    use super::encode;
-
-    #[test]
-    fn userinfo_is_percent_encoded() {
-        assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
-        assert_eq!(encode("vibesdk_app"), "vibesdk_app");
-    }
 }

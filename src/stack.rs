@@ -12,59 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::compose::{self, ComposeFile, ComposeSource, Healthcheck, PortSpec};
 use crate::config::{ConfigError, Project};
 use crate::engine::build::BuildRequest;
+use crate::services::{Kind, Settings, SettingsInput, WaitFor};
 
-/// The kinds of service vibedev knows how to probe and prepare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Postgres,
-    Redis,
-    Firestore,
-    Gcs,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "postgres" | "postgresql" => Some(Kind::Postgres),
-            "redis" => Some(Kind::Redis),
-            "firestore" => Some(Kind::Firestore),
-            "gcs" | "fake-gcs" | "storage" => Some(Kind::Gcs),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Postgres => "postgres",
-            Kind::Redis => "redis",
-            Kind::Firestore => "firestore",
-            Kind::Gcs => "gcs",
-        }
-    }
-
-    /// Ready within tens of milliseconds of its container starting (Redis, fake-gcs), unlike
-    /// Postgres (initdb on a fresh volume: about a second) and the Firestore emulator (a JVM).
-    pub fn starts_fast(self) -> bool {
-        matches!(self, Kind::Redis | Kind::Gcs)
-    }
-}
-
-/// The app database and role vibedev prepares on a Postgres service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostgresApp {
-    pub database: String,
-    pub user: String,
-    pub password: String,
-    pub admin_user: String,
-    pub admin_password: String,
-    pub admin_database: String,
-}
-
-pub const DEFAULT_APP_DATABASE: &str = "vibesdk";
-pub const DEFAULT_APP_USER: &str = "vibesdk_app";
-pub const DEFAULT_APP_PASSWORD: &str = "vibesdk-local";
-pub const DEFAULT_BUCKET: &str = "vibesdk-templates";
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a dependant waits for (Compose's `depends_on` conditions).
@@ -176,8 +125,13 @@ pub struct ServiceSpec {
     pub probe_port: Option<u16>,
     #[serde(skip)]
     pub ready_timeout: Duration,
+    /// What the kind read from `x-vibedev` and the environment (the Postgres accounts, buckets).
     #[serde(skip)]
-    pub postgres: Option<PostgresApp>,
+    pub settings: Settings,
+    /// How readiness is checked from the host; `None`: running is all that is checked (or the
+    /// container's health check, when it has one).
+    #[serde(skip)]
+    pub wait: Option<WaitFor>,
     /// Secrets and configs whose value is not a host file: written into the container before
     /// it starts (host files are read-only bind mounts among `mounts`).
     pub files: Vec<ServiceFile>,
@@ -186,8 +140,6 @@ pub struct ServiceSpec {
     pub build: Option<BuildPlan>,
     /// Compose's `restart:` policy (`always`, `on-failure[:N]`, `unless-stopped`); none for `no`.
     pub restart: Option<String>,
-    #[serde(skip)]
-    pub buckets: Vec<String>,
 }
 
 impl ServiceSpec {
@@ -412,12 +364,22 @@ fn resolve_compose(
             .cloned()
             .unwrap_or_default();
         let x = svc.x_vibedev.clone().unwrap_or_default();
-        let kind = match x.kind.as_deref().or(svc.labels.get(crate::engine::LABEL_KIND).map(String::as_str)) {
+        let kind = match x.kind.as_deref().or(svc
+            .labels
+            .get(crate::engine::LABEL_KIND)
+            .map(String::as_str))
+        {
             Some("none") => None,
             Some(k) => Some(Kind::parse(k).ok_or_else(|| {
-                invalid(project, format!("service {name:?}: unknown kind {k:?} (use postgres, redis, firestore, gcs or none)"))
+                invalid(
+                    project,
+                    format!(
+                        "service {name:?}: unknown kind {k:?} (use {} or none)",
+                        Kind::names()
+                    ),
+                )
             })?),
-            None => Kind::parse(&name).filter(|_| ["postgres", "redis", "firestore", "gcs"].contains(&name.as_str())),
+            None => Kind::by_service_name(&name),
         };
         // A service built from `build:` without `image:` gets compose's image name.
         let image = match ov.image.clone().or(svc.image.clone()) {
@@ -508,17 +470,26 @@ fn resolve_compose(
             only_if_missing: svc.image.is_some() || ov.image.is_some(),
         });
         let restart = svc.restart.clone().filter(|r| r != "no");
-        let postgres_env = with_file_values(&env, &mounts, &files);
-        let postgres = (kind == Some(Kind::Postgres))
-            .then(|| postgres_app(&postgres_env, &x))
-            .transpose()
-            .map_err(|m| invalid(project, format!("service {name:?}: {m}")))?;
-        let buckets = match kind {
-            Some(Kind::Gcs) => x
-                .buckets
-                .clone()
-                .unwrap_or_else(|| vec![DEFAULT_BUCKET.into()]),
-            _ => Vec::new(),
+        let settings = match kind {
+            Some(kind) => kind
+                .settings(&SettingsInput {
+                    env: &with_file_values(&env, &mounts, &files),
+                    x: &x,
+                })
+                .map_err(|m| invalid(project, format!("service {name:?}: {m}")))?,
+            None => Settings::default(),
+        };
+        let wait = match (kind, &x.http) {
+            (Some(kind), _) => Some(kind.wait()),
+            (None, Some(compose::XHttpWait::Path(path))) => Some(WaitFor::Http {
+                paths: vec![path.clone()],
+                body: None,
+            }),
+            (None, Some(compose::XHttpWait::Full { path, body })) => Some(WaitFor::Http {
+                paths: vec![path.clone()],
+                body: body.clone(),
+            }),
+            (None, None) => None,
         };
         let command = ov.command.clone().or(svc.command);
         services.push(ServiceSpec {
@@ -558,8 +529,8 @@ fn resolve_compose(
                 .or(x.ready_timeout)
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_READY_TIMEOUT),
-            postgres,
-            buckets,
+            settings,
+            wait,
             files,
             build,
             restart,
@@ -586,62 +557,6 @@ fn resolve_compose(
         warnings: compose.warnings,
         profiles,
         source,
-    })
-}
-
-/// The Postgres accounts of a service. The compose file's values win: a `POSTGRES_USER` other
-/// than the image's default `postgres` is the app's own role (with `POSTGRES_PASSWORD` and
-/// `POSTGRES_DB`), unless `x-vibedev` names another; vibedev's defaults fill what neither says.
-/// When the app role is the admin role, its password is the compose file's (never changed).
-fn postgres_app(
-    env: &BTreeMap<String, String>,
-    x: &compose::XVibedev,
-) -> Result<PostgresApp, String> {
-    let admin_user = env
-        .get("POSTGRES_USER")
-        .filter(|u| !u.is_empty())
-        .cloned()
-        .unwrap_or_else(|| "postgres".into());
-    let admin_password = env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default();
-    let admin_database = env
-        .get("POSTGRES_DB")
-        .filter(|d| !d.is_empty())
-        .cloned()
-        .unwrap_or_else(|| admin_user.clone());
-    let own_role = admin_user != "postgres";
-    let user = x.user.clone().unwrap_or_else(|| {
-        if own_role {
-            admin_user.clone()
-        } else {
-            DEFAULT_APP_USER.into()
-        }
-    });
-    let password = if user == admin_user {
-        if x.password.as_ref().is_some_and(|p| *p != admin_password) {
-            return Err(format!(
-                "x-vibedev password differs from POSTGRES_PASSWORD, but both are for role {user:?}: drop one of them"
-            ));
-        }
-        admin_password.clone()
-    } else {
-        x.password
-            .clone()
-            .unwrap_or_else(|| DEFAULT_APP_PASSWORD.into())
-    };
-    let database = x.database.clone().unwrap_or_else(|| {
-        if own_role {
-            admin_database.clone()
-        } else {
-            DEFAULT_APP_DATABASE.into()
-        }
-    });
-    Ok(PostgresApp {
-        database,
-        user,
-        password,
-        admin_user,
-        admin_password,
-        admin_database,
     })
 }
 
@@ -753,21 +668,22 @@ impl SharedFiles<'_> {
     }
 }
 
-/// The service's environment with `POSTGRES_*_FILE` variables read from the secret or config
-/// they point at, as the official image's entrypoint reads them (trailing newlines dropped).
+/// The service's environment with each `NAME_FILE` variable (the official images' convention)
+/// also giving `NAME` the content of the secret or config it points at, where `NAME` is not set
+/// itself, as the images' entrypoints read them (trailing newlines dropped).
 fn with_file_values(
     env: &BTreeMap<String, String>,
     mounts: &[Mount],
     files: &[ServiceFile],
 ) -> BTreeMap<String, String> {
     let mut out = env.clone();
-    for var in ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"] {
+    for (key, path) in env {
+        let Some(var) = key.strip_suffix("_FILE").filter(|v| !v.is_empty()) else {
+            continue;
+        };
         if out.contains_key(var) {
             continue;
         }
-        let Some(path) = env.get(&format!("{var}_FILE")) else {
-            continue;
-        };
         let data = files
             .iter()
             .find(|f| &f.target == path)
@@ -867,13 +783,45 @@ pub enum Why {
 impl Action {
     /// The action's name in events and summaries.
     pub fn name(&self) -> &'static str {
+        self.step().name()
+    }
+
+    /// What the action does, without the container it does it to.
+    pub fn step(&self) -> Step {
         match self {
-            Action::Create => "create",
-            Action::Recreate { .. } => "recreate",
-            Action::Start { .. } => "start",
-            Action::Unpause { .. } => "unpause",
-            Action::Keep { .. } => "keep",
+            Action::Create => Step::Create,
+            Action::Recreate { .. } => Step::Recreate,
+            Action::Start { .. } => Step::Start,
+            Action::Unpause { .. } => Step::Unpause,
+            Action::Keep { .. } => Step::Keep,
         }
+    }
+}
+
+/// What `up` did with a service's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    Create,
+    Recreate,
+    Start,
+    Unpause,
+    Keep,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Recreate => "recreate",
+            Step::Start => "start",
+            Step::Unpause => "unpause",
+            Step::Keep => "keep",
+        }
+    }
+
+    /// The container is new, or was started: its data may be new too.
+    pub fn changed(self) -> bool {
+        self != Step::Keep
     }
 }
 
@@ -944,11 +892,10 @@ pub fn start_order(
                 .mounts
                 .iter()
                 .any(|m| matches!(m, Mount::Volume { name, .. } if fresh_volumes.contains(name)));
-            let rank = match spec.kind {
-                Some(Kind::Postgres) if fresh_data => 0,
-                Some(kind) if kind.starts_fast() => 2,
-                _ => 1,
-            };
+            // A service of no known kind may be slow: with the slow ones.
+            let rank = spec
+                .kind
+                .map_or(1, |kind| usize::from(kind.start_rank(fresh_data)));
             (spec.name.clone(), rank)
         })
         .collect()
@@ -976,15 +923,18 @@ mod tests {
     fn default_stack_has_kinds_names_and_loopback_ports() {
         let s = builtin("");
         let pg = s.service("postgres").unwrap();
-        assert_eq!(pg.kind, Some(Kind::Postgres));
+        assert_eq!(pg.kind, Some(Kind::POSTGRES));
         assert_eq!(pg.container_name, "demo-postgres");
         assert_eq!(pg.probe_port, Some(5432));
-        let app = pg.postgres.clone().unwrap();
+        let app = pg.settings.postgres.clone().unwrap();
         assert_eq!(
             (app.database.as_str(), app.user.as_str()),
             ("vibesdk", "vibesdk_app")
         );
-        assert_eq!(s.service("gcs").unwrap().buckets, ["vibesdk-templates"]);
+        assert_eq!(
+            s.service("gcs").unwrap().settings.buckets,
+            ["vibesdk-templates"]
+        );
         for svc in &s.services {
             assert!(svc.kind.is_some(), "{}", svc.name);
             for p in &svc.ports {
@@ -1009,7 +959,12 @@ mod tests {
         let c = builtin("[services.postgres]\nenv = { POSTGRES_PASSWORD = \"other\" }\n");
         assert_ne!(a.services[0].config_hash(), c.services[0].config_hash());
         assert_eq!(
-            c.services[0].postgres.clone().unwrap().admin_password,
+            c.services[0]
+                .settings
+                .postgres
+                .clone()
+                .unwrap()
+                .admin_password,
             "other"
         );
     }
@@ -1120,77 +1075,6 @@ mod tests {
         }
     }
 
-    fn pg(env: &[(&str, &str)], x: &str) -> Result<PostgresApp, String> {
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let x: compose::XVibedev = serde_norway::from_str(x).unwrap();
-        postgres_app(&env, &x)
-    }
-
-    #[test]
-    fn compose_postgres_credentials_win() {
-        // The compose file names its own role: that role, its password and database are the app's.
-        let app = pg(
-            &[
-                ("POSTGRES_USER", "shop"),
-                ("POSTGRES_PASSWORD", "s3cret"),
-                ("POSTGRES_DB", "shopdb"),
-            ],
-            "{}",
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                app.user.as_str(),
-                app.password.as_str(),
-                app.database.as_str()
-            ),
-            ("shop", "s3cret", "shopdb")
-        );
-        // x-vibedev picks a separate app role: vibedev makes it, the admin stays as written.
-        let app = pg(
-            &[("POSTGRES_USER", "shop"), ("POSTGRES_PASSWORD", "s3cret")],
-            "{user: shop_app, database: shop}",
-        )
-        .unwrap();
-        assert_eq!(
-            (app.user.as_str(), app.password.as_str()),
-            ("shop_app", DEFAULT_APP_PASSWORD)
-        );
-        assert_eq!(
-            (app.admin_user.as_str(), app.admin_password.as_str()),
-            ("shop", "s3cret")
-        );
-        // x-vibedev names the admin role itself: its password is never replaced by a default.
-        let app = pg(
-            &[("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "pw")],
-            "{user: postgres}",
-        )
-        .unwrap();
-        assert_eq!(app.password, "pw");
-        let err = pg(
-            &[("POSTGRES_USER", "shop"), ("POSTGRES_PASSWORD", "pw")],
-            "{password: other}",
-        )
-        .unwrap_err();
-        assert!(
-            err.contains("POSTGRES_PASSWORD") && !err.contains("other"),
-            "{err}"
-        );
-        // The image's default superuser: vibedev's own app role and database.
-        let app = pg(&[("POSTGRES_PASSWORD", "pw")], "{}").unwrap();
-        assert_eq!(
-            (
-                app.user.as_str(),
-                app.database.as_str(),
-                app.admin_database.as_str()
-            ),
-            (DEFAULT_APP_USER, DEFAULT_APP_DATABASE, "postgres")
-        );
-    }
-
     #[test]
     fn a_file_with_no_services_is_an_error_not_a_plan() {
         let compose = compose::parse(Path::new("/p/c.yml"), "services: {}\n").unwrap();
@@ -1244,7 +1128,7 @@ mod tests {
             .map(|s| s.name.clone())
             .collect();
         assert_eq!(names, ["api", "db"]);
-        assert_eq!(s.service("db").unwrap().kind, Some(Kind::Postgres));
+        assert_eq!(s.service("db").unwrap().kind, Some(Kind::POSTGRES));
         assert_eq!(s.service("other").unwrap().kind, None);
         let err = s.select(&["nope".into()]).unwrap_err();
         assert_eq!(err.known, ["api", "db", "other"]);

@@ -65,32 +65,15 @@ pub struct WatchPaths {
 
 impl WatchPaths {
     /// The paths a project's config names (whether or not they exist yet).
-    pub fn of(
-        project: &Project,
-        env_template: Option<PathBuf>,
-        migrations: Option<PathBuf>,
-    ) -> WatchPaths {
+    pub fn of(project: &Project) -> WatchPaths {
+        let paths = project.paths();
         WatchPaths {
             config: project.config_path.clone().map(canonical),
-            compose: project
-                .file
-                .compose
-                .as_ref()
-                .map(|p| canonical(project.resolve(p))),
-            env_template: env_template.map(canonical),
-            migrations: migrations.map(canonical),
-            bucket_seed: project
-                .file
-                .seed
-                .bucket_dir
-                .as_ref()
-                .map(|p| canonical(project.resolve(p))),
-            firestore_seed: project
-                .file
-                .seed
-                .firestore_dir
-                .as_ref()
-                .map(|p| canonical(project.resolve(p))),
+            compose: paths.compose.map(canonical),
+            env_template: paths.env_template.map(canonical),
+            migrations: Some(canonical(paths.migrations)),
+            bucket_seed: paths.seeds.bucket_dir.map(canonical),
+            firestore_seed: paths.seeds.firestore_dir.map(canonical),
         }
     }
 

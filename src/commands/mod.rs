@@ -1,4 +1,6 @@
 //! One module per subcommand: thin glue between the command line, the domain modules and `ui`.
+//! Leaves: no command imports another; what several show alike is in `report` and
+//! `status_table`.
 
 pub mod completions;
 pub mod config;
@@ -8,11 +10,13 @@ pub mod env;
 pub mod init;
 pub mod logs;
 pub mod migrate;
+pub mod report;
 pub mod reset_db;
 pub mod run;
 pub mod secrets;
 pub mod seed;
 pub mod status;
+pub mod status_table;
 pub mod up;
 pub mod watch;
 

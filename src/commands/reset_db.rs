@@ -6,34 +6,35 @@ use std::time::Instant;
 
 use crate::cli::ResetDbArgs;
 use crate::config::Project;
+use crate::data::{self, Stores};
 use crate::error::{EXIT_FAILURE, Error, Result};
 use crate::migrate;
 use crate::migrate::seed::SeedFile;
 use crate::migrate::template::{self, ResetOptions, Source};
-use crate::services::targets::Targets;
-use crate::services::{firestore, gcs, redis};
+use crate::services::Kind;
 use crate::ui::{self, Ui};
 
 use super::Context;
-use super::migrate::{DataConfig, locate, reporter, require_postgres, service_label};
-use super::seed::{seed_bucket, seed_firestore, seed_reporter};
+use super::report::{emptied_lines, migrate_reporter, reporters, seeded_line};
 
 pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
-    let config = DataConfig::new(&project);
+    let paths = project.paths();
     // Read everything first: a broken journal or seed file must not cost the database.
-    let journal = config.journal(config.migrations_dir_set)?;
+    let journal = migrate::project_journal(&paths)?;
     let seeds = if args.no_seed {
         Vec::new()
     } else {
-        SeedFile::load_all(&config.seed_sql, &config.root)?
+        SeedFile::load_all(&paths.seeds.sql, &paths.root)?
     };
-    let targets = locate(ctx, &stack).await?;
-    let pg = require_postgres(&targets)?;
+    let engine = ctx.engine().await?;
+    let stores = Stores::observe(&engine, &stack).await?;
+    let db = stores.database()?;
+    let pg = &db.target;
     let options = ResetOptions {
         journal: journal.as_ref(),
         seeds: &seeds,
-        migrate: config.options(false),
+        migrate: migrate::project_options(&project, false),
         use_template: !args.no_template,
     };
     if args.prepare_spare {
@@ -52,12 +53,12 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let _lock = ctx.lock(&stack.project, "reset-db").await?;
     let start = Instant::now();
     let database = async {
-        let report = reporter(&ctx.ui, "postgres");
+        let report = migrate_reporter(&ctx.ui, &db.service);
         Ok::<_, Error>(template::reset(pg, &options, &report).await?)
     };
     let others = async {
         if args.all {
-            reset_other_stores(&ctx.ui, &config, &targets, !args.no_seed).await
+            reset_other_stores(&ctx.ui, &paths, &stores, !args.no_seed).await
         } else {
             Ok(())
         }
@@ -142,72 +143,31 @@ async fn confirm(ui: &Ui, project: &str, database: &str, what: &str, all: bool) 
         .map_err(|e| Error::io("cannot read the answer", e))
 }
 
-/// `--all`: empties Redis, resets the Firestore emulator and the buckets, then reseeds them.
-/// Stores whose service is not running are skipped with a warning.
+/// `--all`: empties every other store (Redis, the Firestore emulator, the buckets), then
+/// reseeds them. Stores whose service is not running are skipped with a warning.
 async fn reset_other_stores(
     ui: &Ui,
-    config: &DataConfig,
-    targets: &Targets,
+    paths: &crate::config::Paths,
+    stores: &Stores<'_>,
     reseed: bool,
 ) -> Result<()> {
-    let skipped = |service: &str| {
-        ui.warn(&format!("{service} is not running: not reset"));
-    };
-    let redis = async {
-        match &targets.redis {
-            Some((host, port)) => {
-                redis::flush_all(host, *port)
-                    .await
-                    .map_err(|m| Error::failed(format!("redis: {m}"), None))?;
-                ui.info(&format!("{} emptied", service_label("redis")));
-            }
-            None => skipped("redis"),
+    for spec in stores.stopped() {
+        if spec.kind != Some(Kind::POSTGRES) {
+            ui.warn(&format!("{} is not running: not reset", spec.name));
         }
-        Ok::<(), Error>(())
-    };
-    let documents = async {
-        match &targets.firestore {
-            Some(base) => {
-                firestore::reset(
-                    &crate::services::seed::http_client(),
-                    base,
-                    &targets.gcp_project,
-                )
-                .await?;
-                ui.info(&format!("{} emptied", service_label("firestore")));
-                if reseed {
-                    seed_firestore(ui, config, targets).await?;
-                }
-            }
-            None => skipped("firestore"),
+    }
+    let done = data::empty_stores(paths, stores, reseed, &reporters(ui)).await?;
+    for reset in done {
+        for line in emptied_lines(&reset.service, &reset.emptied) {
+            ui.info(&line);
         }
-        Ok(())
-    };
-    let buckets = async {
-        let Some((base, buckets)) = &targets.gcs else {
-            skipped("gcs");
-            return Ok(());
-        };
-        let client = crate::services::seed::http_client();
-        let seed_bucket_name = config.seed_bucket(targets);
-        let seeding = reseed && config.bucket_dir.is_some();
-        for bucket in buckets {
-            // The seed bucket is pruned to the seed folder below; no need to empty it first.
-            if seeding && *bucket == seed_bucket_name {
-                continue;
-            }
-            let deleted = gcs::empty_bucket(&client, base, bucket, &seed_reporter(ui)).await?;
-            ui.info(&format!(
-                "{} emptied bucket {bucket} ({} objects deleted)",
-                service_label("gcs"),
-                deleted.len()
-            ));
+        if let Some(line) = reset
+            .seeded
+            .as_ref()
+            .and_then(|s| seeded_line(&reset.service, s))
+        {
+            ui.info(&line);
         }
-        if seeding {
-            seed_bucket(ui, config, targets, true).await?;
-        }
-        Ok(())
-    };
-    let (a, b, c) = tokio::join!(redis, documents, buckets);
-    a.and(b).and(c)
+    }
+    Ok(())
 }

@@ -3,11 +3,12 @@
 use std::time::Instant;
 
 use crate::cli::UpArgs;
+use crate::data::{self, Stores};
 use crate::error::{Error, Result};
 use crate::reconcile::{self, Cancel, UpOptions};
-use crate::runtime;
 
-use super::{Context, seed, status};
+use super::report::{self, reporters, touched};
+use super::{Context, status_table};
 
 /// Runs `up`, Ctrl-C included: the first interrupt lets what the engine is doing finish (so the
 /// next `up` does not trip over a container still starting), a second one quits at once.
@@ -46,22 +47,24 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
             return Err(interrupted());
         }
     };
-    let changed = outcomes.iter().filter(|o| o.action != "keep").count();
+    let changed = outcomes.iter().filter(|o| o.action.changed()).count();
     let after = async {
-        let runtimes = runtime::observe(&engine, &stack).await?;
-        seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
-        Ok::<_, Error>(runtimes)
+        let stores = Stores::observe(&engine, &stack).await?;
+        let done =
+            data::after_up(&project, &stores, &touched(&outcomes), &reporters(&ctx.ui)).await?;
+        report::after_up(&ctx.ui, &project.paths(), &done);
+        Ok::<_, Error>(stores.runtimes)
     };
     let runtimes = tokio::select! {
         r = after => r?,
         _ = tokio::signal::ctrl_c() => return Err(interrupted()),
     };
     let selected: Vec<String> = outcomes.iter().map(|o| o.service.clone()).collect();
-    let rows = status::rows(&stack, &runtimes, &vec![true; runtimes.len()])
+    let rows = status_table::rows(&stack, &runtimes, &vec![true; runtimes.len()])
         .into_iter()
         .filter(|r| selected.contains(&r.service))
         .collect::<Vec<_>>();
-    for line in status::table(&ctx.ui, &rows) {
+    for line in status_table::table(&ctx.ui, &rows) {
         ctx.ui.out(&line);
     }
     let prepared: Vec<&str> = outcomes

@@ -2,20 +2,23 @@
 //! saved change with the action a user would run by hand, one line per action.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cli::{SecretsPullArgs, WatchArgs};
 use crate::config::Project;
+use crate::data::{self, Stores};
 use crate::error::Result;
+use crate::migrate;
 use crate::reconcile::{self, UpOptions};
-use crate::runtime;
-use crate::stack::Stack;
+use crate::services::{Kind, SeedMode, Seeded};
+use crate::stack::Step;
 use crate::ui::{self, Ui};
 use crate::watch::{self, Batch, Change, WatchPaths};
 
-use super::migrate::{DataConfig, apply, locate, require_postgres};
-use super::{Context, secrets, seed};
+use super::report::{self, reporters, seeded_text, touched};
+use super::{Context, secrets};
 
 /// After a batch arrives, later batches within this window join the same run, so a burst (a
 /// `git checkout`, a formatter) becomes one run of each action.
@@ -138,20 +141,20 @@ async fn apply_pending_at_start(ctx: &Context) {
     };
     let pending = async {
         let (project, stack) = quiet.stack()?;
-        let config = DataConfig::new(&project);
-        if config.journal(false)?.is_none() {
+        if migrate::project_journal(&project.paths())?.is_none() {
             return Ok(None);
         }
-        let targets = locate(&quiet, &stack).await?;
-        if targets.postgres.is_none() {
+        let engine = quiet.engine().await?;
+        let stores = Stores::observe(&engine, &stack).await?;
+        if stores.database().is_err() {
             return Ok(None);
         }
-        migrate(&quiet).await.map(Some)
+        migrations(&quiet, &project, &stores).await.map(Some)
     };
-    let result: Result<Option<String>> = pending.await;
+    let result: Result<Option<Done>> = pending.await;
     let took = ui::secs(started.elapsed());
     match result {
-        Ok(Some(done)) if !done.starts_with(NOTHING_PENDING) => ctx.ui.out(&format!(
+        Ok(Some(done @ Done::Migrated { .. })) if !done.nothing_pending() => ctx.ui.out(&format!(
             "{} migrations pending at start: {done} ({took})",
             clock()
         )),
@@ -177,14 +180,7 @@ fn absorb(ui: &Ui, batch: Batch, changes: &mut BTreeSet<Change>) {
 
 /// The files a project's watch follows.
 pub fn watch_paths(project: &Project) -> WatchPaths {
-    let template = project
-        .file
-        .secrets
-        .template
-        .as_ref()
-        .map(|t| project.resolve(t));
-    let migrations = DataConfig::new(project).migrations_dir;
-    WatchPaths::of(project, template, Some(migrations))
+    WatchPaths::of(project)
 }
 
 fn describe(paths: &WatchPaths) -> String {
@@ -211,8 +207,86 @@ fn clock() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
-/// Runs the action for one kind of change; returns what was done, in a few words.
-async fn act(ctx: &Context, change: Change) -> Result<String> {
+/// What one action did.
+#[derive(Debug)]
+enum Done {
+    /// The stack reconciled: the services per step taken, and how many were part of the run.
+    Stack {
+        steps: Vec<(Step, Vec<String>)>,
+        total: usize,
+    },
+    Migrated {
+        applied: Vec<String>,
+        drifted: Vec<String>,
+    },
+    NoMigrationsFolder(PathBuf),
+    Seeded(Vec<(String, Seeded)>),
+    /// The seed folder that changed is not configured (any more).
+    NotConfigured(&'static str),
+    /// The env template changed: what `secrets pull` said.
+    SecretsPulled(String),
+}
+
+impl Done {
+    fn nothing_pending(&self) -> bool {
+        matches!(self, Done::Migrated { applied, .. } if applied.is_empty())
+    }
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Stack { steps, total } => {
+                let mut done: Vec<String> = [Step::Create, Step::Recreate, Step::Start]
+                    .iter()
+                    .filter_map(|step| {
+                        let names = steps.iter().find(|(s, _)| s == step)?.1.join(", ");
+                        (!names.is_empty()).then(|| format!("{}d {names}", step.name()))
+                    })
+                    .collect();
+                if done.is_empty() {
+                    done.push("no service's settings changed".to_string());
+                }
+                let kept = steps
+                    .iter()
+                    .find(|(s, _)| *s == Step::Keep)
+                    .map_or(0, |(_, names)| names.len());
+                if kept > 0 && done.len() < *total {
+                    done.push(format!("{kept} kept running"));
+                }
+                f.write_str(&done.join("; "))
+            }
+            Done::Migrated { applied, drifted } => {
+                if applied.is_empty() {
+                    f.write_str("no pending migration")?;
+                } else {
+                    write!(f, "applied {}", applied.join(", "))?;
+                }
+                if !drifted.is_empty() {
+                    write!(
+                        f,
+                        "; drift: {} changed after being applied, not re-run",
+                        drifted.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+            Done::NoMigrationsFolder(dir) => write!(f, "no migrations folder at {}", dir.display()),
+            Done::Seeded(seeded) => f.write_str(
+                &seeded
+                    .iter()
+                    .map(|(service, s)| format!("{service} {}", seeded_text(s)))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Done::NotConfigured(what) => write!(f, "{what} seed folder is not configured"),
+            Done::SecretsPulled(said) => f.write_str(said),
+        }
+    }
+}
+
+/// Runs the action for one kind of change; returns what was done.
+async fn act(ctx: &Context, change: Change) -> Result<Done> {
     let (ui, lines) = ctx.ui.capturing();
     let quiet = Context {
         global: ctx.global.clone(),
@@ -228,21 +302,14 @@ async fn act(ctx: &Context, change: Change) -> Result<String> {
         .await?;
     match change {
         Change::Stack => reconcile_stack(&quiet).await,
-        Change::Migrations => migrate(&quiet).await,
-        Change::BucketSeed => {
+        Change::Migrations => {
             let (project, stack) = quiet.stack()?;
-            let config = DataConfig::new(&project);
-            let targets = locate(&quiet, &stack).await?;
-            seed::seed_bucket(&quiet.ui, &config, &targets, true).await?;
-            Ok(summary(&lines, "bucket seed folder is not configured"))
+            let engine = quiet.engine().await?;
+            let stores = Stores::observe(&engine, &stack).await?;
+            migrations(&quiet, &project, &stores).await
         }
-        Change::FirestoreSeed => {
-            let (project, stack) = quiet.stack()?;
-            let config = DataConfig::new(&project);
-            let targets = locate(&quiet, &stack).await?;
-            seed::seed_firestore(&quiet.ui, &config, &targets).await?;
-            Ok(summary(&lines, "firestore seed folder is not configured"))
-        }
+        Change::BucketSeed => seed(&quiet, Kind::GCS).await,
+        Change::FirestoreSeed => seed(&quiet, Kind::FIRESTORE).await,
         Change::EnvTemplate => {
             let args = SecretsPullArgs {
                 project: None,
@@ -250,9 +317,29 @@ async fn act(ctx: &Context, change: Change) -> Result<String> {
                 allow_tracked: false,
             };
             secrets::pull(&quiet, args).await?;
-            Ok(summary(&lines, "secrets pulled"))
+            Ok(Done::SecretsPulled(summary(&lines, "secrets pulled")))
         }
     }
+}
+
+/// A seed folder saved: make the store hold exactly the folder's files.
+async fn seed(ctx: &Context, kind: Kind) -> Result<Done> {
+    let (project, stack) = ctx.stack()?;
+    let paths = project.paths();
+    if !kind.seed_configured(&paths.seeds) {
+        return Ok(Done::NotConfigured(kind.seed_name().unwrap_or(kind.name())));
+    }
+    let engine = ctx.engine().await?;
+    let stores = Stores::observe(&engine, &stack).await?;
+    let seeded = data::seed(
+        &paths,
+        &stores,
+        &[kind],
+        SeedMode::Exactly,
+        &reporters(&ctx.ui),
+    )
+    .await?;
+    Ok(Done::Seeded(seeded))
 }
 
 /// The captured information lines as one, spaces collapsed.
@@ -269,65 +356,46 @@ fn summary(lines: &Arc<Mutex<Vec<String>>>, empty: &str) -> String {
 }
 
 /// Config or compose file saved: reload it and reconcile; only changed services are touched.
-async fn reconcile_stack(ctx: &Context) -> Result<String> {
+async fn reconcile_stack(ctx: &Context) -> Result<Done> {
     let (project, stack) = ctx.stack()?;
     let engine = ctx.engine().await?;
     let outcomes = reconcile::up(&engine, &stack, &UpOptions::default(), ctx.ui.reporter()).await?;
-    let runtimes = runtime::observe(&engine, &stack).await?;
-    seed::after_up(ctx, &project, &stack, &runtimes, &outcomes).await?;
-    let mut done: Vec<String> = ["create", "recreate", "start"]
-        .iter()
-        .filter_map(|action| {
-            let names: Vec<&str> = outcomes
-                .iter()
-                .filter(|o| o.action == *action)
-                .map(|o| o.service.as_str())
-                .collect();
-            (!names.is_empty()).then(|| format!("{action}d {}", names.join(", ")))
-        })
-        .collect();
-    if done.is_empty() {
-        done.push("no service's settings changed".to_string());
+    let stores = Stores::observe(&engine, &stack).await?;
+    let done = data::after_up(&project, &stores, &touched(&outcomes), &reporters(&ctx.ui)).await?;
+    report::after_up(&ctx.ui, &project.paths(), &done);
+    let mut steps: Vec<(Step, Vec<String>)> = Vec::new();
+    for o in &outcomes {
+        match steps.iter_mut().find(|(s, _)| *s == o.action) {
+            Some((_, names)) => names.push(o.service.clone()),
+            None => steps.push((o.action, vec![o.service.clone()])),
+        }
     }
-    let kept = outcomes.iter().filter(|o| o.action == "keep").count();
-    if kept > 0 && done.len() < outcomes.len() {
-        done.push(format!("{kept} kept running"));
-    }
-    Ok(done.join("; "))
+    Ok(Done::Stack {
+        steps,
+        total: outcomes.len(),
+    })
 }
-
-const NOTHING_PENDING: &str = "no pending migration";
 
 /// A migration added or changed: apply what is pending; a changed applied file is drift,
 /// reported (by the migrate reporter) and never re-run.
-async fn migrate(ctx: &Context) -> Result<String> {
-    let (project, stack): (Project, Stack) = ctx.stack()?;
-    let config = DataConfig::new(&project);
-    let Some(journal) = config.journal(false)? else {
-        return Ok(format!(
-            "no migrations folder at {}",
-            config.migrations_dir.display()
-        ));
+async fn migrations(ctx: &Context, project: &Project, stores: &Stores<'_>) -> Result<Done> {
+    let paths = project.paths();
+    let Some(journal) = migrate::project_journal(&crate::config::Paths {
+        migrations_named: false,
+        ..paths.clone()
+    })?
+    else {
+        return Ok(Done::NoMigrationsFolder(paths.migrations));
     };
-    let targets = locate(ctx, &stack).await?;
-    let pg = require_postgres(&targets)?;
-    let outcome = apply(&ctx.ui, pg, &journal, &config.options(false), "postgres").await?;
-    let drifted: Vec<&str> = outcome
-        .plan
-        .drifted()
-        .iter()
-        .map(|e| e.tag.as_str())
-        .collect();
-    let mut done = if outcome.applied.is_empty() {
-        NOTHING_PENDING.to_string()
-    } else {
-        format!("applied {}", outcome.applied.join(", "))
-    };
-    if !drifted.is_empty() {
-        done.push_str(&format!(
-            "; drift: {} changed after being applied, not re-run",
-            drifted.join(", ")
-        ));
-    }
-    Ok(done)
+    let db = stores.database()?;
+    let outcome = data::migrate(project, &db, &journal, false, &reporters(&ctx.ui)).await?;
+    Ok(Done::Migrated {
+        drifted: outcome
+            .plan
+            .drifted()
+            .iter()
+            .map(|e| e.tag.clone())
+            .collect(),
+        applied: outcome.applied,
+    })
 }

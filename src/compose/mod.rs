@@ -200,10 +200,26 @@ pub struct XVibedev {
     pub password: Option<String>,
     /// fake-gcs: buckets to create (default `[vibesdk-templates]`).
     pub buckets: Option<Vec<String>>,
+    /// Pub/Sub emulator: topics to create.
+    pub topics: Option<Vec<String>>,
+    /// A custom service's readiness check: `GET` this path on the probe port answers 2xx.
+    pub http: Option<XHttpWait>,
     /// The container port the probe uses (default: the first published port).
     pub port: Option<u16>,
     /// Seconds to wait for readiness (default 60).
     pub ready_timeout: Option<u64>,
+}
+
+/// `x-vibedev: http:` on a service of no known kind: a path, or a path and the body's start.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum XHttpWait {
+    Path(String),
+    Full {
+        path: String,
+        #[serde(default)]
+        body: Option<String>,
+    },
 }
 
 /// One published port.

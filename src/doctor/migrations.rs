@@ -8,9 +8,7 @@ use std::time::Duration;
 use crate::config::Project;
 use crate::engine::Engine;
 use crate::migrate::plan::PlannedEntry;
-use crate::migrate::{self, Bookkeeping, Journal, Plan, runner};
-use crate::runtime;
-use crate::services::targets::Targets;
+use crate::migrate::{Bookkeeping, Journal, Plan, runner};
 use crate::stack::Stack;
 use crate::ui::count;
 
@@ -32,7 +30,7 @@ pub async fn check(
         return Check::skip(NAME, "vibedev.toml could not be read");
     };
     let m = &project.file.migrations;
-    let dir = migrate::migrations_dir(project);
+    let dir = project.paths().migrations;
     if !dir.is_dir() {
         return match m.dir {
             Some(_) => Check::fail(
@@ -156,11 +154,11 @@ async fn applied(
     let Some(engine) = engine else {
         return Database::NotCompared("Docker is not reachable");
     };
-    let runtimes = match runtime::observe(engine, stack).await {
-        Ok(r) => r,
+    let stores = match crate::data::Stores::observe(engine, stack).await {
+        Ok(s) => s,
         Err(e) => return Database::Failed(e.to_string()),
     };
-    let Some(target) = Targets::new(stack, &runtimes).postgres else {
+    let Ok(crate::data::Database { target, .. }) = stores.database() else {
         return Database::NotCompared("Postgres is not running");
     };
     let client = match crate::migrate::connect_app(&target, &target.app.database).await {

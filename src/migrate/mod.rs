@@ -11,24 +11,17 @@ pub mod template;
 
 use std::path::PathBuf;
 
-use crate::config::Project;
+use crate::config::{Paths, Project};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::services::postgres::{PgTarget, pg_error};
+use crate::pg::{PgTarget, pg_error};
 
 pub use journal::{Journal, JournalError};
 pub use plan::{EntryState, Plan};
 pub use runner::{Bookkeeping, MigrateOptions, MigrateOutcome};
 
-/// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).
-pub const DEFAULT_DIR: &str = "drizzle";
-
-/// The project's migrations folder: `[migrations] dir`, else `drizzle`, against its root.
-pub fn migrations_dir(project: &Project) -> PathBuf {
-    let dir = project.file.migrations.dir.as_deref();
-    project.resolve(dir.unwrap_or(DEFAULT_DIR.as_ref()))
-}
+pub use crate::config::DEFAULT_MIGRATIONS_DIR as DEFAULT_DIR;
 
 /// What is happening, as it happens (the caller decides how to show it).
 #[derive(Debug, Clone)]
@@ -91,6 +84,39 @@ pub fn silent() -> Reporter {
     Arc::new(|_| {})
 }
 
+/// The project's journal; `None` when the folder does not exist and `[migrations] dir` does
+/// not name it (a project without migrations).
+pub fn project_journal(paths: &Paths) -> Result<Option<Journal>, MigrateError> {
+    if !paths.migrations_named && !paths.migrations.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Journal::load(&paths.migrations, &paths.root)?))
+}
+
+/// The project's `[migrations]` settings as options for the runner.
+pub fn project_options(project: &Project, allow_out_of_order: bool) -> MigrateOptions {
+    let m = &project.file.migrations;
+    MigrateOptions {
+        bookkeeping: Bookkeeping::configured(m),
+        allow_out_of_order,
+        extensions: m.extensions.clone(),
+        ..MigrateOptions::default()
+    }
+}
+
+/// Applies pending migrations as the app user (after creating `[migrations] extensions` as
+/// the admin); used by `migrate`, `up` and `watch`.
+pub async fn apply(
+    target: &PgTarget,
+    journal: &Journal,
+    options: &MigrateOptions,
+    report: &Reporter,
+) -> Result<MigrateOutcome, MigrateError> {
+    create_extensions(target, &target.app.database, &options.extensions, report).await?;
+    let mut client = connect_app(target, &target.app.database).await?;
+    runner::migrate(&mut client, journal, options, report).await
+}
+
 /// A connection as the app user (migrations and seeds run as the database's owner).
 pub async fn connect_app(
     target: &PgTarget,
@@ -130,7 +156,7 @@ pub async fn create_extensions(
     if names.is_empty() {
         return Ok(());
     }
-    let admin = crate::ready::pg_connect(
+    let admin = crate::pg::connect(
         &target.host,
         target.port,
         &target.app.admin_user,
@@ -146,7 +172,7 @@ pub async fn create_extensions(
     for name in names {
         let sql = format!(
             "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
-            crate::services::postgres::quote_ident(name)
+            crate::pg::quote_ident(name)
         );
         let result = admin.batch_execute(&sql).await;
         // Another run creating it at the same moment: unique_violation / duplicate_object.

@@ -11,7 +11,7 @@ use super::sql::{self, SqlStatement};
 use super::{
     MigrateError, OwnTransaction, Progress, Reporter, advisory_lock, advisory_unlock, lock_key,
 };
-use crate::services::postgres::{quote_ident, quote_literal};
+use crate::pg::{quote_ident, quote_literal};
 
 pub const DEFAULT_SCHEMA: &str = "drizzle";
 pub const DEFAULT_TABLE: &str = "__drizzle_migrations";

@@ -10,7 +10,7 @@ use super::journal::Journal;
 use super::runner::{self, MigrateOptions};
 use super::seed::{self, SeedFile};
 use super::{MigrateError, Progress, Reporter, advisory_lock, advisory_unlock, lock_key};
-use crate::services::postgres::{PgTarget, create_database_sql, quote_ident};
+use crate::pg::{PgTarget, create_database_sql, quote_ident};
 
 /// Postgres truncates identifiers beyond this many bytes.
 const MAX_IDENT: usize = 63;
@@ -355,7 +355,7 @@ async fn is_template(admin: &Client, name: &str) -> Result<Option<bool>, Migrate
 }
 
 async fn server_version(admin: &Client) -> Result<i32, MigrateError> {
-    crate::services::postgres::server_version(admin)
+    crate::pg::server_version(admin)
         .await
         .map_err(|e| MigrateError::query("cannot read the server version", &e))
 }

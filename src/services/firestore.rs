@@ -6,8 +6,105 @@ use std::path::Path;
 use futures_util::stream::{self, StreamExt};
 use serde_json::{Map, Value, json};
 
+use futures_util::future::BoxFuture;
+
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
+use super::{Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Store, WaitFor};
 use crate::ready::describe_reqwest;
+
+/// Google's Firestore emulator (the app's key-value documents).
+pub struct Firestore;
+
+impl ServiceKind for Firestore {
+    fn name(&self) -> &'static str {
+        "firestore"
+    }
+
+    /// A JVM: among the first to start.
+    fn start_rank(&self, _fresh_data: bool) -> u8 {
+        1
+    }
+
+    /// `GET /` answers `Ok` once the emulator serves requests.
+    fn wait(&self) -> WaitFor {
+        WaitFor::Http {
+            paths: vec!["/".into()],
+            body: Some("Ok".into()),
+        }
+    }
+
+    fn url(&self, store: &Store<'_>, _with_password: bool) -> String {
+        store.base_url()
+    }
+
+    fn connection_env(&self, store: &Store<'_>) -> Vec<(String, String)> {
+        vec![(
+            "FIRESTORE_EMULATOR_HOST".to_string(),
+            format!("{}:{}", store.url_host(), store.port),
+        )]
+    }
+
+    fn seed_name(&self) -> Option<&'static str> {
+        Some("firestore")
+    }
+
+    fn seed_title(&self) -> &'static str {
+        "Firestore"
+    }
+
+    fn seed_setting(&self) -> &'static str {
+        "firestore_dir = \"seed/firestore\""
+    }
+
+    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
+        seeds.firestore_dir.is_some()
+    }
+
+    fn seed<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        seeds: &'a SeedPaths,
+        mode: SeedMode,
+        report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Seeded>, SeedError>> {
+        Box::pin(async move {
+            let Some(dir) = &seeds.firestore_dir else {
+                return Ok(None);
+            };
+            let client = super::seed::http_client();
+            let base = store.base_url();
+            if mode == SeedMode::IfEmpty
+                && !is_empty(&client, &base, store.gcp_project)
+                    .await
+                    .map_err(|e| e.for_service(store.service))?
+            {
+                return Ok(None);
+            }
+            let count = seed(&client, &base, store.gcp_project, dir, report)
+                .await
+                .map_err(|e| e.for_service(store.service))?;
+            Ok(Some(Seeded::Documents { count }))
+        })
+    }
+
+    fn empty<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        _reseed: Option<&'a SeedPaths>,
+        _report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Emptied>, SeedError>> {
+        Box::pin(async move {
+            reset(
+                &super::seed::http_client(),
+                &store.base_url(),
+                store.gcp_project,
+            )
+            .await
+            .map_err(|e| e.for_service(store.service))?;
+            Ok(Some(Emptied::Everything))
+        })
+    }
+}
 
 /// The emulator treats this bearer token as an administrator that security rules do not apply to.
 const OWNER: &str = "Bearer owner";
@@ -153,8 +250,9 @@ pub async fn seed(
 ) -> Result<usize, SeedError> {
     let docs = read_documents(dir)?;
     let root = documents_root(base, project);
-    let results: Vec<Result<(), SeedError>> = stream::iter(docs.iter())
-        .map(|doc| {
+    let count = docs.len();
+    let results: Vec<Result<(), SeedError>> = stream::iter(docs)
+        .map(|doc: SeedDocument| {
             let url = format!("{root}/{}", encode_path(&doc.path));
             async move {
                 let resp = client
@@ -170,9 +268,7 @@ pub async fn seed(
                         failure(&format!("writing {}", doc.path), resp).await,
                     ));
                 }
-                report(SeedEvent::Written {
-                    document: doc.path.clone(),
-                });
+                report(SeedEvent::Written { document: doc.path });
                 Ok(())
             }
         })
@@ -182,23 +278,13 @@ pub async fn seed(
     for r in results {
         r?;
     }
-    Ok(docs.len())
+    Ok(count)
 }
 
 /// Percent-encodes each segment of a document path, keeping the slashes between them.
 fn encode_path(path: &str) -> String {
     path.split('/')
-        .map(|seg| {
-            seg.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect::<String>()
-        })
+        .map(super::encode)
         .collect::<Vec<_>>()
         .join("/")
 }

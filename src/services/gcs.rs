@@ -3,40 +3,189 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
 
-use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
-use crate::ready::{self, describe_reqwest};
+use futures_util::future::BoxFuture;
 
-/// Waits until fake-gcs answers its health check, then creates the missing buckets.
-/// Returns the buckets created now.
-pub async fn ready_and_prepared(
-    client: &reqwest::Client,
-    base: &str,
-    project: &str,
-    buckets: &[String],
-    deadline: Instant,
-) -> Result<Vec<String>, String> {
-    ready::retry_until(deadline, || async {
-        match ready::http_ok(client, &format!("{base}/_internal/healthcheck"), None).await {
-            Ok(()) => Ok(()),
-            // Older fake-gcs has no health endpoint: listing buckets proves it serves the API.
-            Err(_) => ready::http_ok(client, &format!("{base}/storage/v1/b"), None).await,
-        }
-    })
-    .await?;
-    let existing = list_buckets(client, base).await?;
-    let mut created = Vec::new();
-    for bucket in buckets {
-        if existing.contains(bucket) {
-            continue;
-        }
-        create_bucket(client, base, project, bucket).await?;
-        created.push(bucket.clone());
+use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
+use super::{
+    Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SettingsInput, Stage, Store,
+    WaitFor,
+};
+use crate::ready::describe_reqwest;
+
+/// The bucket the stack gets when `x-vibedev: buckets` names none.
+pub const DEFAULT_BUCKET: &str = "vibesdk-templates";
+
+/// fake-gcs-server (the app's Cloud Storage buckets).
+pub struct Gcs;
+
+impl ServiceKind for Gcs {
+    fn name(&self) -> &'static str {
+        "gcs"
     }
-    Ok(created)
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["fake-gcs", "storage"]
+    }
+
+    fn settings(&self, input: &SettingsInput<'_>) -> Result<Settings, String> {
+        Ok(Settings {
+            buckets: input
+                .x
+                .buckets
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_BUCKET.into()]),
+            ..Settings::default()
+        })
+    }
+
+    /// Ready moments after its container starts: last.
+    fn start_rank(&self, _fresh_data: bool) -> u8 {
+        2
+    }
+
+    /// Its health endpoint; an older fake-gcs without one proves it serves the API by listing
+    /// buckets.
+    fn wait(&self) -> WaitFor {
+        WaitFor::Http {
+            paths: vec!["/_internal/healthcheck".into(), "/storage/v1/b".into()],
+            body: None,
+        }
+    }
+
+    /// Creates the stack's missing buckets once it answers.
+    fn prepare<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        stage: Stage,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            if stage != Stage::Ready {
+                return Ok(Vec::new());
+            }
+            let client = super::http_client();
+            let base = store.base_url();
+            let existing = list_buckets(&client, &base).await?;
+            let mut created = Vec::new();
+            for bucket in &store.settings.buckets {
+                if existing.contains(bucket) {
+                    continue;
+                }
+                create_bucket(&client, &base, store.gcp_project, bucket).await?;
+                created.push(format!("bucket {bucket}"));
+            }
+            Ok(created)
+        })
+    }
+
+    fn url(&self, store: &Store<'_>, _with_password: bool) -> String {
+        store.base_url()
+    }
+
+    fn connection_env(&self, store: &Store<'_>) -> Vec<(String, String)> {
+        let mut env = vec![("STORAGE_EMULATOR_HOST".to_string(), store.base_url())];
+        if let Some(bucket) = store.settings.buckets.first() {
+            env.push(("TEMPLATES_BUCKET".to_string(), bucket.clone()));
+        }
+        env
+    }
+
+    fn seed_name(&self) -> Option<&'static str> {
+        Some("bucket")
+    }
+
+    fn seed_title(&self) -> &'static str {
+        "bucket"
+    }
+
+    fn seed_setting(&self) -> &'static str {
+        "bucket_dir = \"seed/bucket\""
+    }
+
+    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
+        seeds.bucket_dir.is_some()
+    }
+
+    fn seed<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        seeds: &'a SeedPaths,
+        mode: SeedMode,
+        report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Seeded>, SeedError>> {
+        Box::pin(async move {
+            let Some(dir) = &seeds.bucket_dir else {
+                return Ok(None);
+            };
+            let client = super::seed::http_client();
+            let base = store.base_url();
+            let bucket = seed_bucket_name(store, seeds);
+            if mode == SeedMode::IfEmpty {
+                // A bucket that does not exist yet is empty too (seeding creates it).
+                let objects = list_objects(&client, &base, &bucket).await;
+                if objects.is_ok_and(|o| !o.is_empty()) {
+                    return Ok(None);
+                }
+            }
+            let prune = mode == SeedMode::Exactly;
+            let out = seed_bucket(
+                &client,
+                &base,
+                store.gcp_project,
+                &bucket,
+                dir,
+                prune,
+                report,
+            )
+            .await
+            .map_err(|e| e.for_service(store.service))?;
+            Ok(Some(Seeded::Objects {
+                bucket,
+                uploaded: out.uploaded.len(),
+                unchanged: out.unchanged,
+                deleted: out.deleted.len(),
+            }))
+        })
+    }
+
+    /// Deletes every object of the stack's buckets, except the seed bucket when a seed will
+    /// make it exact right after (`reseed`).
+    fn empty<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        reseed: Option<&'a SeedPaths>,
+        report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Emptied>, SeedError>> {
+        Box::pin(async move {
+            let client = super::seed::http_client();
+            let base = store.base_url();
+            let keep = reseed
+                .filter(|s| s.bucket_dir.is_some())
+                .map(|s| seed_bucket_name(store, s));
+            let mut emptied = Vec::new();
+            for bucket in &store.settings.buckets {
+                if keep.as_ref() == Some(bucket) {
+                    continue;
+                }
+                let deleted = empty_bucket(&client, &base, bucket, report)
+                    .await
+                    .map_err(|e| e.for_service(store.service))?;
+                emptied.push((bucket.clone(), deleted.len()));
+            }
+            Ok(Some(Emptied::Buckets(emptied)))
+        })
+    }
+}
+
+/// The seed bucket: `[seed] bucket`, else the service's first bucket, else the default.
+pub fn seed_bucket_name(store: &Store<'_>, seeds: &SeedPaths) -> String {
+    seeds
+        .bucket
+        .clone()
+        .or_else(|| store.settings.buckets.first().cloned())
+        .unwrap_or_else(|| DEFAULT_BUCKET.to_string())
 }
 
 /// Bucket names.
@@ -192,7 +341,7 @@ pub async fn upload(
         .post(format!(
             "{}/upload/storage/v1/b/{}/o",
             base.trim_end_matches('/'),
-            encode_segment(bucket)
+            super::encode(bucket)
         ))
         .query(&[("uploadType", "media"), ("name", name)])
         .header(reqwest::header::CONTENT_TYPE, content_type(name))
@@ -230,19 +379,6 @@ pub async fn delete_object(
             failure(&format!("deleting {bucket}/{name}"), resp).await,
         ))
     }
-}
-
-/// Percent-encodes one URL path segment (everything but RFC 3986's unreserved characters).
-fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A content type from the file extension (the emulator and the app only care for common ones).
@@ -398,7 +534,7 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:4443/storage/v1/b/b/o/dir%2Fa%20b.txt"
         );
-        assert_eq!(encode_segment("my bucket"), "my%20bucket");
+        assert_eq!(crate::services::encode("my bucket"), "my%20bucket");
     }
 
     #[test]

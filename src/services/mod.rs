@@ -1,9 +1,324 @@
-//! What each kind of service needs once it answers: the app role and database on Postgres, the
-//! buckets and seed objects on fake-gcs, seed documents on Firestore. Free of Docker plumbing.
+//! Everything one kind of service means, one module per kind behind one trait ([`ServiceKind`]):
+//! its settings from `x-vibedev`, its start rank, how it is waited for (as data, [`WaitFor`]),
+//! how it is prepared, its URL and connection variables, and how its data is seeded and emptied.
+//! Callers loop over the stack's services and call the trait; nothing outside this folder
+//! matches on a kind or a service name. Free of Docker plumbing.
 
 pub mod firestore;
 pub mod gcs;
 pub mod postgres;
+pub mod pubsub;
 pub mod redis;
 pub mod seed;
-pub mod targets;
+pub mod wait;
+
+use std::collections::BTreeMap;
+
+use futures_util::future::BoxFuture;
+
+pub use seed::{SeedError, SeedReporter};
+pub use wait::{Stage, WaitFor};
+
+use crate::compose::XVibedev;
+pub use crate::config::SeedPaths;
+use crate::pg::PostgresApp;
+
+/// A kind of service vibedev knows: a handle on its behaviour, compared by name.
+#[derive(Clone, Copy)]
+pub struct Kind(&'static dyn ServiceKind);
+
+impl Kind {
+    pub const POSTGRES: Kind = Kind(&postgres::Postgres);
+    pub const REDIS: Kind = Kind(&redis::Redis);
+    pub const FIRESTORE: Kind = Kind(&firestore::Firestore);
+    pub const GCS: Kind = Kind(&gcs::Gcs);
+    pub const PUBSUB: Kind = Kind(&pubsub::PubSub);
+
+    /// Every kind, in the order `vibedev seed` and `reset-db --all` visit stores.
+    pub const ALL: [Kind; 5] = [
+        Kind::GCS,
+        Kind::FIRESTORE,
+        Kind::REDIS,
+        Kind::PUBSUB,
+        Kind::POSTGRES,
+    ];
+
+    /// The kind named in `x-vibedev: kind:` (or a label), aliases included.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s || k.aliases().contains(&s))
+    }
+
+    /// The kind a service has by its name alone (the built-in stack's names).
+    pub fn by_service_name(name: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name && k.implied_by_service_name())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The names `x-vibedev: kind:` accepts, for error messages.
+    pub fn names() -> String {
+        Kind::ALL.map(|k| k.name()).join(", ")
+    }
+}
+
+impl std::ops::Deref for Kind {
+    type Target = dyn ServiceKind;
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, other: &Kind) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Kind {}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a kind reads from the compose file once, when the stack is resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Postgres: the app database and role, and the admin account.
+    pub postgres: Option<PostgresApp>,
+    /// fake-gcs: the buckets to create.
+    pub buckets: Vec<String>,
+    /// Pub/Sub: the topics to create.
+    pub topics: Vec<String>,
+}
+
+/// What a kind's settings are read from.
+pub struct SettingsInput<'a> {
+    /// The service's environment, with `*_FILE` variables' values filled in where the file is
+    /// the service's own secret or config.
+    pub env: &'a BTreeMap<String, String>,
+    pub x: &'a XVibedev,
+}
+
+/// A running service as a client reaches it from the host.
+pub struct Store<'a> {
+    /// The service's name in the stack (what messages call it).
+    pub service: &'a str,
+    pub host: String,
+    pub port: u16,
+    pub settings: &'a Settings,
+    pub gcp_project: &'a str,
+}
+
+impl Store<'_> {
+    /// `host` as it goes into a URL (IPv6 in brackets).
+    pub fn url_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}:{}", self.url_host(), self.port)
+    }
+
+    /// The Postgres target, for a service that has Postgres settings.
+    pub fn postgres(&self) -> Option<crate::pg::PgTarget> {
+        self.settings
+            .postgres
+            .as_ref()
+            .map(|app| crate::pg::PgTarget {
+                host: self.host.clone(),
+                port: self.port,
+                app: app.clone(),
+            })
+    }
+}
+
+/// When seeding: only into an empty store (after `up` created it), or always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedMode {
+    /// `up`: seed a store that holds nothing yet; leave one with data alone.
+    IfEmpty,
+    /// `vibedev seed`: load the seed again (unchanged objects are skipped).
+    Again,
+    /// `watch` and `reset-db --all`: make the store hold exactly the seed (objects without a
+    /// file are deleted).
+    Exactly,
+}
+
+/// What seeding one store did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seeded {
+    Objects {
+        bucket: String,
+        uploaded: usize,
+        unchanged: usize,
+        deleted: usize,
+    },
+    Documents {
+        count: usize,
+    },
+    SqlFiles {
+        count: usize,
+    },
+}
+
+/// What emptying one store did (`reset-db --all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emptied {
+    /// Every key or document is gone.
+    Everything,
+    /// These buckets were emptied, with how many objects each lost.
+    Buckets(Vec<(String, usize)>),
+}
+
+/// Everything one kind of service means. Object safe: the stack holds `&'static dyn` handles.
+pub trait ServiceKind: Send + Sync {
+    /// The kind's name (`x-vibedev: kind:`, `vibedev status`).
+    fn name(&self) -> &'static str;
+
+    /// True when a service named like the kind has it without `x-vibedev: kind` (the
+    /// built-in stack's names).
+    fn implied_by_service_name(&self) -> bool {
+        true
+    }
+
+    /// Other spellings `x-vibedev: kind:` accepts.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Reads the kind's settings (defaults where the file says nothing).
+    fn settings(&self, _input: &SettingsInput<'_>) -> Result<Settings, String> {
+        Ok(Settings::default())
+    }
+
+    /// When this run starts it, among services that wait for nothing (lower first): on a
+    /// small machine starting containers is CPU-bound, so the services furthest from ready go
+    /// first. `fresh_data`: its data volume was created by this run.
+    fn start_rank(&self, fresh_data: bool) -> u8;
+
+    /// How one readiness check is made from the host.
+    fn wait(&self) -> WaitFor;
+
+    /// What the service needs before it is the stack's (a role and database, buckets), done
+    /// when the readiness check says the server answered but refused ([`Stage::Refused`]) or
+    /// once it is ready ([`Stage::Ready`]). Idempotent; returns what it made.
+    fn prepare<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+        _stage: Stage,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The URL `vibedev status` shows (a password only when asked for).
+    fn url(&self, store: &Store<'_>, with_password: bool) -> String;
+
+    /// The app's connection variables for this service (`vibedev env`).
+    fn connection_env(&self, store: &Store<'_>) -> Vec<(String, String)>;
+
+    /// The word `vibedev seed` takes for this kind's seed, if it has one.
+    fn seed_name(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// How messages name this kind's seed (`no SQL seed is configured`).
+    fn seed_title(&self) -> &'static str {
+        self.name()
+    }
+
+    /// The `[seed]` key that configures this kind's seed, as an example line.
+    fn seed_setting(&self) -> &'static str {
+        ""
+    }
+
+    /// True when the project names seed data for this kind.
+    fn seed_configured(&self, _seeds: &SeedPaths) -> bool {
+        false
+    }
+
+    /// Loads the project's seed data into the store; `None` when there was nothing to do
+    /// (no seed configured, or `IfEmpty` and the store holds data).
+    fn seed<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+        _seeds: &'a SeedPaths,
+        _mode: SeedMode,
+        _report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Seeded>, SeedError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Empties the store for `reset-db --all`; `None` for a kind whose data is reset another
+    /// way (the app database: `reset-db` itself). `reseed`: the seed that is loaded right
+    /// after (`SeedMode::Exactly`), so what it makes exact need not be emptied first.
+    fn empty<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+        _reseed: Option<&'a SeedPaths>,
+        _report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Emptied>, SeedError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// RFC 3986's unreserved characters stay; everything else is percent-encoded.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one URL component (a userinfo part, a path segment).
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// A reqwest client for probes and API calls (no proxy, short timeouts).
+pub fn http_client() -> reqwest::Client {
+    crate::ready::http_client()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_by_name_and_alias() {
+        assert_eq!(Kind::parse("postgresql"), Some(Kind::POSTGRES));
+        assert_eq!(Kind::parse("fake-gcs"), Some(Kind::GCS));
+        assert_eq!(Kind::parse("pubsub"), Some(Kind::PUBSUB));
+        assert_eq!(Kind::parse("mysql"), None);
+        assert_eq!(Kind::by_service_name("storage"), None);
+        assert_eq!(Kind::by_service_name("redis"), Some(Kind::REDIS));
+        assert_eq!(Kind::by_service_name("pubsub"), None);
+    }
+
+    #[test]
+    fn components_are_percent_encoded() {
+        assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+        assert_eq!(encode("vibesdk_app"), "vibesdk_app");
+        assert_eq!(encode("my bucket"), "my%20bucket");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_name() {
+        let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Kind::ALL.len());
+    }
+}

@@ -1,52 +1,198 @@
-//! Postgres: make sure the app role and database exist (idempotent, safe to run concurrently),
-//! then prove the app user can run `SELECT 1` on the app database.
+//! Postgres: the app role and database vibedev prepares (idempotent, safe to run concurrently),
+//! ready when the app user can run `SELECT 1` on the app database; `DATABASE_URL`; SQL seeds.
 
-use std::time::Instant;
+use std::collections::BTreeMap;
 
-use crate::ready::{self, pg_connect, pg_server_answered};
-use crate::stack::PostgresApp;
+use futures_util::future::BoxFuture;
 
-/// Waits until the app user can query the app database, creating the role and database
-/// through the admin account when they are missing. Returns what was created, if anything.
-pub async fn ready_and_prepared(
-    host: &str,
-    port: u16,
-    app: &PostgresApp,
-    deadline: Instant,
-) -> Result<Vec<String>, String> {
-    let mut created = Vec::new();
-    let mut backoff = ready::Backoff::probe();
-    loop {
-        let last = match ready::postgres_select1(
-            host,
-            port,
-            &app.user,
-            &app.password,
-            &app.database,
-        )
-        .await
-        {
-            Ok(()) => return Ok(created),
-            Err(e) if pg_server_answered(&e) => match prepare(host, port, app).await {
-                Ok(mut done) => {
-                    created.append(&mut done);
-                    continue;
+use super::seed::SeedEvent;
+use super::{
+    SeedError, SeedMode, SeedPaths, SeedReporter, Seeded, ServiceKind, Settings, SettingsInput,
+    Stage, Store, WaitFor,
+};
+use crate::compose::XVibedev;
+use crate::migrate::seed::{self as sql_seed, SeedFile};
+use crate::pg::{
+    self, PostgresApp, create_database_sql, is_duplicate, pg_error, quote_ident, quote_literal,
+    server_version,
+};
+
+pub const DEFAULT_APP_DATABASE: &str = "vibesdk";
+pub const DEFAULT_APP_USER: &str = "vibesdk_app";
+pub const DEFAULT_APP_PASSWORD: &str = "vibesdk-local";
+
+/// PostgreSQL (the app's Cloud SQL database).
+pub struct Postgres;
+
+impl ServiceKind for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["postgresql"]
+    }
+
+    fn settings(&self, input: &SettingsInput<'_>) -> Result<Settings, String> {
+        Ok(Settings {
+            postgres: Some(accounts(input.env, input.x)?),
+            ..Settings::default()
+        })
+    }
+
+    /// First when its volume is new (initdb: the longest way to ready), else with the others.
+    fn start_rank(&self, fresh_data: bool) -> u8 {
+        if fresh_data { 0 } else { 1 }
+    }
+
+    fn wait(&self) -> WaitFor {
+        WaitFor::Postgres { query: "SELECT 1" }
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        stage: Stage,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            match (&store.settings.postgres, stage) {
+                (Some(app), Stage::Refused) => {
+                    create_role_and_database(&store.host, store.port, app).await
                 }
-                Err(e) => e,
-            },
-            Err(e) => pg_error(&e),
+                _ => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn url(&self, store: &Store<'_>, with_password: bool) -> String {
+        let Some(app) = &store.settings.postgres else {
+            return format!("postgres://{}:{}", store.url_host(), store.port);
         };
-        let delay = backoff.next_delay();
-        if Instant::now() + delay >= deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(delay).await;
+        let auth = if with_password {
+            format!(
+                "{}:{}",
+                super::encode(&app.user),
+                super::encode(&app.password)
+            )
+        } else {
+            super::encode(&app.user)
+        };
+        format!(
+            "postgres://{auth}@{}:{}/{}",
+            store.url_host(),
+            store.port,
+            super::encode(&app.database)
+        )
+    }
+
+    fn connection_env(&self, store: &Store<'_>) -> Vec<(String, String)> {
+        vec![("DATABASE_URL".to_string(), self.url(store, true))]
+    }
+
+    fn seed_name(&self) -> Option<&'static str> {
+        Some("sql")
+    }
+
+    fn seed_title(&self) -> &'static str {
+        "SQL"
+    }
+
+    fn seed_setting(&self) -> &'static str {
+        "sql = [\"seed/data.sql\"]"
+    }
+
+    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
+        !seeds.sql.is_empty()
+    }
+
+    /// Runs the `[seed] sql` files as the app user, in one transaction each; with `IfEmpty`,
+    /// only into a database without tables (migrations must not have run yet: the caller
+    /// decides that with [`database_is_empty`] before migrating).
+    fn seed<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        seeds: &'a SeedPaths,
+        _mode: SeedMode,
+        report: &'a SeedReporter,
+    ) -> BoxFuture<'a, Result<Option<Seeded>, SeedError>> {
+        Box::pin(async move {
+            let Some(target) = store.postgres() else {
+                return Ok(None);
+            };
+            if seeds.sql.is_empty() {
+                return Ok(None);
+            }
+            let files = SeedFile::load_all(&seeds.sql, &seeds.root)?;
+            let mut client = crate::migrate::connect_app(&target, &target.app.database).await?;
+            let report = report.clone();
+            let progress: crate::migrate::Reporter =
+                std::sync::Arc::new(move |p| report(SeedEvent::Sql(p)));
+            sql_seed::apply(&mut client, &files, &progress).await?;
+            Ok(Some(Seeded::SqlFiles { count: files.len() }))
+        })
     }
 }
 
+/// The Postgres accounts of a service. The compose file's values win: a `POSTGRES_USER` other
+/// than the image's default `postgres` is the app's own role (with `POSTGRES_PASSWORD` and
+/// `POSTGRES_DB`), unless `x-vibedev` names another; vibedev's defaults fill what neither says.
+/// When the app role is the admin role, its password is the compose file's (never changed).
+fn accounts(env: &BTreeMap<String, String>, x: &XVibedev) -> Result<PostgresApp, String> {
+    let admin_user = env
+        .get("POSTGRES_USER")
+        .filter(|u| !u.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "postgres".into());
+    let admin_password = env.get("POSTGRES_PASSWORD").cloned().unwrap_or_default();
+    let admin_database = env
+        .get("POSTGRES_DB")
+        .filter(|d| !d.is_empty())
+        .cloned()
+        .unwrap_or_else(|| admin_user.clone());
+    let own_role = admin_user != "postgres";
+    let user = x.user.clone().unwrap_or_else(|| {
+        if own_role {
+            admin_user.clone()
+        } else {
+            DEFAULT_APP_USER.into()
+        }
+    });
+    let password = if user == admin_user {
+        if x.password.as_ref().is_some_and(|p| *p != admin_password) {
+            return Err(format!(
+                "x-vibedev password differs from POSTGRES_PASSWORD, but both are for role {user:?}: drop one of them"
+            ));
+        }
+        admin_password.clone()
+    } else {
+        x.password
+            .clone()
+            .unwrap_or_else(|| DEFAULT_APP_PASSWORD.into())
+    };
+    let database = x.database.clone().unwrap_or_else(|| {
+        if own_role {
+            admin_database.clone()
+        } else {
+            DEFAULT_APP_DATABASE.into()
+        }
+    });
+    Ok(PostgresApp {
+        database,
+        user,
+        password,
+        admin_user,
+        admin_password,
+        admin_database,
+    })
+}
+
 /// Creates (or repairs) the app role and database as the admin user.
-async fn prepare(host: &str, port: u16, app: &PostgresApp) -> Result<Vec<String>, String> {
-    let admin = pg_connect(
+async fn create_role_and_database(
+    host: &str,
+    port: u16,
+    app: &PostgresApp,
+) -> Result<Vec<String>, String> {
+    let admin = pg::connect(
         host,
         port,
         &app.admin_user,
@@ -118,133 +264,4 @@ async fn create_database(
         }
     }
     Ok(done)
-}
-
-/// Where the app's Postgres is reached from the host, with the app and admin credentials.
-#[derive(Debug, Clone)]
-pub struct PgTarget {
-    pub host: String,
-    pub port: u16,
-    pub app: PostgresApp,
-}
-
-impl PgTarget {
-    /// A connection as the app user.
-    pub async fn connect_app(
-        &self,
-        database: &str,
-    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        pg_connect(
-            &self.host,
-            self.port,
-            &self.app.user,
-            &self.app.password,
-            database,
-        )
-        .await
-    }
-
-    /// A connection as the admin user on [`PgTarget::maintenance_database`].
-    pub async fn connect_admin(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        pg_connect(
-            &self.host,
-            self.port,
-            &self.app.admin_user,
-            &self.app.admin_password,
-            self.maintenance_database(),
-        )
-        .await
-    }
-
-    /// The admin's database, unless that is the app database (which a reset drops).
-    pub fn maintenance_database(&self) -> &str {
-        if self.app.admin_database == self.app.database {
-            "postgres"
-        } else {
-            &self.app.admin_database
-        }
-    }
-}
-
-fn is_duplicate(e: &tokio_postgres::Error) -> bool {
-    // 42710 duplicate_object, 42P04 duplicate_database, 23505 unique_violation (catalog race).
-    e.code()
-        .is_some_and(|c| matches!(c.code(), "42710" | "42P04" | "23505"))
-}
-
-/// A Postgres error with the server's message when there is one.
-pub fn pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut msg = e.to_string();
-            if let Some(src) = std::error::Error::source(e) {
-                msg.push_str(": ");
-                msg.push_str(&src.to_string());
-            }
-            msg
-        }
-    }
-}
-
-/// The server's version as a number (150004 for 15.4).
-pub async fn server_version(client: &tokio_postgres::Client) -> Result<i32, tokio_postgres::Error> {
-    let row = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await?;
-    Ok(row.get(0))
-}
-
-/// `CREATE DATABASE name [TEMPLATE t] OWNER owner`, copying the template's files where the server
-/// can choose: PostgreSQL 15 copies a template block by block through the WAL by default, which
-/// for a small template (template1 included) is several times slower than copying its files, the
-/// only way before 15 (on a fresh cluster: ~11 ms against 20-110 ms).
-pub fn create_database_sql(
-    name: &str,
-    template: Option<&str>,
-    owner: &str,
-    server_version: i32,
-) -> String {
-    let mut sql = format!("CREATE DATABASE {}", quote_ident(name));
-    if let Some(t) = template {
-        sql.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
-    }
-    sql.push_str(&format!(" OWNER {}", quote_ident(owner)));
-    if server_version >= 150000 {
-        sql.push_str(" STRATEGY FILE_COPY");
-    }
-    sql
-}
-
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `'text'` with embedded quotes doubled (standard_conforming_strings is on since 9.1).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_doubles_quotes() {
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
-    }
-
-    #[test]
-    fn create_database_copies_files_from_15_on() {
-        assert_eq!(
-            create_database_sql("app", None, "u\"x", 150004),
-            "CREATE DATABASE \"app\" OWNER \"u\"\"x\" STRATEGY FILE_COPY"
-        );
-        assert_eq!(
-            create_database_sql("new", Some("tpl"), "u", 140010),
-            "CREATE DATABASE \"new\" TEMPLATE \"tpl\" OWNER \"u\""
-        );
-    }
 }

@@ -17,10 +17,10 @@ pub enum SeedError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{service}: {message}")]
-    Api {
-        service: &'static str,
-        message: String,
-    },
+    Api { service: String, message: String },
+    /// Loading SQL seed files.
+    #[error(transparent)]
+    Sql(#[from] crate::migrate::MigrateError),
 }
 
 impl SeedError {
@@ -31,13 +31,25 @@ impl SeedError {
             SeedError::Api { service, .. } => Some(format!(
                 "check that {service} is running (`vibedev status`) and see `vibedev logs {service}`"
             )),
+            SeedError::Sql(e) => e.hint(),
         }
     }
 
-    pub(crate) fn api(service: &'static str, message: impl Into<String>) -> SeedError {
+    pub(crate) fn api(service: &str, message: impl Into<String>) -> SeedError {
         SeedError::Api {
-            service,
+            service: service.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// The same error, naming the service as the stack calls it.
+    pub fn for_service(self, name: &str) -> SeedError {
+        match self {
+            SeedError::Api { message, .. } => SeedError::Api {
+                service: name.to_string(),
+                message,
+            },
+            other => other,
         }
     }
 }
@@ -45,9 +57,19 @@ impl SeedError {
 /// One thing a seed did, as it happens.
 #[derive(Debug, Clone)]
 pub enum SeedEvent {
-    Uploaded { bucket: String, object: String },
-    Deleted { bucket: String, object: String },
-    Written { document: String },
+    Uploaded {
+        bucket: String,
+        object: String,
+    },
+    Deleted {
+        bucket: String,
+        object: String,
+    },
+    Written {
+        document: String,
+    },
+    /// An SQL seed file's progress.
+    Sql(crate::migrate::Progress),
 }
 
 /// The seed progress callback.

@@ -1,0 +1,224 @@
+//! How the commands show the data layer's progress and results: migration, seed and reset
+//! lines labelled with the service's name, as `up`'s reporter writes service names. Shared by
+//! the commands; not a command.
+
+use std::sync::Arc;
+
+use crate::data::Reporters;
+use crate::migrate::{self, Progress};
+use crate::services::seed::SeedEvent;
+use crate::services::{Emptied, SeedReporter, Seeded};
+use crate::ui::{self, Ui};
+
+/// `postgres  ` as the reconcile reporter writes service names.
+pub fn service_label(name: &str) -> String {
+    console::style(format!("{name:<10}")).bold().to_string()
+}
+
+/// The reporters the data layer calls, writing through `ui`.
+pub fn reporters(ui: &Ui) -> Reporters {
+    let (m, s) = (ui.clone(), ui.clone());
+    Reporters {
+        migrate: Arc::new(move |service| migrate_reporter(&m, service)),
+        seed: Arc::new(move |service| seed_reporter(&s, service)),
+    }
+}
+
+/// Shows migration, SQL seed and reset progress.
+pub fn migrate_reporter(ui: &Ui, service: &str) -> migrate::Reporter {
+    let ui = ui.clone();
+    let label = service_label(service);
+    Arc::new(move |event| {
+        match event {
+        Progress::LockWait { what } => ui.info(&format!(
+            "{label} waiting for another `{what}` on this database to finish"
+        )),
+        Progress::Applying { tag, statements } => {
+            ui.detail(&format!("applying {tag} ({statements} statements)"))
+        }
+        Progress::Applied { tag, elapsed } => ui.info(&format!(
+            "{label} applied {tag} in {}",
+            ui::secs(elapsed)
+        )),
+        Progress::OwnTransactionControl { tag, file, at } => ui.warn(&format!(
+            "migration {tag} controls its own transactions ({}): it runs as drizzle runs it, but cannot be rolled back as a whole; \
+             if a statement of {file} fails, what was committed before it stays",
+            at.iter()
+                .map(|(line, sql)| format!("{sql} at line {line}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Progress::Extensions { database, names } => ui.detail(&format!(
+            "extensions {} present in {database}",
+            names.join(", ")
+        )),
+        Progress::Drifted { tag } => ui.warn(&format!(
+            "migration {tag} changed after it was applied (its hash no longer matches the database's record); \
+             it is not applied again: put further changes in a new migration"
+        )),
+        Progress::Seeding { file } => ui.detail(&format!("seeding {file}")),
+        Progress::Seeded { file, elapsed } => ui.info(&format!(
+            "{label} seeded {file} in {}",
+            ui::secs(elapsed)
+        )),
+        Progress::TemplateBuilding { name, replaced } => ui.info(&if replaced.is_empty() {
+            format!("{label} building template database {name}")
+        } else {
+            format!(
+                "{label} rebuilding template database {name} (migrations or seeds changed; dropping {})",
+                replaced.join(", ")
+            )
+        }),
+        Progress::TemplateBuilt { name, elapsed } => {
+            ui.detail(&format!("template {name} built in {}", ui::secs(elapsed)))
+        }
+        Progress::Disconnecting { sessions } if sessions > 0 => ui.info(&format!(
+            "{label} disconnecting {sessions} session{}",
+            if sessions == 1 { "" } else { "s" }
+        )),
+        Progress::Disconnecting { .. } => {}
+    }
+    })
+}
+
+/// Per-object and per-document lines (with --verbose); SQL seed files as migrations show them.
+pub fn seed_reporter(ui: &Ui, service: &str) -> SeedReporter {
+    let ui = ui.clone();
+    let sql = migrate_reporter(&ui, service);
+    Arc::new(move |event| match event {
+        SeedEvent::Uploaded { bucket, object } => {
+            ui.detail(&format!("uploaded gs://{bucket}/{object}"))
+        }
+        SeedEvent::Deleted { bucket, object } => {
+            ui.detail(&format!("deleted gs://{bucket}/{object}"))
+        }
+        SeedEvent::Written { document } => ui.detail(&format!("wrote {document}")),
+        SeedEvent::Sql(progress) => sql(progress),
+    })
+}
+
+/// `gcs        seeded bucket b: 2 uploaded, 0 unchanged`; `None` for SQL seeds (their files
+/// are reported as they run).
+pub fn seeded_line(service: &str, seeded: &Seeded) -> Option<String> {
+    match seeded {
+        Seeded::SqlFiles { .. } => None,
+        _ => Some(format!(
+            "{} {}",
+            service_label(service),
+            seeded_text(seeded)
+        )),
+    }
+}
+
+/// `seeded bucket b: 2 uploaded, 0 unchanged`, `seeded 3 documents`, `seeded 1 SQL file`.
+pub fn seeded_text(seeded: &Seeded) -> String {
+    match seeded {
+        Seeded::Objects {
+            bucket,
+            uploaded,
+            unchanged,
+            deleted,
+        } => {
+            let deleted = if *deleted == 0 {
+                String::new()
+            } else {
+                format!(", {deleted} deleted")
+            };
+            format!("seeded bucket {bucket}: {uploaded} uploaded, {unchanged} unchanged{deleted}")
+        }
+        Seeded::Documents { count } => {
+            format!(
+                "seeded {count} document{}",
+                if *count == 1 { "" } else { "s" }
+            )
+        }
+        Seeded::SqlFiles { count } => {
+            format!(
+                "seeded {count} SQL file{}",
+                if *count == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// `redis      emptied` / `gcs        emptied bucket b (3 objects deleted)`.
+pub fn emptied_lines(service: &str, emptied: &Emptied) -> Vec<String> {
+    let label = service_label(service);
+    match emptied {
+        Emptied::Everything => vec![format!("{label} emptied")],
+        Emptied::Buckets(buckets) => buckets
+            .iter()
+            .map(|(bucket, n)| format!("{label} emptied bucket {bucket} ({n} objects deleted)"))
+            .collect(),
+    }
+}
+
+/// `vibesdk: applied 2 migrations in 120ms (3 in the journal)` / `vibesdk: up to date (...)`.
+pub fn migrate_summary(
+    database: &str,
+    journal_len: usize,
+    outcome: &migrate::MigrateOutcome,
+) -> String {
+    match outcome.applied.len() {
+        0 => format!("{database}: up to date ({journal_len} migrations in the journal)"),
+        n => format!(
+            "{database}: applied {n} migration{} in {} ({journal_len} in the journal)",
+            if n == 1 { "" } else { "s" },
+            ui::secs(outcome.elapsed)
+        ),
+    }
+}
+
+/// Warns about bookkeeping rows for migrations the journal no longer lists.
+pub fn warn_unknown_rows(
+    ui: &Ui,
+    rows: &[migrate::plan::AppliedRow],
+    bookkeeping: &migrate::Bookkeeping,
+) {
+    if !rows.is_empty() {
+        ui.warn(&format!(
+            "{} has {} row(s) for migrations the journal no longer lists (ids {})",
+            bookkeeping.qualified(),
+            rows.len(),
+            rows.iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+}
+
+/// Whether `up` touched a service in this run: `Some(true)` when its container was created,
+/// recreated or started, `Some(false)` when it was kept, `None` when it was not part of the run.
+pub fn touched(outcomes: &[crate::reconcile::Outcome]) -> impl Fn(&str) -> Option<bool> + Sync {
+    let steps: Vec<(String, bool)> = outcomes
+        .iter()
+        .map(|o| (o.service.clone(), o.action.changed()))
+        .collect();
+    move |service: &str| {
+        steps
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, changed)| *changed)
+    }
+}
+
+/// What `up` (and `watch`) say about the data once the stack is ready.
+pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::AfterUp) {
+    if done.missing_migrations {
+        ui.warn(&format!(
+            "[migrations] dir names {}, which does not exist: no migrations applied",
+            paths.migrations.display()
+        ));
+    }
+    if let Some((service, outcome)) = &done.migrated
+        && outcome.applied.is_empty()
+    {
+        ui.detail(&format!("{service}: migrations up to date"));
+    }
+    for (service, seeded) in &done.seeded {
+        if let Some(line) = seeded_line(service, seeded) {
+            ui.info(&line);
+        }
+    }
+}

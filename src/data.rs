@@ -1,0 +1,376 @@
+//! The stack's data stores as commands use them: where each running store is reached, the app
+//! database's migrations, seeds loaded and stores emptied, each through its service's kind.
+//! Progress goes through callbacks, results come back typed; nothing here prints.
+
+use std::sync::Arc;
+
+use crate::config::{Paths, Project};
+use crate::engine::{Engine, EngineError};
+use crate::migrate::seed::database_is_empty;
+use crate::migrate::{self, Journal, MigrateError, MigrateOutcome};
+use crate::pg::PgTarget;
+use crate::runtime::{self, ServiceRuntime};
+use crate::services::{Emptied, Kind, SeedError, SeedMode, SeedReporter, Seeded, Store};
+use crate::stack::{ServiceSpec, Stack};
+
+/// Why a data command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{service} is not running")]
+    NotRunning { service: String },
+    #[error("the stack has no {kind} service running")]
+    KindNotRunning { kind: &'static str },
+    #[error("no {seed} seed is configured")]
+    SeedNotConfigured {
+        seed: &'static str,
+        setting: &'static str,
+    },
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl DataError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DataError::NotRunning { service } => {
+                Some(format!("start it with `vibedev up {service}`"))
+            }
+            DataError::KindNotRunning { .. } => Some("start it with `vibedev up`".into()),
+            DataError::SeedNotConfigured { setting, .. } => Some(format!(
+                "add it under [seed] in vibedev.toml, e.g. {setting}"
+            )),
+            DataError::Seed(e) => e.hint(),
+            DataError::Migrate(e) => e.hint(),
+            DataError::Engine(e) => e.hint(),
+        }
+    }
+}
+
+/// Progress callbacks, per service (named as the stack names it).
+#[derive(Clone)]
+pub struct Reporters {
+    pub migrate: Arc<dyn Fn(&str) -> migrate::Reporter + Send + Sync>,
+    pub seed: Arc<dyn Fn(&str) -> SeedReporter + Send + Sync>,
+}
+
+impl Reporters {
+    /// Reporters that drop everything.
+    pub fn silent() -> Reporters {
+        Reporters {
+            migrate: Arc::new(|_| migrate::silent()),
+            seed: Arc::new(|_| Arc::new(|_| {})),
+        }
+    }
+}
+
+/// The app database: the stack's first Postgres service, as it is reached.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The service's name in the stack.
+    pub service: String,
+    pub target: PgTarget,
+}
+
+/// The running stack's stores.
+pub struct Stores<'a> {
+    pub stack: &'a Stack,
+    pub runtimes: Vec<ServiceRuntime>,
+}
+
+impl<'a> Stores<'a> {
+    /// Observes the stack on the engine.
+    pub async fn observe(engine: &Engine, stack: &'a Stack) -> Result<Stores<'a>, EngineError> {
+        Ok(Stores {
+            stack,
+            runtimes: runtime::observe(engine, stack).await?,
+        })
+    }
+
+    /// Each running service of a known kind, reachable from the host (the first of each kind:
+    /// the one the app's connection variables point at).
+    pub fn running(&self) -> Vec<(Kind, Store<'_>)> {
+        let mut out: Vec<(Kind, Store<'_>)> = Vec::new();
+        for (spec, rt) in self.stack.services.iter().zip(&self.runtimes) {
+            let Some(kind) = spec.kind else { continue };
+            if !rt.running() || out.iter().any(|(k, _)| *k == kind) {
+                continue;
+            }
+            if let Some(store) = rt.store(self.stack, spec) {
+                out.push((kind, store));
+            }
+        }
+        out
+    }
+
+    /// The running store of a kind.
+    pub fn store(&self, kind: Kind) -> Option<Store<'_>> {
+        self.running()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s)
+    }
+
+    /// Services of a known kind that are not running (each named once per kind).
+    pub fn stopped(&self) -> Vec<&ServiceSpec> {
+        let running = self.running();
+        let mut out: Vec<&ServiceSpec> = Vec::new();
+        for spec in &self.stack.services {
+            let Some(kind) = spec.kind else { continue };
+            if running.iter().any(|(k, _)| *k == kind) || out.iter().any(|s| s.kind == Some(kind)) {
+                continue;
+            }
+            out.push(spec);
+        }
+        out
+    }
+
+    /// The app database, or an error naming the service to start.
+    pub fn database(&self) -> Result<Database, DataError> {
+        if let Some(store) = self.store(Kind::POSTGRES)
+            && let Some(target) = store.postgres()
+        {
+            return Ok(Database {
+                service: store.service.to_string(),
+                target,
+            });
+        }
+        Err(match self.stack.of_kind(Kind::POSTGRES) {
+            Some(spec) => DataError::NotRunning {
+                service: spec.name.clone(),
+            },
+            None => DataError::KindNotRunning { kind: "postgres" },
+        })
+    }
+}
+
+/// Applies the pending migrations of the project's journal to the app database.
+pub async fn migrate(
+    project: &Project,
+    db: &Database,
+    journal: &Journal,
+    allow_out_of_order: bool,
+    report: &Reporters,
+) -> Result<MigrateOutcome, DataError> {
+    let options = migrate::project_options(project, allow_out_of_order);
+    let progress = (report.migrate)(&db.service);
+    Ok(migrate::apply(&db.target, journal, &options, &progress).await?)
+}
+
+/// What `up` did to the data once the stack was ready.
+#[derive(Debug, Default)]
+pub struct AfterUp {
+    /// The app database's service and what migrating it did.
+    pub migrated: Option<(String, MigrateOutcome)>,
+    /// Each store seeded (the service, what was loaded).
+    pub seeded: Vec<(String, Seeded)>,
+    /// `[migrations] dir` names a folder that does not exist.
+    pub missing_migrations: bool,
+}
+
+/// After `up`: apply pending migrations once the app database is ready, and seed each store
+/// whose service this run created, recreated or started and which holds nothing yet.
+/// `touched(service)`: the service was part of this run (`Some(true)` when its container was
+/// created, recreated or started).
+pub async fn after_up(
+    project: &Project,
+    stores: &Stores<'_>,
+    touched: &(dyn Fn(&str) -> Option<bool> + Sync),
+    report: &Reporters,
+) -> Result<AfterUp, DataError> {
+    let paths = project.paths();
+    let mut done = AfterUp::default();
+    let database = async {
+        let Ok(db) = stores.database() else {
+            return Ok(None);
+        };
+        let Some(fresh) = touched(&db.service) else {
+            return Ok(None);
+        };
+        database_after_up(project, &paths, &db, fresh, report)
+            .await
+            .map(Some)
+    };
+    let others = futures_util::future::join_all(
+        stores
+            .running()
+            .into_iter()
+            .filter(|(kind, store)| {
+                *kind != Kind::POSTGRES
+                    && kind.seed_configured(&paths.seeds)
+                    && touched(store.service) == Some(true)
+            })
+            .map(|(kind, store)| {
+                let paths = &paths;
+                async move {
+                    let reporter = (report.seed)(store.service);
+                    let seeded = kind
+                        .seed(&store, &paths.seeds, SeedMode::IfEmpty, &reporter)
+                        .await?;
+                    Ok::<_, DataError>(seeded.map(|s| (store.service.to_string(), s)))
+                }
+            }),
+    );
+    let (database, others) = tokio::join!(database, others);
+    let mut first_error = None;
+    match database {
+        Ok(Some(db)) => {
+            done.missing_migrations = db.missing_migrations;
+            done.migrated = db.migrated;
+            done.seeded.extend(db.seeded);
+        }
+        Ok(None) => {}
+        Err(e) => first_error = Some(e),
+    }
+    for result in others {
+        match result {
+            Ok(Some(seeded)) => done.seeded.push(seeded),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
+/// The app database's part of [`after_up`]: seeds go into a database this run created empty
+/// (looked at before migrations fill it), after the migrations.
+async fn database_after_up(
+    project: &Project,
+    paths: &Paths,
+    db: &Database,
+    fresh: bool,
+    report: &Reporters,
+) -> Result<AfterUp, DataError> {
+    let mut done = AfterUp::default();
+    let journal = migrate::project_journal(paths)?;
+    done.missing_migrations = journal.is_none() && paths.migrations_named;
+    let seeding = Kind::POSTGRES.seed_configured(&paths.seeds);
+    if journal.is_none() && !seeding {
+        return Ok(done);
+    }
+    let seed = fresh && seeding && {
+        let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
+        database_is_empty(&client).await?
+    };
+    if let Some(journal) = &journal {
+        let outcome = migrate(project, db, journal, false, report).await?;
+        done.migrated = Some((db.service.clone(), outcome));
+    }
+    if seed {
+        let store = Store {
+            service: &db.service,
+            host: db.target.host.clone(),
+            port: db.target.port,
+            settings: &crate::services::Settings {
+                postgres: Some(db.target.app.clone()),
+                ..Default::default()
+            },
+            gcp_project: "",
+        };
+        let reporter = (report.seed)(&db.service);
+        if let Some(seeded) = Kind::POSTGRES
+            .seed(&store, &paths.seeds, SeedMode::Again, &reporter)
+            .await?
+        {
+            done.seeded.push((db.service.clone(), seeded));
+        }
+    }
+    Ok(done)
+}
+
+/// Loads the seed of each kind asked for (every configured one when `kinds` is empty, the
+/// emulators first: their seeds are idempotent, SQL seeds may refuse to run twice).
+pub async fn seed(
+    paths: &Paths,
+    stores: &Stores<'_>,
+    kinds: &[Kind],
+    mode: SeedMode,
+    report: &Reporters,
+) -> Result<Vec<(String, Seeded)>, DataError> {
+    let mut done = Vec::new();
+    for kind in kinds {
+        let store = match stores.store(*kind) {
+            Some(store) => store,
+            None => {
+                return Err(match stores.stack.of_kind(*kind) {
+                    Some(spec) => DataError::NotRunning {
+                        service: spec.name.clone(),
+                    },
+                    None => DataError::KindNotRunning { kind: kind.name() },
+                });
+            }
+        };
+        let reporter = (report.seed)(store.service);
+        if let Some(seeded) = kind.seed(&store, &paths.seeds, mode, &reporter).await? {
+            done.push((store.service.to_string(), seeded));
+        }
+    }
+    Ok(done)
+}
+
+/// The kinds with a seed, in the order `vibedev seed` runs them.
+pub fn seed_kinds() -> Vec<Kind> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.seed_name().is_some())
+        .collect()
+}
+
+/// What `reset-db --all` did to one store other than the app database.
+#[derive(Debug)]
+pub struct StoreReset {
+    pub service: String,
+    pub emptied: Emptied,
+    pub seeded: Option<Seeded>,
+}
+
+/// `reset-db --all`: empties every running store but the app database (which `reset-db`
+/// rebuilds itself), then, with `reseed`, loads its seed again.
+pub async fn empty_stores(
+    paths: &Paths,
+    stores: &Stores<'_>,
+    reseed: bool,
+    report: &Reporters,
+) -> Result<Vec<StoreReset>, DataError> {
+    let running = stores.running();
+    let results = futures_util::future::join_all(
+        running
+            .iter()
+            .filter(|(kind, _)| *kind != Kind::POSTGRES)
+            .map(|(kind, store)| async move {
+                let reporter = (report.seed)(store.service);
+                let seeds = reseed.then_some(&paths.seeds);
+                let Some(emptied) = kind.empty(store, seeds, &reporter).await? else {
+                    return Ok::<_, DataError>(None);
+                };
+                let seeded = match seeds {
+                    Some(seeds) => {
+                        kind.seed(store, seeds, SeedMode::Exactly, &reporter)
+                            .await?
+                    }
+                    None => None,
+                };
+                Ok(Some(StoreReset {
+                    service: store.service.to_string(),
+                    emptied,
+                    seeded,
+                }))
+            }),
+    )
+    .await;
+    let mut done = Vec::new();
+    for result in results {
+        if let Some(reset) = result? {
+            done.push(reset);
+        }
+    }
+    Ok(done)
+}
