@@ -20,6 +20,8 @@ pub enum DataError {
     NotRunning { service: String },
     #[error("the stack has no {kind} service running")]
     KindNotRunning { kind: &'static str },
+    #[error("the stack has no Postgres service (`x-vibedev: kind: postgres` marks one)")]
+    NoDatabase,
     #[error("no {seed} seed is configured")]
     SeedNotConfigured {
         seed: &'static str,
@@ -40,6 +42,9 @@ impl DataError {
                 Some(format!("start it with `vibedev up {service}`"))
             }
             DataError::KindNotRunning { .. } => Some("start it with `vibedev up`".into()),
+            DataError::NoDatabase => Some(
+                "add a Postgres service to the compose file, or run `vibedev init` for the default stack".into(),
+            ),
             DataError::SeedNotConfigured { setting, .. } => Some(format!(
                 "add it under [seed] in vibedev.toml, e.g. {setting}"
             )),
@@ -72,6 +77,7 @@ impl Reporters {
 pub struct Database {
     /// The service's name in the stack.
     pub service: String,
+    pub kind: Kind,
     pub target: PgTarget,
 }
 
@@ -128,21 +134,32 @@ impl<'a> Stores<'a> {
         out
     }
 
-    /// The app database, or an error naming the service to start.
+    /// The app database (the first service of the kind that holds it), or an error naming
+    /// the service to start.
     pub fn database(&self) -> Result<Database, DataError> {
-        if let Some(store) = self.store(Kind::POSTGRES)
+        let found = self
+            .running()
+            .into_iter()
+            .find(|(kind, _)| kind.holds_app_database());
+        if let Some((kind, store)) = found
             && let Some(target) = store.postgres()
         {
             return Ok(Database {
+                kind,
                 service: store.service.to_string(),
                 target,
             });
         }
-        Err(match self.stack.of_kind(Kind::POSTGRES) {
+        let spec = self
+            .stack
+            .services
+            .iter()
+            .find(|s| s.kind.is_some_and(|k| k.holds_app_database()));
+        Err(match spec {
             Some(spec) => DataError::NotRunning {
                 service: spec.name.clone(),
             },
-            None => DataError::KindNotRunning { kind: "postgres" },
+            None => DataError::NoDatabase,
         })
     }
 }
@@ -199,7 +216,7 @@ pub async fn after_up(
             .running()
             .into_iter()
             .filter(|(kind, store)| {
-                *kind != Kind::POSTGRES
+                !kind.holds_app_database()
                     && kind.seed_configured(&paths.seeds)
                     && touched(store.service) == Some(true)
             })
@@ -252,7 +269,8 @@ async fn database_after_up(
     let mut done = AfterUp::default();
     let journal = migrate::project_journal(paths)?;
     done.missing_migrations = journal.is_none() && paths.migrations_named;
-    let seeding = Kind::POSTGRES.seed_configured(&paths.seeds);
+    let kind = db.kind;
+    let seeding = kind.seed_configured(&paths.seeds);
     if journal.is_none() && !seeding {
         return Ok(done);
     }
@@ -276,7 +294,7 @@ async fn database_after_up(
             gcp_project: "",
         };
         let reporter = (report.seed)(&db.service);
-        if let Some(seeded) = Kind::POSTGRES
+        if let Some(seeded) = kind
             .seed(&store, &paths.seeds, SeedMode::Again, &reporter)
             .await?
         {
@@ -344,7 +362,7 @@ pub async fn empty_stores(
     let results = futures_util::future::join_all(
         running
             .iter()
-            .filter(|(kind, _)| *kind != Kind::POSTGRES)
+            .filter(|(kind, _)| !kind.holds_app_database())
             .map(|(kind, store)| async move {
                 let reporter = (report.seed)(store.service);
                 let seeds = reseed.then_some(&paths.seeds);

@@ -13,6 +13,7 @@ use notify_debouncer_full::{
 use tokio::sync::mpsc;
 
 use crate::config::Project;
+use crate::services::Kind;
 
 /// How long the debouncer waits for a burst of events to settle.
 pub const DEBOUNCE: Duration = Duration::from_millis(60);
@@ -24,10 +25,8 @@ pub enum Change {
     Stack,
     /// The migrations folder: apply pending migrations.
     Migrations,
-    /// The bucket seed folder: sync objects.
-    BucketSeed,
-    /// The Firestore seed folder: write documents.
-    FirestoreSeed,
+    /// A kind's seed folder (the bucket's, Firestore's): load it into that store.
+    Seed(Kind),
     /// The env template: pull secrets.
     EnvTemplate,
 }
@@ -35,19 +34,15 @@ pub enum Change {
 impl Change {
     /// A change of a watched folder (whose watch may need renewing), not of a single file.
     pub fn is_folder(self) -> bool {
-        matches!(
-            self,
-            Change::Migrations | Change::BucketSeed | Change::FirestoreSeed
-        )
+        matches!(self, Change::Migrations | Change::Seed(_))
     }
 
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
-            Change::Stack => "config",
-            Change::Migrations => "migrations",
-            Change::BucketSeed => "bucket seed",
-            Change::FirestoreSeed => "firestore seed",
-            Change::EnvTemplate => "env template",
+            Change::Stack => "config".into(),
+            Change::Migrations => "migrations".into(),
+            Change::Seed(kind) => format!("{} seed", kind.seed_name().unwrap_or(kind.name())),
+            Change::EnvTemplate => "env template".into(),
         }
     }
 }
@@ -59,8 +54,8 @@ pub struct WatchPaths {
     pub compose: Option<PathBuf>,
     pub env_template: Option<PathBuf>,
     pub migrations: Option<PathBuf>,
-    pub bucket_seed: Option<PathBuf>,
-    pub firestore_seed: Option<PathBuf>,
+    /// Each kind's seed folder.
+    pub seeds: Vec<(Kind, PathBuf)>,
 }
 
 impl WatchPaths {
@@ -72,8 +67,10 @@ impl WatchPaths {
             compose: paths.compose.map(canonical),
             env_template: paths.env_template.map(canonical),
             migrations: Some(canonical(paths.migrations)),
-            bucket_seed: paths.seeds.bucket_dir.map(canonical),
-            firestore_seed: paths.seeds.firestore_dir.map(canonical),
+            seeds: Kind::ALL
+                .into_iter()
+                .filter_map(|k| Some((k, canonical(k.seed_folder(&paths.seeds)?.to_path_buf()))))
+                .collect(),
         }
     }
 
@@ -91,22 +88,19 @@ impl WatchPaths {
         let is = |p: &Option<PathBuf>| p.as_deref() == Some(path);
         // Inside the folder, the folder itself (deleted, moved, put back), or a folder on the way
         // to it (`mkdir -p seed/bucket`).
-        let under = |p: &Option<PathBuf>| {
-            p.as_deref()
-                .is_some_and(|dir| path.starts_with(dir) || dir.starts_with(path))
-        };
+        let under_dir = |dir: &Path| path.starts_with(dir) || dir.starts_with(path);
+        let under = |p: &Option<PathBuf>| p.as_deref().is_some_and(under_dir);
         if is(&self.config) || is(&self.compose) {
             Some(Change::Stack)
         } else if is(&self.env_template) {
             Some(Change::EnvTemplate)
         } else if under(&self.migrations) {
             Some(Change::Migrations)
-        } else if under(&self.bucket_seed) {
-            Some(Change::BucketSeed)
-        } else if under(&self.firestore_seed) {
-            Some(Change::FirestoreSeed)
         } else {
-            None
+            self.seeds
+                .iter()
+                .find(|(_, dir)| under_dir(dir))
+                .map(|(kind, _)| Change::Seed(*kind))
         }
     }
 
@@ -133,9 +127,10 @@ impl WatchPaths {
                 add(dir.to_path_buf(), RecursiveMode::NonRecursive);
             }
         }
-        for dir in [&self.migrations, &self.bucket_seed, &self.firestore_seed]
-            .into_iter()
-            .flatten()
+        for dir in self
+            .migrations
+            .iter()
+            .chain(self.seeds.iter().map(|(_, dir)| dir))
         {
             if dir.is_dir() {
                 add(dir.clone(), RecursiveMode::Recursive);
@@ -321,8 +316,10 @@ mod tests {
             compose: Some("/p/compose/docker-compose.yml".into()),
             env_template: Some("/p/templates/env.gcp.tmpl".into()),
             migrations: Some("/p/drizzle".into()),
-            bucket_seed: Some("/p/seed/bucket".into()),
-            firestore_seed: Some("/p/seed/firestore".into()),
+            seeds: vec![
+                (Kind::GCS, "/p/seed/bucket".into()),
+                (Kind::FIRESTORE, "/p/seed/firestore".into()),
+            ],
         }
     }
 
@@ -335,10 +332,10 @@ mod tests {
         assert_eq!(c("/p/templates/env.gcp.tmpl"), Some(Change::EnvTemplate));
         assert_eq!(c("/p/drizzle/0004_x.sql"), Some(Change::Migrations));
         assert_eq!(c("/p/drizzle/meta/_journal.json"), Some(Change::Migrations));
-        assert_eq!(c("/p/seed/bucket/a/b.txt"), Some(Change::BucketSeed));
+        assert_eq!(c("/p/seed/bucket/a/b.txt"), Some(Change::Seed(Kind::GCS)));
         assert_eq!(
             c("/p/seed/firestore/apps/1.json"),
-            Some(Change::FirestoreSeed)
+            Some(Change::Seed(Kind::FIRESTORE))
         );
         assert_eq!(c("/p/.env.gcp"), None);
         assert_eq!(c("/p/README.md"), None);
@@ -357,7 +354,7 @@ mod tests {
         let w = WatchPaths {
             config: Some(root.join("vibedev.toml")),
             migrations: Some(root.join("drizzle")),
-            bucket_seed: Some(root.join("seed/bucket")),
+            seeds: vec![(Kind::GCS, root.join("seed/bucket"))],
             ..Default::default()
         };
         let roots = w.roots();
@@ -365,7 +362,10 @@ mod tests {
         assert!(roots.contains(&(root.join("drizzle"), RecursiveMode::Recursive)));
         // Not there yet: its nearest existing ancestor is watched, so its creation is seen.
         assert_eq!(roots.len(), 2, "{roots:?}");
-        assert_eq!(w.classify(&root.join("seed")), Some(Change::BucketSeed));
+        assert_eq!(
+            w.classify(&root.join("seed")),
+            Some(Change::Seed(Kind::GCS))
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::error::{EXIT_FAILURE, Error, Result};
 use crate::migrate;
 use crate::migrate::seed::SeedFile;
 use crate::migrate::template::{self, ResetOptions, Source};
-use crate::services::Kind;
 use crate::ui::{self, Ui};
 
 use super::Context;
@@ -152,7 +151,7 @@ async fn reset_other_stores(
     reseed: bool,
 ) -> Result<()> {
     for spec in stores.stopped() {
-        if spec.kind != Some(Kind::POSTGRES) {
+        if !spec.kind.is_some_and(|k| k.holds_app_database()) {
             ui.warn(&format!("{} is not running: not reset", spec.name));
         }
     }

@@ -17,7 +17,7 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
             .filter(|k| k.seed_configured(&paths.seeds))
             .collect()
     } else {
-        let asked: Vec<Kind> = args.kinds.iter().map(|k| kind_of(*k)).collect();
+        let asked: Vec<Kind> = args.kinds.iter().filter_map(|k| kind_of(*k)).collect();
         if let Some(k) = asked.iter().find(|k| !k.seed_configured(&paths.seeds)) {
             return Err(DataError::SeedNotConfigured {
                 seed: k.seed_title(),
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
 }
 
 /// The kind whose seed a `vibedev seed` word names.
-fn kind_of(k: SeedKind) -> Kind {
+fn kind_of(k: SeedKind) -> Option<Kind> {
     let word = match k {
         SeedKind::Sql => "sql",
         SeedKind::Bucket => "bucket",
@@ -62,5 +62,4 @@ fn kind_of(k: SeedKind) -> Kind {
     data::seed_kinds()
         .into_iter()
         .find(|kind| kind.seed_name() == Some(word))
-        .unwrap_or(Kind::POSTGRES)
 }

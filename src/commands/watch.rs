@@ -194,8 +194,13 @@ fn describe(paths: &WatchPaths) -> String {
     add("compose", &paths.compose);
     add("env template", &paths.env_template);
     add("migrations", &paths.migrations);
-    add("bucket seed", &paths.bucket_seed);
-    add("firestore seed", &paths.firestore_seed);
+    for (kind, dir) in &paths.seeds {
+        parts.push(format!(
+            "{} seed {}",
+            kind.seed_name().unwrap_or(kind.name()),
+            dir.display()
+        ));
+    }
     if parts.is_empty() {
         "nothing (no vibedev.toml)".to_string()
     } else {
@@ -308,8 +313,7 @@ async fn act(ctx: &Context, change: Change) -> Result<Done> {
             let stores = Stores::observe(&engine, &stack).await?;
             migrations(&quiet, &project, &stores).await
         }
-        Change::BucketSeed => seed(&quiet, Kind::GCS).await,
-        Change::FirestoreSeed => seed(&quiet, Kind::FIRESTORE).await,
+        Change::Seed(kind) => seed(&quiet, kind).await,
         Change::EnvTemplate => {
             let args = SecretsPullArgs {
                 project: None,

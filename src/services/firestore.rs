@@ -60,6 +60,10 @@ impl ServiceKind for Firestore {
         seeds.firestore_dir.is_some()
     }
 
+    fn seed_folder<'a>(&self, seeds: &'a SeedPaths) -> Option<&'a std::path::Path> {
+        seeds.firestore_dir.as_deref()
+    }
+
     fn seed<'a>(
         &'a self,
         store: &'a Store<'a>,

@@ -108,6 +108,10 @@ impl ServiceKind for Gcs {
         seeds.bucket_dir.is_some()
     }
 
+    fn seed_folder<'a>(&self, seeds: &'a SeedPaths) -> Option<&'a std::path::Path> {
+        seeds.bucket_dir.as_deref()
+    }
+
     fn seed<'a>(
         &'a self,
         store: &'a Store<'a>,

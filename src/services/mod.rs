@@ -82,6 +82,24 @@ impl PartialEq for Kind {
 
 impl Eq for Kind {}
 
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Kind) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kind {
+    fn cmp(&self, other: &Kind) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl std::hash::Hash for Kind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
 impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -246,6 +264,16 @@ pub trait ServiceKind: Send + Sync {
 
     /// True when the project names seed data for this kind.
     fn seed_configured(&self, _seeds: &SeedPaths) -> bool {
+        false
+    }
+
+    /// The folder `watch` follows for this kind's seed, when it has one.
+    fn seed_folder<'a>(&self, _seeds: &'a SeedPaths) -> Option<&'a std::path::Path> {
+        None
+    }
+
+    /// True for the kind that holds the app database (migrations, `reset-db`).
+    fn holds_app_database(&self) -> bool {
         false
     }
 

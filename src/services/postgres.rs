@@ -89,6 +89,10 @@ impl ServiceKind for Postgres {
         vec![("DATABASE_URL".to_string(), self.url(store, true))]
     }
 
+    fn holds_app_database(&self) -> bool {
+        true
+    }
+
     fn seed_name(&self) -> Option<&'static str> {
         Some("sql")
     }
