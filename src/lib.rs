@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod engine;
 pub mod envfile;
 pub mod error;
+pub mod git;
 pub mod lock;
 pub mod migrate;
 pub mod ports;
