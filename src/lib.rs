@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod engine;
 pub mod envfile;
 pub mod error;
+pub mod exit;
 pub mod git;
 pub mod lock;
 pub mod migrate;
@@ -22,6 +23,7 @@ pub mod scaffold;
 pub mod secrets;
 pub mod services;
 pub mod stack;
+pub mod text;
 pub mod ui;
 pub mod watch;
 
@@ -40,7 +42,7 @@ pub fn main_entry() -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(error::EXIT_FAILURE);
+            return exit::Exit::Failure.into();
         }
     };
     let outcome = runtime.block_on(async {
@@ -55,7 +57,7 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             ui.error(&err);
-            ExitCode::from(err.exit_code())
+            error::Diagnostic::exit_code(&err).into()
         }
     }
 }

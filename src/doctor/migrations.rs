@@ -12,7 +12,7 @@ use crate::migrate::{self, Bookkeeping, Journal, Plan, runner};
 use crate::runtime;
 use crate::services::targets::Targets;
 use crate::stack::Stack;
-use crate::ui::count;
+use crate::text::count;
 
 use super::Check;
 
