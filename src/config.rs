@@ -203,9 +203,9 @@ impl Project {
         let root = root.canonicalize().unwrap_or(root);
         let name = match &file.project {
             Some(name) => {
-                validate_project_name(name).map_err(|message| ConfigError::Invalid {
+                validate_project_name(name).map_err(|e| ConfigError::Invalid {
                     path: config_path.clone().unwrap_or_default(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 name.clone()
             }
@@ -398,8 +398,17 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A project name that cannot name Docker objects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "project name {name:?} is not valid: use 1-48 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+)]
+pub struct InvalidProjectName {
+    pub name: String,
+}
+
 /// Names must make valid Docker object names and stay readable.
-pub fn validate_project_name(name: &str) -> Result<(), String> {
+pub fn validate_project_name(name: &str) -> Result<(), InvalidProjectName> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -408,9 +417,9 @@ pub fn validate_project_name(name: &str) -> Result<(), String> {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if name.is_empty() || name.len() > 48 || !ok_chars || !ok_start {
-        return Err(format!(
-            "project name {name:?} is not valid: use 1-48 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-        ));
+        return Err(InvalidProjectName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }

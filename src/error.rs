@@ -1,30 +1,35 @@
 //! The top-level error: every domain error, its hint (the next step for the user) and its exit
 //! code. Rendered once, by `ui`.
 
+mod diagnostic;
+
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
 use crate::lock::LockError;
 use crate::migrate::MigrateError;
 use crate::reconcile::UpError;
+use crate::scaffold::InitError;
 use crate::secrets::SecretsError;
 use crate::services::seed::SeedError;
 use crate::stack::UnknownService;
 use crate::watch::WatchError;
 
-/// Exit codes, stable for scripts (documented in the README).
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_DOCKER: u8 = 3;
-/// `vibedev doctor`: at least one check warned, none failed.
-pub const EXIT_DOCTOR_WARN: u8 = 4;
-/// `vibedev doctor`: at least one check failed.
-pub const EXIT_DOCTOR_FAIL: u8 = 5;
-/// `vibedev migrate status --exit-code`: some journal entry is pending, drifted or out of order.
-pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = 6;
-/// `vibedev status --exit-code`: some service is not running or not ready.
-pub const EXIT_NOT_READY: u8 = 7;
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use crate::exit::Exit;
+
+/// [`Exit`] codes as plain numbers, for commands that return one.
+pub const EXIT_FAILURE: u8 = Exit::Failure.code();
+pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = Exit::MigrationsNotInStep.code();
+pub const EXIT_NOT_READY: u8 = Exit::NotReady.code();
+
+/// What every error shown to the user answers: how vibedev exits because of it, and what to do
+/// next. Each implementation matches every variant by name, so a new variant needs a decision.
+pub trait Diagnostic: std::error::Error {
+    /// The exit code the failure ends vibedev with.
+    fn exit_code(&self) -> Exit;
+    /// The next step for the user, when there is one.
+    fn hint(&self) -> Option<String>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +53,10 @@ pub enum Error {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Init(#[from] InitError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{message}")]
@@ -58,6 +67,34 @@ pub enum Error {
     #[error("{context}")]
     Io {
         context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Failures of a command itself rather than of a domain module.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// `vibedev logs` on a project without containers.
+    #[error("project {project} has no containers")]
+    NoContainers { project: String },
+    /// `vibedev run`: a variable Linux would refuse to pass to any command.
+    #[error(
+        "{key} in {file} is {size} bytes, over the {limit}-byte limit Linux sets on one environment variable: no command can be started with it"
+    )]
+    VariableTooLarge {
+        key: String,
+        file: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    /// `vibedev run` without a command.
+    #[error("no command to run")]
+    NoCommand,
+    /// `vibedev run`: the command could not be started.
+    #[error("cannot run {program}")]
+    Spawn {
+        program: String,
         #[source]
         source: std::io::Error,
     },
@@ -80,47 +117,11 @@ impl Error {
         }
     }
 
-    /// The next step for the user, when there is one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Config(e) => e.hint(),
-            Error::Engine(e) => e.hint(),
-            Error::Up(e) => e.hint(),
-            Error::UnknownService(u) => {
-                Some(format!("services of this stack: {}", u.known.join(", ")))
-            }
-            Error::Migrate(e) => e.hint(),
-            Error::Seed(e) => e.hint(),
-            Error::Data(e) => e.hint(),
-            Error::Secrets(e) => e.hint(),
-            Error::Watch(e) => e.hint(),
-            Error::Lock(e) => e.hint(),
-            Error::Interrupted { hint } => Some(hint.clone()),
-            Error::Failed { hint, .. } => hint.clone(),
-            Error::Io { .. } => None,
-        }
-    }
-
     /// Container log lines that explain the failure, per service.
     pub fn log_lines(&self) -> Vec<(String, Vec<String>)> {
         match self {
             Error::Up(e) => e.log_lines(),
             _ => Vec::new(),
-        }
-    }
-
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Config(_) | Error::UnknownService(_) => EXIT_USAGE,
-            Error::Secrets(e) if e.is_usage() => EXIT_USAGE,
-            Error::Up(UpError::UnknownService(_)) => EXIT_USAGE,
-            // A DOCKER_HOST vibedev cannot use is a setting to fix, not an engine to start.
-            Error::Engine(EngineError::BadEndpoint { .. }) => EXIT_USAGE,
-            Error::Engine(e) if e.is_connection_lost() => EXIT_DOCKER,
-            Error::Up(e) if e.is_connection_lost() => EXIT_DOCKER,
-            Error::Data(DataError::Engine(e)) if e.is_connection_lost() => EXIT_DOCKER,
-            Error::Interrupted { .. } => EXIT_INTERRUPTED,
-            _ => EXIT_FAILURE,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! emulator, Redis, fake-gcs-server) on a Docker engine, kept in step with the project's files.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod compose;
@@ -11,6 +12,8 @@ pub mod doctor;
 pub mod engine;
 pub mod envfile;
 pub mod error;
+pub mod exit;
+pub mod git;
 pub mod lock;
 pub mod migrate;
 pub mod pg;
@@ -22,6 +25,7 @@ pub mod scaffold;
 pub mod secrets;
 pub mod services;
 pub mod stack;
+pub mod text;
 pub mod ui;
 pub mod watch;
 
@@ -40,7 +44,7 @@ pub fn main_entry() -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(error::EXIT_FAILURE);
+            return exit::Exit::Failure.into();
         }
     };
     let outcome = runtime.block_on(async {
@@ -55,7 +59,7 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             ui.error(&err);
-            ExitCode::from(err.exit_code())
+            error::Diagnostic::exit_code(&err).into()
         }
     }
 }

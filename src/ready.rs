@@ -9,38 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// One attempt's budget: a probe that hangs must not eat the deadline.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The backoff between attempts: 10 ms doubling to a cap (250 ms by default).
-pub struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            next: Duration::from_millis(10),
-            cap: Duration::from_millis(250),
-        }
-    }
-}
-
-impl Backoff {
-    /// For readiness probes from the host: 10 ms doubling to 50 ms. A failed attempt costs one
-    /// loopback connect, while every millisecond slept after the service became ready is
-    /// waited for nothing (with a 250 ms cap, 125 ms on average on each service's last wait).
-    pub fn probe() -> Self {
-        Backoff {
-            cap: Duration::from_millis(50),
-            ..Backoff::default()
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.cap);
-        d
-    }
-}
+pub use crate::backoff::Backoff;
 
 /// A shared HTTP client for probes and emulator calls: short timeouts, never a proxy.
 pub fn http_client() -> reqwest::Client {
@@ -177,20 +146,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        let mut b = Backoff::default();
-        let delays: Vec<u128> = (0..7).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 250, 250]);
-    }
-
-    #[test]
-    fn probe_backoff_caps_at_50_ms() {
-        let mut b = Backoff::probe();
-        let delays: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [10, 20, 40, 50, 50]);
-    }
 
     #[tokio::test]
     async fn redis_probe_fails_clearly_on_a_closed_port() {

@@ -3,10 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::compose::DEFAULT_COMPOSE;
 use crate::config::parse_config;
+use crate::git::{self, Ignore};
 
 /// The starter `vibedev.toml`: every key, commented and explained.
 pub const CONFIG_TEMPLATE: &str = include_str!("../templates/vibedev.toml");
@@ -47,6 +47,8 @@ pub struct Item {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}")]
 pub struct InitError {
+    /// The project folder `init` writes into.
+    pub root: PathBuf,
     pub path: PathBuf,
     #[source]
     pub source: std::io::Error,
@@ -102,6 +104,7 @@ fn kept_config_note(path: &Path) -> Option<String> {
 fn write_new(root: &Path, rel: &Path, contents: &str) -> Result<Item, InitError> {
     let path = root.join(rel);
     let err = |source| InitError {
+        root: root.to_path_buf(),
         path: path.clone(),
         source,
     };
@@ -161,6 +164,7 @@ fn gitignore(root: &Path) -> Result<Item, InitError> {
     let rel = PathBuf::from(".gitignore");
     let path = root.join(&rel);
     let err = |source| InitError {
+        root: root.to_path_buf(),
         path: path.clone(),
         source,
     };
@@ -177,7 +181,7 @@ fn gitignore(root: &Path) -> Result<Item, InitError> {
                 note: Some(format!("it already ignores {ENV_FILE}")),
             });
         }
-        if let Some(pattern) = ignored_by(root) {
+        if let Some(Ignore::Ignored { by: pattern }) = git::ignored(root, ENV_FILE) {
             return Ok(Item {
                 path: rel,
                 outcome: Outcome::Kept,
@@ -209,22 +213,6 @@ fn gitignore(root: &Path) -> Result<Item, InitError> {
         outcome: Outcome::Appended,
         note: Some(format!("added {ENV_FILE}")),
     })
-}
-
-/// The git pattern that ignores `.env.gcp` (`file:line:pattern`), when git is there and says so.
-fn ignored_by(root: &Path) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["check-ignore", "-v", "--", ENV_FILE])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let source = text.split('\t').next()?.trim();
-    (!source.is_empty()).then(|| source.to_string())
 }
 
 #[cfg(test)]

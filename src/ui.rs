@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use console::style;
 
@@ -17,8 +16,9 @@ macro_rules! elog {
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{ColorChoice, GlobalArgs};
-use crate::error::Error;
+use crate::error::{Diagnostic, Error};
 use crate::reconcile::{Event, Reporter};
+pub use crate::text::{count, secs, uptime};
 
 /// Output settings, decided once from flags and environment.
 #[derive(Debug, Clone)]
@@ -373,46 +373,9 @@ impl ReporterState {
     }
 }
 
-/// `1 migration`, `3 migrations`: the count with the word that fits it.
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
-/// `1.23s` / `45ms`.
-pub fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
-    }
-}
-
-/// `3h12m`, `4m05s`, `12s`.
-pub fn uptime(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(secs(Duration::from_millis(45)), "45ms");
-        assert_eq!(secs(Duration::from_millis(1234)), "1.23s");
-        assert_eq!(uptime(Duration::from_secs(245)), "4m05s");
-        assert_eq!(uptime(Duration::from_secs(3 * 3600 + 720)), "3h12m");
-    }
 
     #[test]
     fn table_pads_columns() {

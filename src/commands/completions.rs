@@ -4,15 +4,13 @@
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::Context;
 
 pub fn run(ctx: &Context, args: CompletionsArgs) -> Result<u8> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "vibedev", &mut script);
-    let text = String::from_utf8(script)
-        .map_err(|e| Error::failed(format!("completion script is not UTF-8: {e}"), None))?;
-    ctx.ui.out(text.trim_end());
+    ctx.ui.out(String::from_utf8_lossy(&script).trim_end());
     Ok(0)
 }

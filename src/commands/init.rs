@@ -11,13 +11,7 @@ use super::Context;
 
 pub fn run(ctx: &Context) -> Result<u8> {
     let (root, config) = project_root(ctx)?;
-    let items = scaffold::init(&root, &config).map_err(|e| {
-        let hint = Some(format!(
-            "check that {} is writable; files written before this one stay",
-            root.display()
-        ));
-        Error::failed(format!("{e}: {}", e.source), hint)
-    })?;
+    let items = scaffold::init(&root, &config)?;
     ctx.ui.info(&format!("project folder: {}", root.display()));
     for item in &items {
         let verb = match item.outcome {

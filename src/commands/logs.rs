@@ -4,7 +4,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::cli::LogsArgs;
 use crate::engine::containers::log_bytes;
-use crate::error::{Error, Result};
+use crate::error::{CommandError, Result};
 use crate::runtime;
 
 use super::Context;
@@ -51,10 +51,10 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Result<u8> {
         streams.push(s.boxed());
     }
     if streams.is_empty() {
-        return Err(Error::failed(
-            format!("project {} has no containers", stack.project),
-            Some("run `vibedev up` first".into()),
-        ));
+        return Err(CommandError::NoContainers {
+            project: stack.project.clone(),
+        }
+        .into());
     }
     let mut merged = stream::select_all(streams);
     // Chunks need not end at line ends: keep each service's partial line until it does.

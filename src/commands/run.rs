@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::cli::RunArgs;
 use crate::config::Project;
 use crate::envfile::{MAX_ENV_STRING, read_vars};
-use crate::error::{Error, Result};
+use crate::error::{CommandError, Error, Exit, Result};
 use crate::runtime;
 use crate::secrets::ENV_FILE;
 
@@ -60,15 +60,13 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
             continue;
         }
         if key.len() + 1 + value.len() + 1 > MAX_ENV_STRING {
-            return Err(Error::failed(
-                format!(
-                    "{key} in {ENV_FILE} is {} bytes, over the {MAX_ENV_STRING}-byte limit Linux sets on one environment variable: no command can be started with it",
-                    value.len()
-                ),
-                Some(format!(
-                    "write it to a file instead: {key}={{{{ secret \"NAME\" file=\"NAME\" }}}} in the env template, then `vibedev secrets pull`"
-                )),
-            ));
+            return Err(CommandError::VariableTooLarge {
+                key,
+                file: ENV_FILE,
+                size: value.len(),
+                limit: MAX_ENV_STRING,
+            }
+            .into());
         }
         given.push((key, value));
     }
@@ -147,10 +145,7 @@ async fn spawn_and_wait(
     vars: Vec<(String, String)>,
 ) -> Result<u8> {
     let Some((program, rest)) = command.split_first() else {
-        return Err(Error::failed(
-            "no command to run",
-            Some("vibedev run -- CMD [ARGS...]".into()),
-        ));
+        return Err(CommandError::NoCommand.into());
     };
     // Handlers first: a signal arriving while CMD starts is still passed on, not fatal to vibedev.
     let handler = |kind: SignalKind| {
@@ -165,22 +160,16 @@ async fn spawn_and_wait(
         .spawn()
     {
         Ok(child) => child,
-        Err(e) => {
-            let (code, hint) = match e.kind() {
-                std::io::ErrorKind::NotFound => (
-                    EXIT_NOT_FOUND,
-                    "check the command's name and PATH".to_string(),
-                ),
-                std::io::ErrorKind::PermissionDenied => (
-                    EXIT_NOT_EXECUTABLE,
-                    "check that the file is executable".to_string(),
-                ),
-                _ => (crate::error::EXIT_FAILURE, "check the command".to_string()),
+        Err(source) => {
+            let code = match source.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => EXIT_NOT_EXECUTABLE,
+                _ => Exit::Failure.code(),
             };
-            ctx.ui.error(&Error::failed(
-                format!("cannot run {}: {e}", program.to_string_lossy()),
-                Some(hint),
-            ));
+            ctx.ui.error(&Error::from(CommandError::Spawn {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            }));
             return Ok(code);
         }
     };
@@ -208,7 +197,7 @@ fn exit_code(status: ExitStatus) -> u8 {
     match (status.code(), status.signal()) {
         (Some(code), _) => (code & 0xff) as u8,
         (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
-        (None, None) => crate::error::EXIT_FAILURE,
+        (None, None) => Exit::Failure.code(),
     }
 }
 

@@ -2,7 +2,6 @@
 //! from Secret Manager into `.env.gcp`, written atomically with mode 0600, or nothing at all.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use indicatif::ProgressBar;
@@ -12,6 +11,7 @@ use crate::cli::{SecretsArgs, SecretsCommand, SecretsPullArgs};
 use crate::config::Project;
 use crate::envfile::{self, Existing};
 use crate::error::{Error, Result};
+use crate::git::{self, Ignore};
 use crate::secrets::client::{Client, ClientOptions, DEFAULT_ENDPOINT};
 use crate::secrets::template::{self, Template};
 use crate::secrets::{self, Deadline, ENV_FILE, Event, Reporter, SecretsError, auth, project};
@@ -170,7 +170,7 @@ pub async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
 
 /// The whole pull's deadline: `VIBEDEV_SECRETS_DEADLINE`, then `[secrets] deadline`, then 60 s;
 /// seconds up to 3600, 0 for none.
-fn total_deadline(project: &Project) -> Result<Option<Duration>> {
+fn total_deadline(project: &Project) -> Result<Option<Duration>, SecretsError> {
     const DEFAULT: Duration = Duration::from_secs(60);
     const MAX: f64 = 3600.0;
     let secs = match std::env::var("VIBEDEV_SECRETS_DEADLINE") {
@@ -179,24 +179,15 @@ fn total_deadline(project: &Project) -> Result<Option<Duration>> {
             .parse::<f64>()
             .ok()
             .filter(|s| (0.0..=MAX).contains(s))
-            .ok_or_else(|| {
-                Error::failed(
-                    format!(
-                        "VIBEDEV_SECRETS_DEADLINE={v:?} is not a number of seconds from 0 to 3600 (0: no deadline)"
-                    ),
-                    Some("unset it to use [secrets] deadline or the default of 60 seconds".into()),
-                )
+            .ok_or_else(|| SecretsError::BadSetting {
+                variable: "VIBEDEV_SECRETS_DEADLINE",
+                value: v.clone(),
+                allowed: "a number of seconds from 0 to 3600 (0: no deadline)",
+                otherwise: "[secrets] deadline or the default of 60 seconds",
             })?,
         Err(_) => match project.file.secrets.deadline {
             Some(s) if s as f64 <= MAX => s as f64,
-            Some(s) => {
-                return Err(Error::failed(
-                    format!(
-                        "[secrets] deadline = {s} is over 3600 seconds (0: no deadline)"
-                    ),
-                    Some("use a number of seconds from 0 to 3600, or remove it for the default of 60".into()),
-                ));
-            }
+            Some(secs) => return Err(SecretsError::DeadlineTooLong { secs }),
             None => return Ok(Some(DEFAULT)),
         },
     };
@@ -245,7 +236,7 @@ fn endpoint(project: &Project) -> Result<String, SecretsError> {
 
 /// Tuning from the environment: `VIBEDEV_SECRETS_CONCURRENCY` (1-256) and
 /// `VIBEDEV_SECRETS_TIMEOUT` (seconds per request, 0-600; 0 means no per-request limit).
-fn client_options() -> Result<ClientOptions> {
+fn client_options() -> Result<ClientOptions, SecretsError> {
     let mut options = ClientOptions::default();
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_CONCURRENCY") {
         options.concurrency = v
@@ -253,21 +244,19 @@ fn client_options() -> Result<ClientOptions> {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=256).contains(n))
-            .ok_or_else(|| {
-                Error::failed(
-                    format!("VIBEDEV_SECRETS_CONCURRENCY={v:?} is not a number from 1 to 256"),
-                    Some("unset it to use the default of 32".into()),
-                )
+            .ok_or_else(|| SecretsError::BadSetting {
+                variable: "VIBEDEV_SECRETS_CONCURRENCY",
+                value: v.clone(),
+                allowed: "a number from 1 to 256",
+                otherwise: "the default of 32",
             })?;
     }
     if let Ok(v) = std::env::var("VIBEDEV_SECRETS_TIMEOUT") {
-        options.timeout = request_timeout(&v).ok_or_else(|| {
-            Error::failed(
-                format!(
-                    "VIBEDEV_SECRETS_TIMEOUT={v:?} is not a number of seconds from 0 to 600 (0: no per-request limit)"
-                ),
-                Some("unset it to use the default of 30 seconds".into()),
-            )
+        options.timeout = request_timeout(&v).ok_or_else(|| SecretsError::BadSetting {
+            variable: "VIBEDEV_SECRETS_TIMEOUT",
+            value: v.clone(),
+            allowed: "a number of seconds from 0 to 600 (0: no per-request limit)",
+            otherwise: "the default of 30 seconds",
         })?;
     }
     Ok(options)
@@ -310,25 +299,11 @@ fn read_existing(path: &Path) -> Result<Existing> {
 
 /// Refuses a file git tracks (unless allowed) and warns about one git does not ignore.
 fn check_git(ui: &Ui, root: &Path, path: &Path, allow_tracked: bool) -> Result<(), SecretsError> {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-    };
-    let inside = git(&["rev-parse", "--is-inside-work-tree"])
-        .is_some_and(|o| o.status.success() && o.stdout.starts_with(b"true"));
-    if !inside {
+    if git::inside_work_tree(root) != Some(true) {
         ui.detail("not in a git work tree: skipping the git checks");
         return Ok(());
     }
-    let tracked =
-        git(&["ls-files", "--error-unmatch", "--", ENV_FILE]).is_some_and(|o| o.status.success());
-    if tracked {
+    if git::is_tracked(root, ENV_FILE) {
         if !allow_tracked {
             return Err(SecretsError::Tracked {
                 path: path.to_path_buf(),
@@ -340,8 +315,7 @@ fn check_git(ui: &Ui, root: &Path, path: &Path, allow_tracked: bool) -> Result<(
         ));
         return Ok(());
     }
-    let ignored = git(&["check-ignore", "-q", "--", ENV_FILE]).map(|o| o.status.code());
-    if ignored == Some(Some(1)) {
+    if git::ignored(root, ENV_FILE) == Some(Ignore::NotIgnored) {
         ui.warn(&format!(
             "{ENV_FILE} is not git-ignored: add the line `{ENV_FILE}` to {}",
             root.join(".gitignore").display()

@@ -2,9 +2,9 @@
 //! template).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::config::Project;
+use crate::git::{self, Ignore};
 use crate::scaffold::ENV_FILE;
 
 use super::Check;
@@ -59,47 +59,36 @@ fn file_mode(_meta: &std::fs::Metadata) -> u32 {
     0o600
 }
 
-/// Runs git in `root`; `None` when git cannot be run at all.
-fn git(root: &Path, args: &[&str]) -> Option<std::process::Output> {
-    Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .ok()
-}
-
 fn git_state(root: &Path) -> Check {
     const NAME: &str = "env-file-git";
-    let Some(inside) = git(root, &["rev-parse", "--is-inside-work-tree"]) else {
+    let Some(inside) = git::inside_work_tree(root) else {
         return Check::skip(
             NAME,
             "git is not installed: cannot tell whether .env.gcp is ignored",
         );
     };
-    if !inside.status.success() {
+    if !inside {
         return Check::skip(NAME, "not a git repository");
     }
-    let tracked = git(root, &["ls-files", "--error-unmatch", "--", ENV_FILE])
-        .is_some_and(|o| o.status.success());
-    // check-ignore exits 0 when ignored, 1 when not, 128 on error.
-    let ignored = git(root, &["check-ignore", "-q", "--no-index", "--", ENV_FILE])
-        .and_then(|o| o.status.code());
-    match (tracked, ignored) {
-        (true, _) => Check::warn(
+    if git::is_tracked(root, ENV_FILE) {
+        return Check::warn(
             NAME,
             format!("{ENV_FILE} is tracked by git: its secrets go into every commit and push"),
             format!(
                 "git rm --cached {ENV_FILE}, add `{ENV_FILE}` to .gitignore (`vibedev init` does), commit, and rotate the secrets if they were ever pushed"
             ),
-        ),
-        (false, Some(0)) => Check::pass(NAME, format!("{ENV_FILE} is git-ignored and not tracked")),
-        (false, Some(1)) => Check::warn(
+        );
+    }
+    match git::ignored(root, ENV_FILE) {
+        Some(Ignore::Ignored { .. }) => {
+            Check::pass(NAME, format!("{ENV_FILE} is git-ignored and not tracked"))
+        }
+        Some(Ignore::NotIgnored) => Check::warn(
             NAME,
             format!("{ENV_FILE} is not git-ignored: `git add .` would commit the secrets"),
             format!("add a line `{ENV_FILE}` to .gitignore (`vibedev init` does)"),
         ),
-        (false, _) => Check::skip(NAME, "git could not say whether .env.gcp is ignored"),
+        None => Check::skip(NAME, "git could not say whether .env.gcp is ignored"),
     }
 }
 

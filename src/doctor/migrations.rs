@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::migrate::plan::PlannedEntry;
 use crate::migrate::{Bookkeeping, Journal, Plan, runner};
 use crate::stack::Stack;
-use crate::ui::count;
+use crate::text::count;
 
 use super::Check;
 

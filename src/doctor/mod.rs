@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{ConfigError, Project, find_config};
 use crate::engine::Engine;
-use crate::error::{EXIT_DOCTOR_FAIL, EXIT_DOCTOR_WARN};
+use crate::exit::Exit;
 use crate::stack::Stack;
 
 /// A check's outcome. Ordered from best to worst.
@@ -117,10 +117,11 @@ impl Report {
 /// 0 when nothing warns or fails (skips are fine), 4 with warnings only, 5 with a failure.
 pub fn exit_code(worst: Status) -> u8 {
     match worst {
-        Status::Pass | Status::Skip => 0,
-        Status::Warn => EXIT_DOCTOR_WARN,
-        Status::Fail => EXIT_DOCTOR_FAIL,
+        Status::Pass | Status::Skip => Exit::Success,
+        Status::Warn => Exit::DoctorWarn,
+        Status::Fail => Exit::DoctorFail,
     }
+    .code()
 }
 
 /// What the doctor is asked about.
@@ -192,7 +193,7 @@ fn load(options: &Options) -> Loaded {
 /// Runs every check. Independent ones (the engine, the metadata server) run concurrently.
 pub async fn run(options: &Options) -> Report {
     let loaded = load(options);
-    let gcp_env = gcp::GcpEnv::from_process();
+    let gcp_env = crate::secrets::credentials::GcpEnv::from_process();
     // One engine connection for the checks that need it (or the reason there is none).
     let engine = Engine::connect().await;
     let (docker, credentials) = tokio::join!(
@@ -243,9 +244,9 @@ mod tests {
         let r = Report::new(vec![Check::pass("a", ""), Check::skip("b", "")]);
         assert_eq!((r.status, r.exit_code), (Status::Pass, 0));
         let r = Report::new(vec![Check::pass("a", ""), Check::warn("b", "", "h")]);
-        assert_eq!(r.exit_code, EXIT_DOCTOR_WARN);
+        assert_eq!(r.exit_code, Exit::DoctorWarn.code());
         let r = Report::new(vec![Check::fail("a", "", None), Check::warn("b", "", "h")]);
-        assert_eq!(r.exit_code, EXIT_DOCTOR_FAIL);
+        assert_eq!(r.exit_code, Exit::DoctorFail.code());
         assert_eq!(r.count(Status::Warn), 1);
     }
 

@@ -260,7 +260,7 @@ impl StatementError {
         } else {
             text.push_str(&format!(
                 "; {} before the failure ran outside the rollback and stayed applied:",
-                crate::ui::count(own.stayed.len(), "statement", "statements")
+                crate::text::count(own.stayed.len(), "statement", "statements")
             ));
             for (line, sql) in &own.stayed {
                 text.push_str(&format!("\n    line {line}: {sql}"));
@@ -334,7 +334,7 @@ pub enum MigrateError {
         /// The server has no such extension to install.
         unavailable: bool,
     },
-    #[error("{} out of order: {}", crate::ui::count(entries.len(), "migration is", "migrations are"), entries.join(", "))]
+    #[error("{} out of order: {}", crate::text::count(entries.len(), "migration is", "migrations are"), entries.join(", "))]
     OutOfOrder { entries: Vec<String> },
     #[error("waited {secs} s for another {what} run to finish")]
     LockTimeout { what: &'static str, secs: u64 },

@@ -13,13 +13,11 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::SecretsError;
-use crate::doctor::gcp::{GcpEnv, gcloud_source};
+use super::credentials::{ADC_UNDER_HOME, GcpEnv, gcloud_source};
 
 /// The OAuth scope Secret Manager needs.
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-/// gcloud's user credentials file, where gcp_auth reads it.
-const ADC_UNDER_HOME: &str = ".config/gcloud/application_default_credentials.json";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tries of the token request, the first included.
@@ -133,7 +131,9 @@ pub async fn access_token() -> Result<AccessToken, SecretsError> {
             ),
             Err(gcloud) => {
                 let Residency::Elsewhere(seen) = residency else {
-                    return Err(SecretsError::NoCredentials { checked: gcloud });
+                    return Err(SecretsError::NoCredentials {
+                        checked: gcloud.to_string(),
+                    });
                 };
                 return Err(SecretsError::NoCredentials {
                     checked: format!(

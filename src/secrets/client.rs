@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::StreamExt;
-use rand::Rng;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::auth::AccessToken;
 use super::{Event, Reporter, SecretBytes};
+use crate::backoff::Backoff;
 
 /// The public Secret Manager endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
@@ -23,31 +23,16 @@ const PAGE_SIZE: u32 = 25_000;
 pub struct RetryPolicy {
     /// Tries in all, the first included.
     pub attempts: u32,
-    /// The wait before the first retry, doubled for each further one.
-    pub base: Duration,
-    /// The longest wait.
-    pub cap: Duration,
+    /// The waits between tries: 250 ms doubling to 4 s by default, with jitter.
+    pub backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             attempts: 5,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(4),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(4)).with_jitter(),
         }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based): `base * 2^(retry-1)`, capped, of which the
-    /// upper half is scaled by `jitter` (0..=1) so that clients retrying together spread out.
-    pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-            .min(self.cap);
-        exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
     }
 }
 
@@ -332,6 +317,7 @@ impl Client {
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, Failure> {
         let policy = self.options.retry;
+        let mut backoff = policy.backoff;
         let mut attempt = 1;
         loop {
             let outcome = match request().bearer_auth(self.token.as_str()).send().await {
@@ -352,10 +338,9 @@ impl Client {
                             reason: format!("{reason} (gave up after {attempt} tries)"),
                         });
                     }
-                    let jitter: f64 = rand::rng().random();
-                    let mut delay = policy.delay(attempt, jitter);
+                    let mut delay = backoff.next_delay();
                     if let Some(after) = after {
-                        delay = delay.max(after.min(policy.cap));
+                        delay = delay.max(after.min(backoff.cap()));
                     }
                     report(Event::Retrying {
                         what: what.to_string(),
@@ -459,18 +444,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        let p = RetryPolicy {
-            attempts: 6,
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(500),
-        };
-        assert_eq!(p.delay(1, 0.0), Duration::from_millis(50));
-        assert_eq!(p.delay(1, 1.0), Duration::from_millis(100));
-        assert_eq!(p.delay(2, 1.0), Duration::from_millis(200));
-        assert_eq!(p.delay(3, 0.5), Duration::from_millis(300));
-        assert_eq!(p.delay(4, 1.0), Duration::from_millis(500));
-        assert_eq!(p.delay(30, 1.0), Duration::from_millis(500));
-        assert_eq!(p.delay(30, 0.0), Duration::from_millis(250));
+    fn requests_are_retried_five_times_with_jittered_waits_up_to_4_s() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.attempts, 5);
+        assert_eq!(policy.backoff.delay(1, 0.0), Duration::from_millis(125));
+        assert_eq!(policy.backoff.delay(1, 1.0), Duration::from_millis(250));
+        assert_eq!(policy.backoff.delay(9, 1.0), Duration::from_secs(4));
+        assert_eq!(policy.backoff.cap(), Duration::from_secs(4));
     }
 }

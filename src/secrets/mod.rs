@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod project;
 pub mod template;
 
@@ -124,6 +125,17 @@ pub enum SecretsError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A tuning variable (`VIBEDEV_SECRETS_*`) whose value is out of its range.
+    #[error("{variable}={value:?} is not {allowed}")]
+    BadSetting {
+        variable: &'static str,
+        value: String,
+        allowed: &'static str,
+        /// What is used when the variable is unset.
+        otherwise: &'static str,
+    },
+    #[error("[secrets] deadline = {secs} is over 3600 seconds (0: no deadline)")]
+    DeadlineTooLong { secs: u64 },
     #[error("no Google credentials found: {checked}")]
     NoCredentials { checked: String },
     #[error("cannot use the application-default credentials {path}")]
@@ -191,7 +203,7 @@ pub enum SecretsError {
     },
     #[error(
         "the pull did not finish within {}: {waiting}",
-        crate::ui::secs(*total)
+        crate::text::secs(*total)
     )]
     Deadline {
         total: Duration,
@@ -296,6 +308,8 @@ impl SecretsError {
             SecretsError::NoProject => "pass --project ID, set `project = \"ID\"` under [secrets] in vibedev.toml, set GOOGLE_CLOUD_PROJECT, or run `gcloud config set project ID`".into(),
             SecretsError::TemplateRead { .. } => "check `template = ...` under [secrets] in vibedev.toml (relative to the toml), or remove it to use the built-in template".into(),
             SecretsError::Template(_) => "fix the line shown; the built-in template's header (`templates/env.gcp.tmpl`) documents the syntax".into(),
+            SecretsError::BadSetting { otherwise, .. } => format!("unset it to use {otherwise}"),
+            SecretsError::DeadlineTooLong { .. } => "use a number of seconds from 0 to 3600, or remove it for the default of 60".into(),
             SecretsError::NoCredentials { .. } => "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file".into(),
             SecretsError::CredentialsFile { .. } => "point GOOGLE_APPLICATION_CREDENTIALS at a valid service-account key (JSON), or unset it and run `gcloud auth application-default login`".into(),
             SecretsError::Token { .. } | SecretsError::UserCredentials { .. } => "run `gcloud auth application-default login` again (the credentials may be revoked or expired)".into(),
@@ -337,17 +351,6 @@ impl SecretsError {
             SecretsError::Deadline { .. } => "nothing was written. Secret Manager or the network is slow: run the pull again, or allow more time with VIBEDEV_SECRETS_DEADLINE=SECONDS or `deadline = SECONDS` under [secrets] in vibedev.toml".into(),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
-    }
-
-    /// Mistakes in what the user asked for, as opposed to failures on the way.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            SecretsError::NoProject
-                | SecretsError::Template(_)
-                | SecretsError::BadDerivedName { .. }
-                | SecretsError::DerivedClash { .. }
-        )
     }
 }
 
@@ -431,7 +434,7 @@ pub async fn pull(
             waiting: format!(
                 "{} of {} still pending: {}",
                 pending.len(),
-                crate::ui::count(unique.len(), "secret", "secrets"),
+                crate::text::count(unique.len(), "secret", "secrets"),
                 pending.join(", ")
             ),
         });

@@ -1,0 +1,142 @@
+//! The few questions vibedev asks git about a project's files (is this a work tree, is a file
+//! tracked, is it ignored and by which pattern), answered by running the `git` command.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Whether git ignores a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignore {
+    /// Ignored, by the pattern named `source:line:pattern` (as `git check-ignore -v` shows it).
+    Ignored {
+        by: String,
+    },
+    NotIgnored,
+}
+
+/// Runs git in `dir`, its output captured and no input; `None` when git cannot be run at all.
+fn git(dir: &Path, args: &[&str]) -> Option<Output> {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+}
+
+/// Whether `dir` is inside a git work tree; `None` when git is not installed.
+pub fn inside_work_tree(dir: &Path) -> Option<bool> {
+    let out = git(dir, &["rev-parse", "--is-inside-work-tree"])?;
+    Some(out.status.success() && out.stdout.starts_with(b"true"))
+}
+
+/// Whether git tracks `path` (relative to `dir`); false when git cannot tell.
+pub fn is_tracked(dir: &Path, path: &str) -> bool {
+    git(dir, &["ls-files", "--error-unmatch", "--", path]).is_some_and(|o| o.status.success())
+}
+
+/// Whether git's ignore rules exclude `path` (relative to `dir`); `None` when git cannot be run or
+/// cannot tell (outside a repository, say). A tracked file is never ignored.
+pub fn ignored(dir: &Path, path: &str) -> Option<Ignore> {
+    let out = git(dir, &["check-ignore", "-v", "--", path])?;
+    match out.status.code()? {
+        0 => Some(
+            match ignoring_pattern(&String::from_utf8_lossy(&out.stdout)) {
+                Some(by) => Ignore::Ignored { by },
+                // With -v, a path matched last by a negated pattern (`!.env.gcp`) is reported too,
+                // though it is not ignored.
+                None => Ignore::NotIgnored,
+            },
+        ),
+        1 => Some(Ignore::NotIgnored),
+        _ => None,
+    }
+}
+
+/// `source:line:pattern` from a `check-ignore -v` line (`source:line:pattern<TAB>path`), unless
+/// the pattern is a negation.
+fn ignoring_pattern(line: &str) -> Option<String> {
+    let (by, _path) = line.split_once('\t')?;
+    // The line number is the first field of digits only: a source path may hold a colon, and
+    // so may a pattern.
+    let mut at = 0;
+    let pattern = loop {
+        let colon = at + by[at..].find(':')?;
+        let rest = &by[colon + 1..];
+        let (number, pattern) = rest.split_once(':')?;
+        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+            break pattern;
+        }
+        at = colon + 1;
+    };
+    (!pattern.starts_with('!')).then(|| by.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &Path, args: &[&str]) {
+        let out = git(dir, args).expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    #[test]
+    fn a_folder_outside_any_repository_is_no_work_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(inside_work_tree(dir.path()), Some(false));
+        assert!(!is_tracked(dir.path(), ".env.gcp"));
+        assert_eq!(ignored(dir.path(), ".env.gcp"), None);
+    }
+
+    #[test]
+    fn tracked_and_ignored_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        run(root, &["init", "-q"]);
+        assert_eq!(inside_work_tree(root), Some(true));
+        std::fs::write(root.join(".gitignore"), "*.log\n.env.gcp\n").unwrap();
+        assert_eq!(
+            ignored(root, ".env.gcp"),
+            Some(Ignore::Ignored {
+                by: ".gitignore:2:.env.gcp".into()
+            })
+        );
+        assert_eq!(ignored(root, "notes.txt"), Some(Ignore::NotIgnored));
+
+        std::fs::write(root.join("notes.txt"), "x").unwrap();
+        assert!(!is_tracked(root, "notes.txt"));
+        run(root, &["add", "notes.txt"]);
+        assert!(is_tracked(root, "notes.txt"));
+    }
+
+    #[test]
+    fn the_ignoring_pattern_is_read_around_colons() {
+        assert_eq!(
+            ignoring_pattern(".gitignore:2:.env.gcp\t.env.gcp\n").as_deref(),
+            Some(".gitignore:2:.env.gcp")
+        );
+        assert_eq!(
+            ignoring_pattern("/home/a:b/ignore:10:x:y\t.env.gcp\n").as_deref(),
+            Some("/home/a:b/ignore:10:x:y")
+        );
+        assert_eq!(ignoring_pattern(".gitignore:3:!.env.gcp\t.env.gcp\n"), None);
+        assert_eq!(ignoring_pattern(""), None);
+    }
+
+    #[test]
+    fn a_negated_pattern_does_not_ignore() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        run(root, &["init", "-q"]);
+        std::fs::write(root.join(".gitignore"), ".env*\n!.env.gcp\n").unwrap();
+        assert_eq!(ignored(root, ".env.gcp"), Some(Ignore::NotIgnored));
+        assert_eq!(
+            ignored(root, ".env.local"),
+            Some(Ignore::Ignored {
+                by: ".gitignore:1:.env*".into()
+            })
+        );
+    }
+}
