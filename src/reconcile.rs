@@ -1,7 +1,9 @@
 //! `up` and `down` as a reconcile: compare the desired stack with what the engine has, act only on
 //! the difference (create, recreate, start), pull what is missing first, bring services up in
 //! parallel (ordered by `depends_on`), and wait until each is really usable from the host.
-//! Progress goes out through a reporter callback; nothing here prints.
+//! Progress goes out through a reporter callback; nothing here prints. This file decides and
+//! orders; its steps live beside it (`images`, `preflight`, `create`, `down`), and everything
+//! said to the engine goes through `engine/`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
