@@ -2,15 +2,14 @@
 //! stack's images are present or still to pull (and whether they suit this engine), disk space
 //! where the engine keeps images, and whether every fixed host port of the stack is free.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use futures_util::future::join_all;
 use indicatif::HumanBytes;
 
+use crate::engine::ports::{PortState, WantedPort, check_ports};
 use crate::engine::{Engine, EngineError, is_not_found};
-use crate::ports;
-use crate::reconcile::{UpError, container_holding};
+use crate::reconcile::port_in_use;
 use crate::stack::Stack;
 
 use super::Check;
@@ -465,56 +464,33 @@ pub async fn ports_check(stack: &Stack, engine: Option<&Engine>) -> Check {
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let mut others = None;
-    let mut seen = BTreeSet::new();
+    let wanted = stack
+        .services
+        .iter()
+        .flat_map(|spec| spec.ports.iter().map(|p| WantedPort::of(&spec.name, p)));
+    let held = |_: &str, port: u16| {
+        own.iter()
+            .find(|c| c.public_ports.contains(&port))
+            .map(|c| c.name.clone())
+    };
+    let found = match check_ports(engine, wanted, held).await {
+        Ok(found) => found,
+        Err(taken) => {
+            let err = port_in_use(taken);
+            return Check::fail(NAME, err.to_string(), err.hint());
+        }
+    };
     let mut fine = Vec::new();
     let mut chosen = 0;
-    for spec in &stack.services {
-        for p in &spec.ports {
-            let Some(port) = p.host_port.filter(|p| *p != 0) else {
-                chosen += 1;
-                continue;
-            };
-            let host_ip = p.host_ip.clone().unwrap_or_default();
-            let label = format!("{port} ({})", spec.name);
-            if !seen.insert((host_ip.clone(), port, p.protocol.clone())) {
-                let err = UpError::PortInUse {
-                    service: spec.name.clone(),
-                    host_ip,
-                    port,
-                    holder: Some("another service of this stack".into()),
-                };
-                return Check::fail(NAME, err.to_string(), err.hint());
+    for (w, state) in found {
+        let label = format!("{} ({})", w.host_port.unwrap_or_default(), w.service);
+        match state {
+            PortState::Chosen => chosen += 1,
+            PortState::NotChecked => fine.push(format!("{label} {} not checked", w.protocol)),
+            PortState::Free => fine.push(format!("{label} free")),
+            PortState::Own(name) => {
+                fine.push(format!("{label} held by this project's container {name}"))
             }
-            if p.protocol != "tcp" {
-                fine.push(format!("{label} {} not checked", p.protocol));
-                continue;
-            }
-            if ports::is_free(&host_ip, port) {
-                fine.push(format!("{label} free"));
-                continue;
-            }
-            if let Some(c) = own.iter().find(|c| c.public_ports.contains(&port)) {
-                fine.push(format!(
-                    "{label} held by this project's container {}",
-                    c.name
-                ));
-                continue;
-            }
-            if others.is_none()
-                && let Some(e) = engine
-            {
-                others = Some(e.all_containers().await.unwrap_or_default());
-            }
-            let holder = container_holding(others.as_deref().unwrap_or_default(), port)
-                .or_else(|| ports::holder(port));
-            let err = UpError::PortInUse {
-                service: spec.name.clone(),
-                host_ip,
-                port,
-                holder,
-            };
-            return Check::fail(NAME, err.to_string(), err.hint());
         }
     }
     let mut message = fine.join(", ");

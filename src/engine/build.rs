@@ -345,6 +345,36 @@ impl Engine {
         }
     }
 
+    /// The context to build `request` from, when its image needs building: it is missing, was
+    /// built from other files or settings than now (the hash label on the image), or `force`.
+    /// With `only_if_missing` (the service also names `image:`), an image that is present is
+    /// built again only when forced, as Compose does.
+    pub async fn context_to_build(
+        &self,
+        request: &BuildRequest,
+        only_if_missing: bool,
+        force: bool,
+    ) -> Result<Option<Context>, EngineError> {
+        let existing = self.image_build_hash(&request.tag).await?;
+        let present = existing.is_some() || self.has_image(&request.tag).await?;
+        if only_if_missing && present && !force {
+            return Ok(None);
+        }
+        let read = request.clone();
+        let context = tokio::task::spawn_blocking(move || read.context())
+            .await
+            .map_err(|e| {
+                EngineError::Context(ContextError::Read {
+                    path: request.context.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
+        if !force && existing.as_deref() == Some(context.hash.as_str()) {
+            return Ok(None);
+        }
+        Ok(Some(context))
+    }
+
     /// Builds and tags an image from a context read with [`BuildRequest::context`]; the image is
     /// labelled with the context's hash. A failed build returns the engine's message and the last
     /// lines of the failing step's output.

@@ -1,6 +1,8 @@
-//! Containers: list this project's, create, start, stop, remove, inspect, and read their logs.
+//! Containers: list this project's, create (claiming a name an earlier run may hold), start,
+//! stop, remove, inspect, wait for their exit or health, and read their logs.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse};
@@ -44,6 +46,54 @@ fn exit_code_of(status: &str) -> Option<i64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// What [`Engine::claim_container`] found under the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Created now (not started): its id.
+    Created(String),
+    /// This project's container of the same spec had the name: its id (not started by this).
+    Existing(String),
+    /// An older container of this project had the name and was removed: try again.
+    Replaced,
+    /// The engine holds the name for a container not visible yet: try again a little later.
+    Reserved,
+    /// A container vibedev did not create has the name.
+    Foreign(NameInUse),
+}
+
+/// A container name that cannot be had, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameInUse {
+    pub name: String,
+    pub what: &'static str,
+}
+
+impl NameInUse {
+    /// The engine still reserves the name after the caller stopped waiting for it.
+    pub fn reserved(name: &str) -> NameInUse {
+        NameInUse {
+            name: name.to_string(),
+            what: "the name stays reserved by the engine",
+        }
+    }
+
+    /// In a sentence, for the user.
+    pub fn reason(&self) -> String {
+        format!("the container name {} is in use: {}", self.name, self.what)
+    }
+
+    /// As the engine's refusal of the create (409).
+    pub fn into_error(self) -> EngineError {
+        EngineError::Api {
+            action: format!("create container {}: {}", self.name, self.what),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message: "name in use".into(),
+            },
+        }
+    }
 }
 
 impl Engine {
@@ -197,6 +247,142 @@ impl Engine {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(EngineError::api(format!("inspect container {id}"), e)),
+        }
+    }
+
+    /// Creates container `name` from `body`, or deals with what already holds the name (a
+    /// concurrent or interrupted run): this project's container of the same spec (`hash`) is
+    /// used as it is; an older one of this project is removed (`grace_secs` to stop) so that the
+    /// name is free again; one vibedev did not create is never touched.
+    pub async fn claim_container(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+        project: &str,
+        hash: &str,
+        grace_secs: i32,
+    ) -> Result<Claim, EngineError> {
+        if let Some(id) = self.create_container(name, body).await? {
+            return Ok(Claim::Created(id));
+        }
+        let Some(existing) = self.inspect_container(name).await? else {
+            // An interrupted run's create may still be finishing inside the engine: the name is
+            // reserved but the container not yet visible.
+            return Ok(Claim::Reserved);
+        };
+        let labels = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let id = existing.id.clone().unwrap_or_default();
+        if labels.get(LABEL_PROJECT).map(String::as_str) != Some(project) {
+            return Ok(Claim::Foreign(NameInUse {
+                name: name.to_string(),
+                what: "a container of that name exists without vibedev's labels; remove or rename it",
+            }));
+        }
+        if labels.get(LABEL_HASH).map(String::as_str) == Some(hash) {
+            return Ok(Claim::Existing(id));
+        }
+        self.remove_container(&id, grace_secs).await?;
+        Ok(Claim::Replaced)
+    }
+
+    /// Writes `files` into a container just created and starts it; a container the engine will
+    /// not start is removed again (unless the engine went away), so that no half-made container
+    /// is left behind. The error tells which step failed (`create` or `start`).
+    pub async fn start_created(
+        &self,
+        id: &str,
+        files: &[ContainerFile],
+    ) -> Result<(), (&'static str, EngineError)> {
+        if let Err(e) = self.put_files(id, files).await {
+            let _ = self.remove_container(id, 0).await;
+            return Err(("create", e));
+        }
+        if let Err(e) = self.start_container(id).await {
+            if !e.is_connection_lost() {
+                let _ = self.remove_container(id, 0).await;
+            }
+            return Err(("start", e));
+        }
+        Ok(())
+    }
+
+    /// Resolves with the exit code once the container stops running, or with the error once the
+    /// engine has stopped answering (three checks in a row).
+    pub async fn watch_exit(&self, id: &str) -> Result<i64, EngineError> {
+        let mut lost = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.inspect_container(id).await {
+                Ok(Some(c)) => {
+                    lost = 0;
+                    let state = c.state.unwrap_or_default();
+                    if state.running != Some(true) && state.restarting != Some(true) {
+                        return Ok(state.exit_code.unwrap_or(-1));
+                    }
+                }
+                Ok(None) => return Ok(-1),
+                Err(e) if e.is_connection_lost() => {
+                    lost += 1;
+                    if lost >= 3 {
+                        return Err(e);
+                    }
+                }
+                // Other engine trouble: the caller's deadline still bounds the wait.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// A one-shot container's exit code once it has run to its end (-1 when it is gone);
+    /// `None` while it runs, restarts, or has not been started yet.
+    pub async fn completed(&self, id: &str) -> Result<Option<i64>, EngineError> {
+        let Some(c) = self.inspect_container(id).await? else {
+            return Ok(Some(-1));
+        };
+        let state = c.state.unwrap_or_default();
+        if state.running == Some(true) || state.restarting == Some(true) {
+            return Ok(None);
+        }
+        if state.status.map(|s| s.to_string()).as_deref() == Some("created") {
+            // Not started yet: nothing to wait for but the start.
+            return Ok(None);
+        }
+        Ok(Some(state.exit_code.unwrap_or(-1)))
+    }
+
+    /// Whether the container's health check reports healthy: `Err` says what it reports
+    /// instead, or that it has no health check (then it cannot be waited for, as Compose says).
+    pub async fn healthy(&self, id: &str) -> Result<(), String> {
+        let c = self
+            .inspect_container(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let has_check = c
+            .as_ref()
+            .and_then(|c| c.config.as_ref())
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
+        if !has_check {
+            return Err(
+                "another service waits for it to be healthy (service_healthy), but it has no healthcheck: add one under `healthcheck:`"
+                    .to_string(),
+            );
+        }
+        let health = c
+            .and_then(|c| c.state)
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        if health == "healthy" {
+            Ok(())
+        } else {
+            Err(format!("health check says {health:?}"))
         }
     }
 

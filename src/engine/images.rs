@@ -1,19 +1,25 @@
 //! Images: is it here, and pulling it with progress events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
+use futures_util::future::join_all;
 
 use super::{Engine, EngineError, is_not_found};
 
 /// A pull's progress, one event per engine message that matters.
 #[derive(Debug, Clone)]
 pub enum PullEvent {
+    /// The image is missing: its pull begins.
+    Started,
     /// Bytes done and total over all layers seen so far.
     Progress { current: u64, total: u64 },
     /// A status line from the engine (`Pulling fs layer`, `Pull complete`, `Digest: ...`).
     Status(String),
+    /// Pulled, in this long.
+    Done { elapsed: Duration },
 }
 
 impl Engine {
@@ -46,6 +52,34 @@ impl Engine {
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// Pulls those of `images` the engine lacks, in parallel, reporting each one's progress
+    /// (with its name); the first failure once all have ended.
+    pub async fn pull_missing(
+        &self,
+        images: &BTreeSet<String>,
+        progress: &(dyn Fn(&str, PullEvent) + Send + Sync),
+    ) -> Result<(), EngineError> {
+        let pulls = images.iter().map(|image| async move {
+            if self.has_image(image).await? {
+                return Ok::<(), EngineError>(());
+            }
+            let start = Instant::now();
+            progress(image, PullEvent::Started);
+            self.pull(image, &|ev| progress(image, ev)).await?;
+            progress(
+                image,
+                PullEvent::Done {
+                    elapsed: start.elapsed(),
+                },
+            );
+            Ok(())
+        });
+        for r in join_all(pulls).await {
+            r?;
+        }
+        Ok(())
     }
 
     /// Pulls `image`, reporting progress; the registry's own message on failure.

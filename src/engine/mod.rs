@@ -1,10 +1,13 @@
 //! Everything that speaks to the Docker engine, through bollard: finding and connecting to the
 //! engine (default socket, `DOCKER_HOST`, the current Docker context), images, containers,
-//! networks, volumes and logs. Nothing here prints; progress goes through callbacks.
+//! container bodies, networks, volumes, logs and who holds a host port. Nothing here prints;
+//! progress goes through callbacks.
 
+pub mod body;
 pub mod build;
 pub mod containers;
 pub mod images;
+pub mod ports;
 pub mod resources;
 
 use std::path::PathBuf;

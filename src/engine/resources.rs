@@ -1,12 +1,13 @@
 //! Networks and volumes, created with vibedev's labels and found by them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 
+use super::body::{project_labels, volume_labels};
 use super::{Engine, EngineError, LABEL_PROJECT, is_conflict, is_not_found};
 
 /// A volume the engine reports for this project.
@@ -20,18 +21,13 @@ impl Engine {
     /// Makes sure the project has exactly one network called `name` and returns its id: creates it
     /// when missing, and reduces duplicates (left by concurrent runs) to one, keeping the one most
     /// containers use. A network of that name without this project's label is refused.
-    pub async fn ensure_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<String, EngineError> {
-        let project = labels.get(LABEL_PROJECT).cloned().unwrap_or_default();
-        let mut ours = self.networks_named(name, &project).await?;
+    pub async fn ensure_network(&self, name: &str, project: &str) -> Result<String, EngineError> {
+        let mut ours = self.networks_named(name, project).await?;
         if ours.is_empty() {
             let request = NetworkCreateRequest {
                 name: name.to_string(),
                 driver: Some("bridge".into()),
-                labels: Some(labels),
+                labels: Some(project_labels(project)),
                 ..Default::default()
             };
             match self.docker.create_network(request).await {
@@ -41,7 +37,7 @@ impl Engine {
                 Err(e) => return Err(EngineError::api(format!("create network {name}"), e)),
             }
             // Another run's create may have landed too: keep one.
-            ours = self.networks_named(name, &project).await?;
+            ours = self.networks_named(name, project).await?;
         }
         self.keep_one_network(ours)
             .await?
@@ -176,15 +172,19 @@ impl Engine {
         }
     }
 
-    /// Creates a named volume unless this project already has it; returns true when it was created
-    /// now. A volume of that name that vibedev did not create for this project is refused: it may
-    /// hold someone else's data (adopting it takes `external: true` in the compose file).
+    /// Creates a project's named volume (`key` in the compose file, `labels` from it) unless the
+    /// project already has it; returns true when it was created now. A volume of that name that
+    /// vibedev did not create for this project is refused: it may hold someone else's data
+    /// (adopting it takes `external: true` in the compose file).
     pub async fn ensure_volume(
         &self,
         name: &str,
         driver: Option<&str>,
-        labels: HashMap<String, String>,
+        project: &str,
+        key: &str,
+        labels: &BTreeMap<String, String>,
     ) -> Result<bool, EngineError> {
+        let labels = volume_labels(project, key, labels);
         match self.docker.inspect_volume(name).await {
             Ok(v) => {
                 let project = labels.get(LABEL_PROJECT).map(String::as_str);
