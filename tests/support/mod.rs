@@ -33,6 +33,9 @@ pub struct Images {
     pub redis: String,
     pub gcs: String,
     pub firestore: String,
+    /// Google's Pub/Sub emulator (not in the built-in stack): `gcloud beta emulators pubsub start
+    /// --host-port=H:P` as in the production image; port 8085 when given no arguments.
+    pub pubsub: String,
 }
 
 pub fn images() -> Images {
@@ -53,6 +56,10 @@ pub fn images() -> Images {
         firestore: get(
             "VIBEDEV_TEST_FIRESTORE_IMAGE",
             "127.0.0.1:5000/vibedev-test/firestore-emulator:1.19.9",
+        ),
+        pubsub: get(
+            "VIBEDEV_TEST_PUBSUB_IMAGE",
+            "127.0.0.1:5000/vibedev-test/pubsub-emulator:0.8.20",
         ),
     }
 }
