@@ -267,7 +267,7 @@ async fn database_after_up(
     report: &Reporters,
 ) -> Result<AfterUp, DataError> {
     let mut done = AfterUp::default();
-    let journal = migrate::project_journal(paths)?;
+    let journal = migrate::project_journal(paths, false)?;
     done.missing_migrations = journal.is_none() && paths.migrations_named;
     let kind = db.kind;
     let seeding = kind.seed_configured(&paths.seeds);

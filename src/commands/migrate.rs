@@ -14,11 +14,7 @@ use super::report::{migrate_summary, reporters, warn_unknown_rows};
 pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     let paths = project.paths();
-    let journal = migrate::project_journal(&crate::config::Paths {
-        migrations_named: true,
-        ..paths.clone()
-    })?
-    .unwrap_or_else(|| Journal {
+    let journal = migrate::project_journal(&paths, true)?.unwrap_or_else(|| Journal {
         dir: paths.migrations.clone(),
         migrations: Vec::new(),
     });

@@ -20,7 +20,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     let paths = project.paths();
     // Read everything first: a broken journal or seed file must not cost the database.
-    let journal = migrate::project_journal(&paths)?;
+    let journal = migrate::project_journal(&paths, paths.migrations_named)?;
     let seeds = if args.no_seed {
         Vec::new()
     } else {

@@ -141,7 +141,7 @@ async fn apply_pending_at_start(ctx: &Context) {
     };
     let pending = async {
         let (project, stack) = quiet.stack()?;
-        if migrate::project_journal(&project.paths())?.is_none() {
+        if migrate::project_journal(&project.paths(), false)?.is_none() {
             return Ok(None);
         }
         let engine = quiet.engine().await?;
@@ -384,11 +384,7 @@ async fn reconcile_stack(ctx: &Context) -> Result<Done> {
 /// reported (by the migrate reporter) and never re-run.
 async fn migrations(ctx: &Context, project: &Project, stores: &Stores<'_>) -> Result<Done> {
     let paths = project.paths();
-    let Some(journal) = migrate::project_journal(&crate::config::Paths {
-        migrations_named: false,
-        ..paths.clone()
-    })?
-    else {
+    let Some(journal) = migrate::project_journal(&paths, false)? else {
         return Ok(Done::NoMigrationsFolder(paths.migrations));
     };
     let db = stores.database()?;

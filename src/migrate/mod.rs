@@ -84,10 +84,9 @@ pub fn silent() -> Reporter {
     Arc::new(|_| {})
 }
 
-/// The project's journal; `None` when the folder does not exist and `[migrations] dir` does
-/// not name it (a project without migrations).
-pub fn project_journal(paths: &Paths) -> Result<Option<Journal>, MigrateError> {
-    if !paths.migrations_named && !paths.migrations.exists() {
+/// The project's journal; `None` when the folder does not exist and it is not `required`.
+pub fn project_journal(paths: &Paths, required: bool) -> Result<Option<Journal>, MigrateError> {
+    if !required && !paths.migrations.exists() {
         return Ok(None);
     }
     Ok(Some(Journal::load(&paths.migrations, &paths.root)?))
