@@ -17,11 +17,6 @@ use crate::watch::WatchError;
 
 pub use crate::exit::Exit;
 
-/// [`Exit`] codes as plain numbers, for commands that return one.
-pub const EXIT_FAILURE: u8 = Exit::Failure.code();
-pub const EXIT_MIGRATIONS_NOT_IN_STEP: u8 = Exit::MigrationsNotInStep.code();
-pub const EXIT_NOT_READY: u8 = Exit::NotReady.code();
-
 /// What every error shown to the user answers: how vibedev exits because of it, and what to do
 /// next. Each implementation matches every variant by name, so a new variant needs a decision.
 pub trait Diagnostic: std::error::Error {
@@ -59,11 +54,6 @@ pub enum Error {
     Command(#[from] CommandError),
     #[error("interrupted")]
     Interrupted { hint: String },
-    #[error("{message}")]
-    Failed {
-        message: String,
-        hint: Option<String>,
-    },
     #[error("{context}")]
     Io {
         context: String,
@@ -91,6 +81,17 @@ pub enum CommandError {
     /// `vibedev run` without a command.
     #[error("no command to run")]
     NoCommand,
+    /// `vibedev env` while no service of the stack runs.
+    #[error("the stack of project {project} is not running")]
+    StackNotRunning { project: String },
+    /// `vibedev env`: a value a dotenv line cannot hold.
+    #[error("the value of {key} cannot be written as a dotenv line: {why}")]
+    NotDotenv { key: String, why: String },
+    /// `vibedev reset-db` without `--yes` and without a terminal to ask on.
+    #[error(
+        "reset-db replaces database {database:?} and needs confirmation, but there is no terminal to ask on"
+    )]
+    NeedsConfirmation { database: String },
     /// `vibedev run`: the command could not be started.
     #[error("cannot run {program}")]
     Spawn {
@@ -103,13 +104,6 @@ pub enum CommandError {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn failed(message: impl Into<String>, hint: Option<String>) -> Error {
-        Error::Failed {
-            message: message.into(),
-            hint,
-        }
-    }
-
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

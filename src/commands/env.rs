@@ -2,7 +2,7 @@
 
 use crate::cli::{EnvArgs, EnvFormat};
 use crate::envfile::{quote_dotenv, quote_shell};
-use crate::error::{Error, Result};
+use crate::error::{CommandError, Result};
 use crate::runtime;
 
 use super::Context;
@@ -12,10 +12,10 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
     let engine = ctx.engine().await?;
     let runtimes = runtime::observe(&engine, &stack).await?;
     if !runtimes.iter().any(|r| r.running()) {
-        return Err(Error::failed(
-            format!("the stack of project {} is not running", stack.project),
-            Some("run `vibedev up` first".into()),
-        ));
+        return Err(CommandError::StackNotRunning {
+            project: stack.project.clone(),
+        }
+        .into());
     }
     for rt in runtimes.iter().filter(|r| !r.running() && r.kind.is_some()) {
         ctx.ui.warn(&format!(
@@ -28,11 +28,9 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
         EnvFormat::Dotenv => {
             let mut lines = Vec::new();
             for (k, v) in &vars {
-                let quoted = quote_dotenv(v).map_err(|why| {
-                    Error::failed(
-                        format!("the value of {k} cannot be written as a dotenv line: {why}"),
-                        Some("use `vibedev env --format json` or `--format shell`".into()),
-                    )
+                let quoted = quote_dotenv(v).map_err(|why| CommandError::NotDotenv {
+                    key: k.clone(),
+                    why: why.to_string(),
                 })?;
                 lines.push(format!("{k}={quoted}"));
             }

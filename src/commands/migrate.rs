@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::cli::{MigrateArgs, MigrateCommand, MigrateStatusArgs};
 use crate::data::{self, Database, Stores};
-use crate::error::{EXIT_MIGRATIONS_NOT_IN_STEP, Result};
+use crate::error::{Exit, Result};
 use crate::migrate::{self, Bookkeeping, EntryState, Journal, Plan, runner};
 use crate::ui::Ui;
 
@@ -84,7 +84,7 @@ async fn status(
         warn_unknown_rows(&ctx.ui, &plan.unknown_rows, bookkeeping);
     }
     Ok(if args.exit_code && !plan.in_step() {
-        EXIT_MIGRATIONS_NOT_IN_STEP
+        Exit::MigrationsNotInStep.code()
     } else {
         0
     })

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::cli::ResetDbArgs;
 use crate::config::Project;
 use crate::data::{self, Stores};
-use crate::error::{EXIT_FAILURE, Error, Result};
+use crate::error::{CommandError, Error, Exit, Result};
 use crate::migrate;
 use crate::migrate::seed::SeedFile;
 use crate::migrate::template::{self, ResetOptions, Source};
@@ -47,7 +47,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     };
     if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, what, args.all).await? {
         ctx.ui.info("nothing was changed");
-        return Ok(EXIT_FAILURE);
+        return Ok(Exit::Failure.code());
     }
     let _lock = ctx.lock(&stack.project, "reset-db").await?;
     let start = Instant::now();
@@ -122,12 +122,10 @@ fn spawn_prepare_spare(project: &Project, no_seed: bool) {
 /// Asks on a terminal; refuses without one.
 async fn confirm(ui: &Ui, project: &str, database: &str, what: &str, all: bool) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(Error::failed(
-            format!(
-                "reset-db replaces database {database:?} and needs confirmation, but there is no terminal to ask on"
-            ),
-            Some("pass --yes to confirm (scripts, CI)".into()),
-        ));
+        return Err(CommandError::NeedsConfirmation {
+            database: database.to_string(),
+        }
+        .into());
     }
     let also = if all {
         ", and empty Redis, the Firestore emulator and the buckets"
@@ -138,7 +136,7 @@ async fn confirm(ui: &Ui, project: &str, database: &str, what: &str, all: bool) 
     let ui = ui.clone();
     tokio::task::spawn_blocking(move || ui.confirm(&question))
         .await
-        .map_err(|e| Error::failed(format!("cannot ask for confirmation: {e}"), None))?
+        .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
         .map_err(|e| Error::io("cannot read the answer", e))
 }
 

@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 
 use crate::cli::StatusArgs;
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::runtime;
 
 use super::Context;
@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<u8> {
         }
     }
     if args.exit_code && rows.iter().any(|r| !r.ready) {
-        return Ok(crate::error::EXIT_NOT_READY);
+        return Ok(Exit::NotReady.code());
     }
     Ok(0)
 }

@@ -31,7 +31,7 @@ impl Diagnostic for Error {
             Error::Init(e) => e.exit_code(),
             Error::Command(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
-            Error::Failed { .. } | Error::Io { .. } => Exit::Failure,
+            Error::Io { .. } => Exit::Failure,
         }
     }
 
@@ -50,7 +50,6 @@ impl Diagnostic for Error {
             Error::Init(e) => Diagnostic::hint(e),
             Error::Command(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
-            Error::Failed { hint, .. } => hint.clone(),
             Error::Io { .. } => None,
         }
     }
@@ -276,6 +275,9 @@ impl Diagnostic for CommandError {
             CommandError::NoContainers { .. }
             | CommandError::VariableTooLarge { .. }
             | CommandError::NoCommand
+            | CommandError::StackNotRunning { .. }
+            | CommandError::NotDotenv { .. }
+            | CommandError::NeedsConfirmation { .. }
             | CommandError::Spawn { .. } => Exit::Failure,
         }
     }
@@ -287,6 +289,11 @@ impl Diagnostic for CommandError {
                 "write it to a file instead: {key}={{{{ secret \"NAME\" file=\"NAME\" }}}} in the env template, then `vibedev secrets pull`"
             ),
             CommandError::NoCommand => "vibedev run -- CMD [ARGS...]".into(),
+            CommandError::StackNotRunning { .. } => "run `vibedev up` first".into(),
+            CommandError::NotDotenv { .. } => {
+                "use `vibedev env --format json` or `--format shell`".into()
+            }
+            CommandError::NeedsConfirmation { .. } => "pass --yes to confirm (scripts, CI)".into(),
             CommandError::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "check the command's name and PATH".into(),
                 std::io::ErrorKind::PermissionDenied => "check that the file is executable".into(),
@@ -391,7 +398,7 @@ mod tests {
             }),
             1
         );
-        assert_eq!(code(Error::failed("x", None)), 1);
+        assert_eq!(code(CommandError::NoCommand), 1);
         assert_eq!(code(CommandError::NoCommand), 1);
     }
 

@@ -109,11 +109,11 @@ pub async fn check(
     }
 }
 
-/// Checks until the service passes, backing off from 10 ms to 50 ms; prepares it when it
-/// refuses and once it passes (see [`Stage`]). Returns what was made, or the last failure
+/// Checks until the service passes, backing off from 10 ms to 50 ms; prepares a service of a
+/// kind when it refuses and once it passes (see [`Stage`]). Returns what was made, or the last failure
 /// once `deadline` passes.
 pub async fn until_ready(
-    kind: Kind,
+    kind: Option<Kind>,
     wait: &WaitFor,
     store: &Store<'_>,
     deadline: Instant,
@@ -124,10 +124,12 @@ pub async fn until_ready(
     loop {
         let last = match check(wait, store, http).await {
             Ok(()) => {
-                made.extend(kind.prepare(store, Stage::Ready).await?);
+                if let Some(kind) = kind {
+                    made.extend(kind.prepare(store, Stage::Ready).await?);
+                }
                 return Ok(made);
             }
-            Err(e) if e.refused => match kind.prepare(store, Stage::Refused).await {
+            Err(e) if e.refused && kind.is_some() => match prepare(kind, store).await {
                 Ok(done) if !done.is_empty() => {
                     made.extend(done);
                     continue;
@@ -142,6 +144,14 @@ pub async fn until_ready(
             return Err(last);
         }
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The kind's preparation after a refusal.
+async fn prepare(kind: Option<Kind>, store: &Store<'_>) -> Result<Vec<String>, String> {
+    match kind {
+        Some(kind) => kind.prepare(store, Stage::Refused).await,
+        None => Ok(Vec::new()),
     }
 }
 
