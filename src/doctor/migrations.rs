@@ -102,7 +102,10 @@ async fn against_database(
                     "{files}; Postgres did not answer within {} s",
                     DB_TIMEOUT.as_secs()
                 ),
-                "`vibedev status` shows whether it is ready; `vibedev logs postgres` why not",
+                format!(
+                    "`vibedev status` shows whether it is ready; `vibedev logs {}` why not",
+                    database_service(stack)
+                ),
             );
         }
     };
@@ -133,6 +136,15 @@ async fn against_database(
         }
     }
     Check::pass(NAME, format!("{files}; all applied to the database"))
+}
+
+/// The name of the stack's app database service (`postgres` in the default stack).
+fn database_service(stack: &Stack) -> &str {
+    stack
+        .services
+        .iter()
+        .find(|s| s.kind.is_some_and(|k| k.holds_app_database()))
+        .map_or("postgres", |s| s.name.as_str())
 }
 
 /// What the running stack says about the migrations.
