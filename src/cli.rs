@@ -153,6 +153,9 @@ pub struct WatchArgs {
     /// Poll for changes instead of using the OS file watcher (network file systems, inotify limits).
     #[arg(long)]
     pub poll: bool,
+    /// Keep a Compose profile active when a saved file is applied (repeatable; as `up --profile`).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

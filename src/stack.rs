@@ -180,7 +180,8 @@ pub struct Stack {
     pub ignored_keys: Vec<String>,
     /// What compose would warn about while reading the file (unset variables).
     pub warnings: Vec<String>,
-    /// Active profiles: `profiles` in vibedev.toml, `COMPOSE_PROFILES`, `up --profile`.
+    /// Active profiles: `profiles` in vibedev.toml, `COMPOSE_PROFILES` (environment or `.env`),
+    /// `up --profile`.
     pub profiles: BTreeSet<String>,
     pub source: ComposeSource,
 }
@@ -539,7 +540,8 @@ fn resolve_compose(
     check_cycles(project, &services)?;
     mark_dependencies(&mut services);
     let mut profiles: BTreeSet<String> = project.file.profiles.iter().cloned().collect();
-    if let Ok(env) = std::env::var("COMPOSE_PROFILES") {
+    // As compose reads it: the environment, else the `.env` beside the compose file.
+    if let Some(env) = vars.get("COMPOSE_PROFILES") {
         profiles.extend(
             env.split(',')
                 .map(str::trim)
@@ -1390,6 +1392,28 @@ mod tests {
         assert!(selected(&s, &[]).contains(&"admin".to_string()));
         let s = from_compose("profiles = [\"tools\"]\n", PROFILED).unwrap();
         assert!(selected(&s, &[]).contains(&"debug".to_string()));
+    }
+
+    #[test]
+    fn compose_profiles_in_the_env_file_beside_the_compose_file_are_active() {
+        if std::env::var_os("COMPOSE_PROFILES").is_some() {
+            return; // the environment wins over `.env`, as with compose
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "COMPOSE_PROFILES=\"ops, tools\"\n").unwrap();
+        let compose = compose::parse(&dir.path().join("c.yml"), PROFILED).unwrap();
+        let s = resolve_compose(
+            &project(""),
+            compose,
+            ComposeSource::File(dir.path().join("c.yml")),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.profiles,
+            BTreeSet::from(["ops".to_string(), "tools".to_string()])
+        );
+        assert_eq!(selected(&s, &[]), ["db", "debug", "admin"]);
     }
 
     #[test]

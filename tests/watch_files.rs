@@ -574,3 +574,33 @@ fn a_migration_pending_before_watch_starts_is_applied_at_start() {
     assert!(!w.out().contains("migrations changed:"), "{}", w.out());
     w.stop();
 }
+
+#[test]
+fn up_watch_keeps_its_profiles_when_a_saved_file_is_applied() {
+    let p = TestProject::empty("watch-profile");
+    p.write(
+        "vibedev.toml",
+        &format!("project = \"{}\"\ncompose = \"stack.yml\"\n", p.name),
+    );
+    let compose = |spare_env: &str| {
+        format!(
+            "services:\n  cache:\n    image: {img}\n    ports: [\"6379\"]\n    x-vibedev: {{kind: redis}}\n  spare:\n    image: {img}\n    ports: [\"6379\"]\n    profiles: [tools]\n    environment: {{MARK: \"{spare_env}\"}}\n    x-vibedev: {{kind: redis}}\n",
+            img = images().redis
+        )
+    };
+    p.write("stack.yml", &compose("one"));
+    let w = Watcher::spawn(&p, &["up", "--watch", "--profile", "tools"], "watching ");
+    let spare = container_id(&p, "spare");
+    // A change to the profiled service: applied, because its profile is still active.
+    save(&p, "stack.yml", &compose("two"));
+    w.wait_out("config changed:");
+    assert!(
+        w.out()
+            .contains("config changed: recreated spare; 1 kept running"),
+        "{}\n{}",
+        w.out(),
+        w.err()
+    );
+    assert_ne!(container_id(&p, "spare"), spare);
+    w.stop();
+}

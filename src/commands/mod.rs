@@ -102,10 +102,13 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
         Command::Watch(args) => watch::run(&ctx, args).await,
         // `up` handles Ctrl-C itself: it lets the engine finish what it was asked first.
         Command::Up(args) => {
-            let then_watch = args.watch.then_some(args.poll);
+            let then_watch = args.watch.then(|| crate::cli::WatchArgs {
+                poll: args.poll,
+                profiles: args.profiles.clone(),
+            });
             let code = up::run(&ctx, args).await?;
             match then_watch {
-                Some(poll) => watch::run(&ctx, crate::cli::WatchArgs { poll }).await,
+                Some(watch_args) => watch::run(&ctx, watch_args).await,
                 None => Ok(code),
             }
         }

@@ -87,7 +87,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<u8> {
                 change.describe()
             ));
             let result = tokio::select! {
-                r = act(ctx, change) => r,
+                r = act(ctx, change, &args.profiles) => r,
                 _ = tokio::signal::ctrl_c() => {
                     ctx.ui.info("stopped watching; the stack keeps running (`vibedev down` stops it)");
                     return Ok(0);
@@ -291,7 +291,7 @@ impl std::fmt::Display for Done {
 }
 
 /// Runs the action for one kind of change; returns what was done.
-async fn act(ctx: &Context, change: Change) -> Result<Done> {
+async fn act(ctx: &Context, change: Change, profiles: &[String]) -> Result<Done> {
     let (ui, lines) = ctx.ui.capturing();
     let quiet = Context {
         global: ctx.global.clone(),
@@ -306,7 +306,7 @@ async fn act(ctx: &Context, change: Change) -> Result<Done> {
         .lock(&name, &format!("watch ({})", change.describe()))
         .await?;
     match change {
-        Change::Stack => reconcile_stack(&quiet).await,
+        Change::Stack => reconcile_stack(&quiet, profiles).await,
         Change::Migrations => {
             let (project, stack) = quiet.stack()?;
             let engine = quiet.engine().await?;
@@ -360,8 +360,9 @@ fn summary(lines: &Arc<Mutex<Vec<String>>>, empty: &str) -> String {
 }
 
 /// Config or compose file saved: reload it and reconcile; only changed services are touched.
-async fn reconcile_stack(ctx: &Context) -> Result<Done> {
-    let (project, stack) = ctx.stack()?;
+async fn reconcile_stack(ctx: &Context, profiles: &[String]) -> Result<Done> {
+    let (project, mut stack) = ctx.stack()?;
+    stack.activate_profiles(profiles);
     let engine = ctx.engine().await?;
     let outcomes = reconcile::up(&engine, &stack, &UpOptions::default(), ctx.ui.reporter()).await?;
     let stores = Stores::observe(&engine, &stack).await?;
