@@ -207,7 +207,7 @@ pub async fn after_up(
         let Some(fresh) = touched(&db.service) else {
             return Ok(None);
         };
-        database_after_up(project, &paths, &db, fresh, report)
+        database_after_up(project, &paths, stores, &db, fresh, report)
             .await
             .map(Some)
     };
@@ -262,6 +262,7 @@ pub async fn after_up(
 async fn database_after_up(
     project: &Project,
     paths: &Paths,
+    stores: &Stores<'_>,
     db: &Database,
     fresh: bool,
     report: &Reporters,
@@ -282,17 +283,12 @@ async fn database_after_up(
         let outcome = migrate(project, db, journal, false, report).await?;
         done.migrated = Some((db.service.clone(), outcome));
     }
-    if seed {
-        let store = Store {
-            service: &db.service,
-            host: db.target.host.clone(),
-            port: db.target.port,
-            settings: &crate::services::Settings {
-                postgres: Some(db.target.app.clone()),
-                ..Default::default()
-            },
-            gcp_project: "",
-        };
+    let store = stores
+        .running()
+        .into_iter()
+        .find(|(_, s)| s.service == db.service)
+        .map(|(_, s)| s);
+    if seed && let Some(store) = store {
         let reporter = (report.seed)(&db.service);
         if let Some(seeded) = kind
             .seed(&store, &paths.seeds, SeedMode::Again, &reporter)
