@@ -224,6 +224,7 @@ impl Diagnostic for SecretsError {
             | SecretsError::Tracked { .. }
             | SecretsError::Foreign { .. }
             | SecretsError::ForeignFiles { .. }
+            | SecretsError::Read { .. }
             | SecretsError::Write { .. } => Exit::Failure,
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod project;
+pub mod sync;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +87,25 @@ pub enum Event {
     },
     /// A filter matched a secret whose derived name is written out explicitly: the explicit line wins.
     Shadowed { key: String, secret: String },
+    /// The GCP project (and where it came from) and the template in use.
+    Resolved {
+        gcp: String,
+        source: String,
+        template: String,
+    },
+    /// A token was obtained; requests go to `endpoint`, this many at once.
+    Connected {
+        endpoint: String,
+        concurrency: usize,
+    },
+    /// Every fetch is over (the counter can go).
+    Done,
+    /// The project is not in a git work tree: the git checks are skipped.
+    NoGitWorkTree,
+    /// Git tracks `.env.gcp` and `--allow-tracked` lets the pull write it anyway.
+    TrackedAllowed { path: PathBuf },
+    /// Git does not ignore `.env.gcp`: the line to add to `gitignore`.
+    NotIgnored { gitignore: PathBuf },
 }
 
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
@@ -243,6 +263,12 @@ pub enum SecretsError {
     Foreign { path: PathBuf },
     #[error("{path} exists and was not written by vibedev")]
     ForeignFiles { path: PathBuf },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -349,6 +375,7 @@ impl SecretsError {
                 path.display()
             ),
             SecretsError::Deadline { .. } => "nothing was written. Secret Manager or the network is slow: run the pull again, or allow more time with VIBEDEV_SECRETS_DEADLINE=SECONDS or `deadline = SECONDS` under [secrets] in vibedev.toml".into(),
+            SecretsError::Read { .. } => "check the file's permissions".into(),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
     }
