@@ -1,11 +1,15 @@
 //! `vibedev secrets pull [--project P] [--dry-run] [--allow-tracked]`: the env template's secrets
 //! from Secret Manager into `.env.gcp`, written atomically with mode 0600, or nothing at all.
+//! `vibedev secrets diff [--json] [--exit-code]`: where each variable stands, no value shown.
 
 use std::sync::{Arc, Mutex};
 
-use crate::cli::{SecretsArgs, SecretsCommand, SecretsPullArgs};
-use crate::error::Result;
+use crate::cli::{SecretsArgs, SecretsCommand, SecretsDiffArgs, SecretsPullArgs};
+use crate::error::{Exit, Result};
+use crate::secrets::ENV_FILE;
+use crate::secrets::status::{self, SecretsStatus, State};
 use crate::secrets::sync::{self, PullOptions};
+use crate::ui;
 
 use super::Context;
 use super::report::secrets_reporter;
@@ -13,6 +17,7 @@ use super::report::secrets_reporter;
 pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<u8> {
     match args.command {
         SecretsCommand::Pull(args) => pull(ctx, args).await,
+        SecretsCommand::Diff(args) => diff(ctx, args).await,
     }
 }
 
@@ -58,4 +63,114 @@ async fn pull(ctx: &Context, args: SecretsPullArgs) -> Result<u8> {
         ctx.ui.info(&slow);
     }
     Ok(0)
+}
+
+async fn diff(ctx: &Context, args: SecretsDiffArgs) -> Result<u8> {
+    let project = ctx.project()?;
+    let progress = Arc::new(Mutex::new(None));
+    let status = status::diff_project(
+        &project,
+        args.project.as_deref(),
+        &secrets_reporter(&ctx.ui, progress.clone()),
+    )
+    .await;
+    if let Some(bar) = progress.lock().ok().and_then(|mut b| b.take()) {
+        bar.finish_and_clear();
+    }
+    let status = status?;
+    if args.json {
+        ctx.ui
+            .out(&serde_json::to_string_pretty(&status).unwrap_or_default());
+    } else {
+        let rows: Vec<Vec<String>> = status
+            .variables
+            .iter()
+            .map(|v| {
+                vec![
+                    v.key.clone(),
+                    v.secret.clone().unwrap_or_else(|| "-".into()),
+                    describe(&v.state),
+                ]
+            })
+            .collect();
+        for line in ctx.ui.table(&["variable", "secret", "state"], &rows) {
+            ctx.ui.out(&line);
+        }
+        ctx.ui.out(&summary(&status));
+    }
+    Ok(if args.exit_code && !status.in_sync {
+        Exit::SecretsOutOfSync.code()
+    } else {
+        0
+    })
+}
+
+/// One variable's state in words (names and version numbers only).
+fn describe(state: &State) -> String {
+    let v = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    match state {
+        State::InSync { version: Some(n) } => format!("in sync (version {n})"),
+        State::InSync { version: None } => "in sync".into(),
+        State::Changed {
+            local_version: None,
+            latest_version: None,
+        } => "changed in the template".into(),
+        State::Changed {
+            local_version,
+            latest_version,
+        } => format!(
+            "changed in Secret Manager: local {}, latest {}",
+            v(local_version),
+            v(latest_version)
+        ),
+        State::EditedLocally { version } => {
+            format!("edited in {ENV_FILE} since the pull of version {version}")
+        }
+        State::Missing { version } if version == "latest" => "missing in Secret Manager".into(),
+        State::Missing { version } => format!("version {version} missing in Secret Manager"),
+        State::NoAccess { role } => format!("no access: ask for {role} on the secret"),
+        State::Disabled {
+            version,
+            latest_version: Some(latest),
+        } => format!("version {version} disabled or destroyed (latest now {latest})"),
+        State::Disabled { version, .. } => format!("version {version} disabled or destroyed"),
+        State::NotPulled => format!("not in {ENV_FILE} yet"),
+        State::NotInTemplate => format!("in {ENV_FILE}, no longer in the template"),
+    }
+}
+
+/// `all 4 variables in sync ...` or the counts per state and the way to fix them.
+fn summary(status: &SecretsStatus) -> String {
+    let age = status.written.map_or(String::new(), |t| {
+        let age = (chrono::Utc::now() - t).to_std().unwrap_or_default();
+        format!(", written {} ago", ui::uptime(age))
+    });
+    let total = status.variables.len();
+    if status.in_sync {
+        return format!(
+            "{} in sync with project {} ({}{age})",
+            if total == 1 {
+                "the variable is".to_string()
+            } else {
+                format!("all {total} variables are")
+            },
+            status.project,
+            status.env_file.display()
+        );
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for v in &status.variables {
+        let name = v.state.name();
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
+    format!(
+        "{}: {} is not in sync with project {}{age}; `vibedev secrets pull` brings it in step (no-access, missing and disabled secrets need fixing in Secret Manager first)",
+        counts.join(", "),
+        status.env_file.display(),
+        status.project
+    )
 }

@@ -225,6 +225,8 @@ impl Diagnostic for SecretsError {
             | SecretsError::Foreign { .. }
             | SecretsError::ForeignFiles { .. }
             | SecretsError::Read { .. }
+            | SecretsError::NoStateDir
+            | SecretsError::FingerprintKey { .. }
             | SecretsError::Write { .. } => Exit::Failure,
         }
     }

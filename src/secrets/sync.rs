@@ -10,6 +10,7 @@ use crate::envfile::{self, Existing};
 use crate::git::{self, Ignore};
 
 use super::client::{Client, ClientOptions, DEFAULT_ENDPOINT};
+use super::records::{self, MachineKey};
 use super::template::{self, Template};
 use super::{Deadline, Diff, ENV_FILE, Event, Reporter, SecretsError, auth, project};
 
@@ -201,18 +202,21 @@ pub async fn pull_project(
     if ours == Some(false) {
         return Err(SecretsError::ForeignFiles { path: files_dir });
     }
+    let machine_key = MachineKey::load_or_create()?;
     let client = settings.connect(report).await?;
     let pulled = super::pull(
         &settings.template,
         &client,
         &files_dir,
+        &machine_key,
         report,
         settings.deadline,
     )
     .await?;
     report(Event::Done);
 
-    let header = header(&settings.gcp, &settings.template.source_name);
+    let mut header = header(&settings.gcp, &settings.template.source_name);
+    header.extend(records::header_lines(&machine_key, &pulled.records));
     let text = envfile::render(&header, &pulled.lines, existing.overrides.as_deref());
     let diff = super::diff(
         &existing.managed_vars(),
