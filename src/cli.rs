@@ -140,6 +140,12 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<std::ffi::OsString>,
+    /// Replace the values of .env.gcp's secrets with <secret:KEY> in CMD's output (values of 6 bytes or more).
+    #[arg(long, env = "VIBEDEV_RUN_MASK")]
+    pub mask: bool,
+    /// Restart CMD (SIGTERM, then SIGKILL after VIBEDEV_RUN_GRACE seconds) when .env.gcp or the stack's connection variables change.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Args)]

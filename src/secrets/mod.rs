@@ -4,8 +4,10 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+pub mod mask;
 pub mod project;
 pub mod records;
+pub mod relay;
 pub mod status;
 pub mod sync;
 pub mod template;
