@@ -21,6 +21,8 @@ pub struct Masker {
     /// Each value's replacement.
     names: HashMap<Vec<u8>, Vec<u8>>,
     values: Vec<Vec<u8>>,
+    /// The values in byte order, to find those starting with given bytes.
+    sorted: Vec<Vec<u8>>,
     /// Bytes a value can start with.
     first: [bool; 256],
     longest: usize,
@@ -71,8 +73,11 @@ impl Masker {
         for v in &values {
             first[v[0] as usize] = true;
         }
+        let mut sorted = values.clone();
+        sorted.sort();
         Masker {
             regex,
+            sorted,
             longest: values.first().map_or(0, Vec::len),
             names,
             values,
@@ -83,27 +88,43 @@ impl Masker {
 
     /// Takes the next bytes read and appends to `out` what can be passed on now.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        let Some(regex) = &self.regex else {
+        if self.regex.is_none() {
             out.extend_from_slice(input);
             return;
+        }
+        if self.pending.is_empty() {
+            let hold = self.scan(input, out);
+            self.pending.extend_from_slice(&input[hold..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.pending);
+            buf.extend_from_slice(input);
+            let hold = self.scan(&buf, out);
+            buf.drain(..hold);
+            self.pending = buf;
+        }
+    }
+
+    /// Masks `buf` into `out` up to the returned position; what follows it may be the start
+    /// of a value, to be looked at again with the next bytes.
+    fn scan(&self, buf: &[u8], out: &mut Vec<u8>) -> usize {
+        let Some(regex) = &self.regex else {
+            out.extend_from_slice(buf);
+            return buf.len();
         };
-        self.pending.extend_from_slice(input);
-        let buf = &self.pending;
         let mut done = 0;
-        let mut hold = None;
         for m in regex.find_iter(buf) {
             // A value at the very end may be the start of a longer one: wait for more.
             if m.end() == buf.len() && self.starts_longer(m.as_bytes()) {
-                hold = Some(m.start());
-                break;
+                out.extend_from_slice(&buf[done..m.start()]);
+                return m.start();
             }
             out.extend_from_slice(&buf[done..m.start()]);
             out.extend_from_slice(self.names.get(m.as_bytes()).map_or(b"", |n| n));
             done = m.end();
         }
-        let hold = hold.unwrap_or_else(|| self.partial_start(done));
+        let hold = self.partial_start(buf, done);
         out.extend_from_slice(&buf[done..hold]);
-        self.pending.drain(..hold);
+        hold
     }
 
     /// The stream ended: what is held back is no value.
@@ -125,20 +146,22 @@ impl Masker {
 
     /// Whether some value is longer than `bytes` and starts with them.
     fn starts_longer(&self, bytes: &[u8]) -> bool {
-        self.values
+        // `sorted` is in byte order: the values starting with `bytes` follow the point where
+        // `bytes` would go.
+        let from = self.sorted.partition_point(|v| v.as_slice() < bytes);
+        self.sorted[from..]
             .iter()
-            .any(|v| v.len() > bytes.len() && v.starts_with(bytes))
+            .take_while(|v| v.starts_with(bytes))
+            .any(|v| v.len() > bytes.len())
     }
 
-    /// The first position at or after `from` where the rest of the buffer is the start of a
-    /// value (the buffer's length when there is none).
-    fn partial_start(&self, from: usize) -> usize {
-        let len = self.pending.len();
+    /// The first position at or after `from` where the rest of `buf` is the start of a value
+    /// (the buffer's length when there is none).
+    fn partial_start(&self, buf: &[u8], from: usize) -> usize {
+        let len = buf.len();
         let from = from.max(len.saturating_sub(self.longest.saturating_sub(1)));
         (from..len)
-            .find(|&p| {
-                self.first[self.pending[p] as usize] && self.starts_longer(&self.pending[p..])
-            })
+            .find(|&p| self.first[buf[p] as usize] && self.starts_longer(&buf[p..]))
             .unwrap_or(len)
     }
 }
