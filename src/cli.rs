@@ -99,6 +99,22 @@ pub struct SecretsArgs {
 pub enum SecretsCommand {
     /// Fetch the secrets the env template names into .env.gcp (mode 0600), all or nothing.
     Pull(SecretsPullArgs),
+    /// Compare .env.gcp with Secret Manager, per variable, without printing any value.
+    #[command(visible_alias = "status")]
+    Diff(SecretsDiffArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecretsDiffArgs {
+    /// The GCP project holding the secrets (default: [secrets] project, GOOGLE_CLOUD_PROJECT, gcloud's project).
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 8 when any variable is not in sync (for a pre-commit hook or CI).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -124,6 +140,12 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<std::ffi::OsString>,
+    /// Replace the values of .env.gcp's secrets with <secret:KEY> in CMD's output (values of 6 bytes or more).
+    #[arg(long, env = "VIBEDEV_RUN_MASK")]
+    pub mask: bool,
+    /// Restart CMD (SIGTERM, then SIGKILL after VIBEDEV_RUN_GRACE seconds) when .env.gcp or the stack's connection variables change.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -87,6 +87,16 @@ pub enum CommandError {
     /// `vibedev env`: a value a dotenv line cannot hold.
     #[error("the value of {key} cannot be written as a dotenv line: {why}")]
     NotDotenv { key: String, why: String },
+    /// `vibedev run`: `VIBEDEV_RUN_GRACE` is not a number of seconds vibedev accepts.
+    #[error("VIBEDEV_RUN_GRACE={value:?} is not a number of seconds from 0 to 3600")]
+    BadGrace { value: String },
+    /// `vibedev run --watch`: a file it follows cannot be watched.
+    #[error("cannot watch {}", path.display())]
+    Watch {
+        path: std::path::PathBuf,
+        #[source]
+        source: notify::Error,
+    },
     /// `vibedev reset-db` without `--yes` and without a terminal to ask on.
     #[error(
         "reset-db replaces database {database:?} and needs confirmation, but there is no terminal to ask on"

@@ -21,6 +21,8 @@ pub enum Exit {
     MigrationsNotInStep = 6,
     /// `vibedev status --exit-code`: some service is not running or not ready.
     NotReady = 7,
+    /// `vibedev secrets diff --exit-code`: some variable of `.env.gcp` is not in sync with Secret Manager.
+    SecretsOutOfSync = 8,
     /// Ctrl-C.
     Interrupted = 130,
 }
@@ -60,6 +62,7 @@ mod tests {
             (Exit::DoctorFail, 5),
             (Exit::MigrationsNotInStep, 6),
             (Exit::NotReady, 7),
+            (Exit::SecretsOutOfSync, 8),
             (Exit::Interrupted, 130),
         ];
         for (exit, code) in table {

@@ -179,3 +179,133 @@ fn variable_over_the_environment_limit_is_named_before_starting() {
     assert!(run.stderr.contains("file="), "{run}");
     assert!(!p.project.path().join("started").exists());
 }
+
+#[test]
+fn run_names_the_variables_the_template_added_since_the_pull_and_the_file_age() {
+    let p = pulled("run-stale");
+    // Written ten days and an hour ago, as its header says.
+    let text = p.env_file().unwrap();
+    let text = rewrite_written(&text, epoch_now() - (10 * 86400 + 3600));
+    std::fs::write(p.env_path(), text).unwrap();
+    p.project.write(
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nPRIVATE_KEY={{ secret \"private-key\" }}\nAPP_ENV=development\nNEW_FEATURE_KEY={{ secret \"new-feature\" }}\n",
+    );
+    // No network: nothing answers at the endpoint; run reads only the file.
+    let run = Run::from(
+        p.cmd(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s' \"$JWT_SECRET\" > jwt.out",
+        ])
+        .env("VIBEDEV_SECRET_MANAGER_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap(),
+    );
+    assert!(run.success(), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(p.project.path().join("jwt.out")).unwrap(),
+        "jwt run-Vx40 $HOME"
+    );
+    assert!(
+        run.stderr.contains(
+            "(written 10d01h ago) lacks 1 variable the env template names: NEW_FEATURE_KEY"
+        ),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("run-Vx40"), "{run}");
+
+    // Nothing missing, but over a week old: the age and the way to see what changed.
+    p.project.write(
+        "env.gcp.tmpl",
+        "JWT_SECRET={{ secret \"jwt-secret\" }}\nPRIVATE_KEY={{ secret \"private-key\" }}\nAPP_ENV=development\n",
+    );
+    let run = p.run(&["run", "--", "true"]);
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("was written 10d01h ago"), "{run}");
+    assert!(run.stderr.contains("vibedev secrets diff"), "{run}");
+}
+
+/// Seconds since the epoch, now.
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The header's `written: ...` set to `epoch` seconds (UTC, RFC 3339).
+fn rewrite_written(text: &str, epoch: i64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    let stamp = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    text.lines()
+        .map(|l| match l.split_once("; written: ") {
+            Some((head, _)) if l.starts_with("# project: ") => format!("{head}; written: {stamp}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Waits until `path` has `n` lines (or the deadline passes) and returns them.
+fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watch_restarts_the_command_once_when_a_pull_rotates_a_secret() {
+    let p = pulled("run-watch");
+    let err = p.project.path().join("vibedev.err");
+    let mut vibedev = p
+        .cmd(&[
+            "run",
+            "--watch",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s\\n' \"$JWT_SECRET\" >> seen; trap 'exit 0' TERM; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let seen = p.project.path().join("seen");
+    assert_eq!(wait_lines(&seen, 1), ["jwt run-Vx40 $HOME"]);
+
+    p.server.add_version("jwt-secret", b"jwt run-Vx41 rotated");
+    p.ok(&["secrets", "pull"]);
+    let lines = wait_lines(&seen, 2);
+    assert_eq!(lines, ["jwt run-Vx40 $HOME", "jwt run-Vx41 rotated"]);
+
+    let pid = i32::try_from(vibedev.id()).unwrap();
+    // SAFETY: signalling the vibedev process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = vibedev.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the command's exit code");
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(
+        said.matches("restarting sh: .env.gcp changed (JWT_SECRET)")
+            .count(),
+        1,
+        "{said}"
+    );
+    assert_eq!(wait_lines(&seen, 2).len(), 2, "restarted more than once");
+    assert!(!said.contains("run-Vx4"), "{said}");
+}

@@ -1,11 +1,12 @@
 //! How the commands show the data layer's progress and results: migration, seed and reset
-//! lines labelled with the service's name, as `up`'s reporter writes service names. Shared by
-//! the commands; not a command.
+//! lines labelled with the service's name, as `up`'s reporter writes service names; and a
+//! Secret Manager pull's progress. Shared by the commands; not a command.
 
 use std::sync::Arc;
 
 use crate::data::Reporters;
 use crate::migrate::{self, Progress};
+use crate::secrets::{self, ENV_FILE, Event as SecretsEvent};
 use crate::services::seed::SeedEvent;
 use crate::services::{Emptied, SeedReporter, Seeded};
 use crate::ui::{self, Ui};
@@ -221,4 +222,80 @@ pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::After
             ui.info(&line);
         }
     }
+}
+
+/// Secret Manager progress: an `n/N secrets` counter on a terminal (left in `bar` for the caller
+/// to clear), git warnings, and detail lines with --verbose (names and versions only).
+pub fn secrets_reporter(
+    ui: &Ui,
+    bar: Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>,
+) -> secrets::Reporter {
+    let ui = ui.clone();
+    Arc::new(move |event| match event {
+        SecretsEvent::Resolved {
+            gcp,
+            source,
+            template,
+        } => {
+            ui.detail(&format!("GCP project {gcp} (from {source})"));
+            ui.detail(&format!("env template: {template}"));
+        }
+        SecretsEvent::NoGitWorkTree => ui.detail("not in a git work tree: skipping the git checks"),
+        SecretsEvent::TrackedAllowed { path } => ui.warn(&format!(
+            "{} is tracked by git (--allow-tracked): do not commit it",
+            path.display()
+        )),
+        SecretsEvent::NotIgnored { gitignore } => ui.warn(&format!(
+            "{ENV_FILE} is not git-ignored: add the line `{ENV_FILE}` to {}",
+            gitignore.display()
+        )),
+        SecretsEvent::Connected {
+            endpoint,
+            concurrency,
+        } => ui.detail(&format!(
+            "Secret Manager at {endpoint}, up to {concurrency} requests at once"
+        )),
+        SecretsEvent::Fetching { secrets } => {
+            if let Some(counter) = ui.counter(secrets as u64, "secrets")
+                && let Ok(mut slot) = bar.lock()
+            {
+                *slot = Some(counter);
+            }
+        }
+        SecretsEvent::Listed {
+            filter,
+            secrets,
+            pages,
+        } => ui.detail(&format!(
+            "filter {filter:?}: {secrets} secrets ({pages} page{})",
+            if pages == 1 { "" } else { "s" }
+        )),
+        SecretsEvent::Fetched {
+            secret, version, ..
+        } => {
+            if let Ok(slot) = bar.lock()
+                && let Some(counter) = slot.as_ref()
+            {
+                counter.inc(1);
+            }
+            ui.detail(&format!("fetched {secret} (version {version})"))
+        }
+        SecretsEvent::Done => {
+            if let Some(counter) = bar.lock().ok().and_then(|mut b| b.take()) {
+                counter.finish_and_clear();
+            }
+        }
+        SecretsEvent::Retrying {
+            what,
+            attempt,
+            delay,
+            reason,
+        } => ui.detail(&format!(
+            "retrying {what} in {} after try {attempt}: {reason}",
+            ui::secs(delay)
+        )),
+        SecretsEvent::Shadowed { key, secret } => ui.detail(&format!(
+            "{key}: the explicit line wins over secret {secret} matched by a filter"
+        )),
+    })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cli::{SecretsPullArgs, WatchArgs};
+use crate::cli::WatchArgs;
 use crate::config::Project;
 use crate::data::{self, Stores};
 use crate::error::Result;
@@ -17,8 +17,8 @@ use crate::stack::Step;
 use crate::ui::{self, Ui};
 use crate::watch::{self, Batch, Change, WatchPaths};
 
+use super::Context;
 use super::report::{self, reporters, seeded_text, touched};
-use super::{Context, secrets};
 
 /// After a batch arrives, later batches within this window join the same run, so a burst (a
 /// `git checkout`, a formatter) becomes one run of each action.
@@ -228,8 +228,8 @@ enum Done {
     Seeded(Vec<(String, Seeded)>),
     /// The seed folder that changed is not configured (any more).
     NotConfigured(&'static str),
-    /// The env template changed: what `secrets pull` said.
-    SecretsPulled(String),
+    /// The env template changed: what the pull wrote.
+    SecretsPulled(crate::secrets::sync::PullOutcome),
 }
 
 impl Done {
@@ -285,14 +285,21 @@ impl std::fmt::Display for Done {
                     .join("; "),
             ),
             Done::NotConfigured(what) => write!(f, "{what} seed folder is not configured"),
-            Done::SecretsPulled(said) => f.write_str(said),
+            Done::SecretsPulled(outcome) => {
+                let mut said = outcome.wrote_line();
+                if let Some(slow) = outcome.slow_line() {
+                    said.push_str("; ");
+                    said.push_str(&slow);
+                }
+                f.write_str(&said.split_whitespace().collect::<Vec<_>>().join(" "))
+            }
         }
     }
 }
 
 /// Runs the action for one kind of change; returns what was done.
 async fn act(ctx: &Context, change: Change, profiles: &[String]) -> Result<Done> {
-    let (ui, lines) = ctx.ui.capturing();
+    let (ui, _lines) = ctx.ui.capturing();
     let quiet = Context {
         global: ctx.global.clone(),
         ui,
@@ -315,13 +322,15 @@ async fn act(ctx: &Context, change: Change, profiles: &[String]) -> Result<Done>
         }
         Change::Seed(kind) => seed(&quiet, kind).await,
         Change::EnvTemplate => {
-            let args = SecretsPullArgs {
-                project: None,
-                dry_run: false,
-                allow_tracked: false,
-            };
-            secrets::pull(&quiet, args).await?;
-            Ok(Done::SecretsPulled(summary(&lines, "secrets pulled")))
+            let project = quiet.project()?;
+            let bar = Arc::new(Mutex::new(None));
+            let outcome = crate::secrets::sync::pull_project(
+                &project,
+                &crate::secrets::sync::PullOptions::default(),
+                &report::secrets_reporter(&quiet.ui, bar),
+            )
+            .await?;
+            Ok(Done::SecretsPulled(outcome))
         }
     }
 }
@@ -344,19 +353,6 @@ async fn seed(ctx: &Context, kind: Kind) -> Result<Done> {
     )
     .await?;
     Ok(Done::Seeded(seeded))
-}
-
-/// The captured information lines as one, spaces collapsed.
-fn summary(lines: &Arc<Mutex<Vec<String>>>, empty: &str) -> String {
-    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
-    if lines.is_empty() {
-        return empty.to_string();
-    }
-    lines
-        .iter()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Config or compose file saved: reload it and reconcile; only changed services are touched.

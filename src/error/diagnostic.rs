@@ -223,6 +223,9 @@ impl Diagnostic for SecretsError {
             | SecretsError::Tracked { .. }
             | SecretsError::Foreign { .. }
             | SecretsError::ForeignFiles { .. }
+            | SecretsError::Read { .. }
+            | SecretsError::NoStateDir
+            | SecretsError::FingerprintKey { .. }
             | SecretsError::Write { .. } => Exit::Failure,
         }
     }
@@ -278,6 +281,8 @@ impl Diagnostic for CommandError {
             | CommandError::StackNotRunning { .. }
             | CommandError::NotDotenv { .. }
             | CommandError::NeedsConfirmation { .. }
+            | CommandError::Watch { .. }
+            | CommandError::BadGrace { .. }
             | CommandError::Spawn { .. } => Exit::Failure,
         }
     }
@@ -294,6 +299,8 @@ impl Diagnostic for CommandError {
                 "use `vibedev env --format json` or `--format shell`".into()
             }
             CommandError::NeedsConfirmation { .. } => "pass --yes to confirm (scripts, CI)".into(),
+            CommandError::BadGrace { .. } => "unset it for the default of 10 seconds".into(),
+            CommandError::Watch { .. } => "run without --watch".into(),
             CommandError::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "check the command's name and PATH".into(),
                 std::io::ErrorKind::PermissionDenied => "check that the file is executable".into(),

@@ -4,7 +4,12 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+pub mod mask;
 pub mod project;
+pub mod records;
+pub mod relay;
+pub mod status;
+pub mod sync;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +91,25 @@ pub enum Event {
     },
     /// A filter matched a secret whose derived name is written out explicitly: the explicit line wins.
     Shadowed { key: String, secret: String },
+    /// The GCP project (and where it came from) and the template in use.
+    Resolved {
+        gcp: String,
+        source: String,
+        template: String,
+    },
+    /// A token was obtained; requests go to `endpoint`, this many at once.
+    Connected {
+        endpoint: String,
+        concurrency: usize,
+    },
+    /// Every fetch is over (the counter can go).
+    Done,
+    /// The project is not in a git work tree: the git checks are skipped.
+    NoGitWorkTree,
+    /// Git tracks `.env.gcp` and `--allow-tracked` lets the pull write it anyway.
+    TrackedAllowed { path: PathBuf },
+    /// Git does not ignore `.env.gcp`: the line to add to `gitignore`.
+    NotIgnored { gitignore: PathBuf },
 }
 
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
@@ -243,6 +267,16 @@ pub enum SecretsError {
     Foreign { path: PathBuf },
     #[error("{path} exists and was not written by vibedev")]
     ForeignFiles { path: PathBuf },
+    #[error("no folder for this machine's fingerprint key: neither XDG_STATE_HOME nor HOME is set")]
+    NoStateDir,
+    #[error("cannot use this machine's fingerprint key {path}: {why}")]
+    FingerprintKey { path: PathBuf, why: String },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -349,6 +383,12 @@ impl SecretsError {
                 path.display()
             ),
             SecretsError::Deadline { .. } => "nothing was written. Secret Manager or the network is slow: run the pull again, or allow more time with VIBEDEV_SECRETS_DEADLINE=SECONDS or `deadline = SECONDS` under [secrets] in vibedev.toml".into(),
+            SecretsError::NoStateDir => "set HOME (or XDG_STATE_HOME) to a folder of your own".into(),
+            SecretsError::FingerprintKey { path, .. } => format!(
+                "remove {}: a new key is made, and the next `vibedev secrets pull` records fingerprints with it",
+                path.display()
+            ),
+            SecretsError::Read { .. } => "check the file's permissions".into(),
             SecretsError::Write { .. } => "check the folder is writable; the old file is unchanged".into(),
         })
     }
@@ -381,6 +421,8 @@ pub struct Pulled {
     pub fetched: usize,
     /// Secrets whose fetch took [`SLOW`] or longer, slowest first.
     pub slow: Vec<(String, Duration)>,
+    /// Each secret variable's version and fingerprint, in the order of `lines`.
+    pub records: Vec<records::Record>,
 }
 
 /// Fetches what the template asks for and renders every line; fails as a whole if any secret
@@ -390,6 +432,7 @@ pub async fn pull(
     template: &Template,
     client: &Client,
     files_dir: &Path,
+    machine_key: &records::MachineKey,
     report: &Reporter,
     deadline: Deadline,
 ) -> Result<Pulled, SecretsError> {
@@ -448,7 +491,7 @@ pub async fn pull(
                 if fetched.elapsed >= SLOW {
                     slow.push((unique[i].0.clone(), fetched.elapsed));
                 }
-                values.push(Some(fetched.data));
+                values.push(Some((fetched.data, fetched.version)));
             }
             Err(failure) => {
                 failures.push(FetchFailure {
@@ -469,6 +512,7 @@ pub async fn pull(
     }
     let mut lines = Vec::with_capacity(planned.len());
     let mut files = Vec::new();
+    let mut records = Vec::new();
     for p in planned {
         match p {
             Planned::Literal { key, value } => lines.push((key, value)),
@@ -479,20 +523,24 @@ pub async fn pull(
                 encoding,
                 file,
             } => {
-                let Some(Some(data)) = index
+                let Some(Some((data, served))) = index
                     .get(&(secret.clone(), version))
                     .and_then(|&i| values.get(i))
                 else {
                     continue;
                 };
+                let mut record = |delivered: &[u8]| {
+                    records.push(records::Record {
+                        key: key.clone(),
+                        secret: secret.clone(),
+                        version: served.clone(),
+                        fingerprint: machine_key.fingerprint(&secret, delivered),
+                    })
+                };
                 if let Some(name) = file {
                     let path = files_dir.join(&name);
-                    let bytes = match encoding {
-                        Encoding::Text => data.as_bytes().to_vec(),
-                        Encoding::Base64 => base64::engine::general_purpose::STANDARD
-                            .encode(data.as_bytes())
-                            .into_bytes(),
-                    };
+                    let bytes = file_bytes(data, encoding);
+                    record(&bytes);
                     files.push((name, SecretBytes::new(bytes)));
                     let shown = path.to_string_lossy().into_owned();
                     let quoted = quote_dotenv(&shown).map_err(|why| SecretsError::Unportable {
@@ -507,6 +555,7 @@ pub async fn pull(
                     secret: secret.clone(),
                     key: key.clone(),
                 })?;
+                record(value.as_bytes());
                 // `KEY=value` and its NUL terminator must fit in one environment string.
                 if key.len() + 1 + value.len() + 1 > MAX_ENV_STRING {
                     return Err(SecretsError::TooLarge {
@@ -530,7 +579,18 @@ pub async fn pull(
         files,
         fetched: unique.len(),
         slow,
+        records,
     })
+}
+
+/// The bytes a `file="..."` secret's file holds.
+fn file_bytes(data: &SecretBytes, encoding: Encoding) -> Vec<u8> {
+    match encoding {
+        Encoding::Text => data.as_bytes().to_vec(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .encode(data.as_bytes())
+            .into_bytes(),
+    }
 }
 
 fn render_value(data: &SecretBytes, encoding: Encoding) -> Result<String, ()> {

@@ -170,6 +170,16 @@ impl SecretManagerServer {
         );
     }
 
+    /// Adds a version (the next number) to an existing secret: a rotation.
+    pub fn add_version(&self, name: &str, data: &[u8]) {
+        if let Some(s) = self.state().secrets.get_mut(name) {
+            s.versions.push(Version {
+                data: data.to_vec(),
+                enabled: true,
+            });
+        }
+    }
+
     pub fn disable_version(&self, name: &str, version: usize) {
         if let Some(v) = self
             .state()
