@@ -87,6 +87,56 @@ pub enum Command {
     Run(RunArgs),
     /// Print the resolved stack as Compose (merged, interpolated, profiles and vibedev.toml applied).
     Config(ConfigArgs),
+    /// Save the data of every store (Postgres, Firestore, buckets, Redis) under a name; restore, list and remove such snapshots.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save every running store as snapshot NAME (default: the time and the git branch).
+    Save(SnapshotSaveArgs),
+    /// Make the stores hold exactly what snapshot NAME saved (each store as a whole, or not at all).
+    Restore(SnapshotRestoreArgs),
+    /// List this project's snapshots: when, git branch and commit, latest migration, size per store.
+    List(SnapshotListArgs),
+    /// Remove snapshots.
+    Rm(SnapshotRmArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotSaveArgs {
+    /// The snapshot's name: letters, digits, `.`, `_`, `-`.
+    pub name: Option<String>,
+    /// Only these services or kinds, e.g. `--only postgres,firestore`.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotRestoreArgs {
+    pub name: String,
+    /// Only these services or kinds, e.g. `--only postgres,firestore`.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotListArgs {
+    /// Print JSON: {root, total_bytes, snapshots: [manifest...]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotRmArgs {
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,6 +12,7 @@ use crate::reconcile::UpError;
 use crate::scaffold::InitError;
 use crate::secrets::SecretsError;
 use crate::services::seed::SeedError;
+use crate::snapshot::SnapshotError;
 use crate::stack::UnknownService;
 use crate::watch::WatchError;
 
@@ -50,6 +51,8 @@ pub enum Error {
     Lock(#[from] LockError),
     #[error(transparent)]
     Init(#[from] InitError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error("interrupted")]

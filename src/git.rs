@@ -54,6 +54,21 @@ pub fn ignored(dir: &Path, path: &str) -> Option<Ignore> {
     }
 }
 
+/// The checked-out commit (full hash) and branch (`None` on a detached head); `None` outside a
+/// repository or without git.
+pub fn head(dir: &Path) -> Option<(String, Option<String>)> {
+    let out = git(dir, &["rev-parse", "HEAD"])?;
+    if !out.status.success() {
+        return None;
+    }
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let branch = git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|b| !b.is_empty());
+    Some((commit, branch))
+}
+
 /// `source:line:pattern` from a `check-ignore -v` line (`source:line:pattern<TAB>path`), unless
 /// the pattern is a negation.
 fn ignoring_pattern(line: &str) -> Option<String> {

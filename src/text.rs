@@ -21,6 +21,21 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
+/// `512 B`, `3.4 KiB`, `12.0 MiB`, `1.25 GiB`: a size in bytes as people read it.
+pub fn size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else if b < KIB * KIB * KIB {
+        format!("{:.1} MiB", b / KIB / KIB)
+    } else {
+        format!("{:.2} GiB", b / KIB / KIB / KIB)
+    }
+}
+
 /// `3h12m`, `4m05s`, `12s`.
 pub fn uptime(d: Duration) -> String {
     let s = d.as_secs();

@@ -180,6 +180,7 @@ fn help_lists_the_commands() {
         "watch",
         "run",
         "config",
+        "snapshot",
         "help",
     ];
     assert_eq!(table, expected, "the command table of:\n{run}");

@@ -15,6 +15,7 @@ pub mod reset_db;
 pub mod run;
 pub mod secrets;
 pub mod seed;
+pub mod snapshot;
 pub mod status;
 pub mod status_table;
 pub mod up;
@@ -144,5 +145,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Run(args) => run::run(ctx, args).await,
         Command::Watch(args) => watch::run(ctx, args).await,
         Command::Config(args) => config::run(ctx, args),
+        Command::Snapshot(args) => snapshot::run(ctx, args).await,
     }
 }

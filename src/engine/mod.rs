@@ -6,6 +6,7 @@
 pub mod body;
 pub mod build;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod ports;
 pub mod resources;

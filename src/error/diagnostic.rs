@@ -12,6 +12,7 @@ use crate::reconcile::UpError;
 use crate::scaffold::InitError;
 use crate::secrets::SecretsError;
 use crate::services::seed::SeedError;
+use crate::snapshot::SnapshotError;
 use crate::stack::UnknownService;
 use crate::watch::WatchError;
 
@@ -29,6 +30,7 @@ impl Diagnostic for Error {
             Error::Watch(e) => e.exit_code(),
             Error::Lock(e) => e.exit_code(),
             Error::Init(e) => e.exit_code(),
+            Error::Snapshot(e) => e.exit_code(),
             Error::Command(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
             Error::Io { .. } => Exit::Failure,
@@ -48,6 +50,7 @@ impl Diagnostic for Error {
             Error::Watch(e) => Diagnostic::hint(e),
             Error::Lock(e) => Diagnostic::hint(e),
             Error::Init(e) => Diagnostic::hint(e),
+            Error::Snapshot(e) => Diagnostic::hint(e),
             Error::Command(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Io { .. } => None,
@@ -172,6 +175,31 @@ impl Diagnostic for SeedError {
 
     fn hint(&self) -> Option<String> {
         SeedError::hint(self)
+    }
+}
+
+impl Diagnostic for SnapshotError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            // What was asked for cannot be done as asked.
+            SnapshotError::BadName { .. }
+            | SnapshotError::UnknownOnly { .. }
+            | SnapshotError::NotFound { .. }
+            | SnapshotError::Exists { .. } => Exit::Usage,
+            SnapshotError::Engine(e) => e.exit_code(),
+            SnapshotError::Nothing
+            | SnapshotError::NotRunning { .. }
+            | SnapshotError::NewerFormat { .. }
+            | SnapshotError::Damaged { .. }
+            | SnapshotError::Save { .. }
+            | SnapshotError::Restore { .. }
+            | SnapshotError::NoDataFolder
+            | SnapshotError::Io { .. } => Exit::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        SnapshotError::hint(self)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Firestore emulator over its REST API: reset (the emulator's documented endpoint), whether it
-//! holds anything, and seed documents read from `<collection>/<id>.json` files.
+//! holds anything, seed documents read from `<collection>/<id>.json` files, and snapshots (every
+//! document of every collection and subcollection, with its typed fields).
 
 use std::path::Path;
 
@@ -9,7 +10,9 @@ use serde_json::{Map, Value, json};
 use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
-use super::{Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Store, WaitFor};
+use super::{
+    Counted, Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, SnapshotIo, Store, WaitFor,
+};
 use crate::ready::describe_reqwest;
 
 /// Google's Firestore emulator (the app's key-value documents).
@@ -108,6 +111,176 @@ impl ServiceKind for Firestore {
             Ok(Some(Emptied::Everything))
         })
     }
+
+    fn snapshot_save<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Option<Counted>, String>> {
+        Box::pin(async move {
+            let client = super::seed::http_client();
+            let docs = all_documents(&client, &store.base_url(), store.gcp_project).await?;
+            let mut text = Vec::new();
+            for doc in &docs {
+                serde_json::to_writer(&mut text, doc)
+                    .map_err(|e| format!("cannot encode {}: {e}", doc.path))?;
+                text.push(b'\n');
+            }
+            super::snapshot::write(io.dir, DOCUMENTS_FILE, &text)?;
+            Ok(Some(Counted::new(docs.len() as u64, "documents")))
+        })
+    }
+
+    fn snapshot_restore<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Counted, String>> {
+        Box::pin(async move {
+            let text = super::snapshot::read(io.dir, DOCUMENTS_FILE)?;
+            let docs = parse_documents(&text)?;
+            let client = super::seed::http_client();
+            let base = store.base_url();
+            reset(&client, &base, store.gcp_project)
+                .await
+                .map_err(|e| match e {
+                    SeedError::Api { message, .. } => message,
+                    other => other.to_string(),
+                })?;
+            write_documents(&client, &base, store.gcp_project, &docs).await?;
+            Ok(Counted::new(docs.len() as u64, "documents"))
+        })
+    }
+}
+
+/// The snapshot's file: one document per line.
+const DOCUMENTS_FILE: &str = "documents.jsonl";
+
+/// Documents per query page and per commit.
+const PAGE: usize = 500;
+
+/// One document as a snapshot holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedDocument {
+    /// `collection/id[/subcollection/id...]`.
+    pub path: String,
+    /// Firestore's typed `fields`, as the REST API gives them.
+    pub fields: Value,
+}
+
+/// Every document under the project, subcollections included: one query over all collections
+/// (`allDescendants` without a collection id), in name order, page by page.
+async fn all_documents(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+) -> Result<Vec<SavedDocument>, String> {
+    let root = documents_root(base, project);
+    let prefix = format!("projects/{project}/databases/(default)/documents/");
+    let mut docs = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = json!({
+            "from": [{ "allDescendants": true }],
+            "orderBy": [{ "field": { "fieldPath": "__name__" }, "direction": "ASCENDING" }],
+            "limit": PAGE,
+        });
+        if let Some(name) = &after {
+            query["startAt"] = json!({ "values": [{ "referenceValue": name }], "before": false });
+        }
+        let resp = client
+            .post(format!("{root}:runQuery"))
+            .header(reqwest::header::AUTHORIZATION, OWNER)
+            .json(&json!({ "structuredQuery": query }))
+            .send()
+            .await
+            .map_err(|e| describe_reqwest(&e))?;
+        if !resp.status().is_success() {
+            return Err(failure("listing documents", resp).await);
+        }
+        let page: Vec<Value> = resp.json().await.map_err(|e| describe_reqwest(&e))?;
+        let mut count = 0;
+        for item in page {
+            let Some(doc) = item.get("document") else {
+                continue;
+            };
+            let Some(name) = doc.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            count += 1;
+            after = Some(name.to_string());
+            let Some(path) = name.strip_prefix(&prefix) else {
+                return Err(format!("the emulator named a document {name:?}"));
+            };
+            docs.push(SavedDocument {
+                path: path.to_string(),
+                fields: doc.get("fields").cloned().unwrap_or_else(|| json!({})),
+            });
+        }
+        if count < PAGE {
+            return Ok(docs);
+        }
+    }
+}
+
+/// Reads a snapshot's documents; a line that is not one is refused with its number.
+fn parse_documents(text: &[u8]) -> Result<Vec<SavedDocument>, String> {
+    text.split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| {
+            serde_json::from_slice(line).map_err(|e| {
+                format!(
+                    "{DOCUMENTS_FILE} in the snapshot is damaged at line {}: {e}",
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes documents in batches (one commit each), several batches at once.
+async fn write_documents(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    docs: &[SavedDocument],
+) -> Result<(), String> {
+    let root = documents_root(base, project);
+    let prefix = format!("projects/{project}/databases/(default)/documents/");
+    let batches: Vec<Value> = docs
+        .chunks(PAGE)
+        .map(|batch| {
+            let writes: Vec<Value> = batch
+                .iter()
+                .map(|d| json!({ "update": { "name": format!("{prefix}{}", d.path), "fields": d.fields } }))
+                .collect();
+            json!({ "writes": writes })
+        })
+        .collect();
+    let url = format!("{root}:commit");
+    let results: Vec<Result<(), String>> = stream::iter(batches)
+        .map(|body: Value| {
+            let url = url.clone();
+            async move {
+                let resp = client
+                    .post(url)
+                    .header(reqwest::header::AUTHORIZATION, OWNER)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| describe_reqwest(&e))?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(failure("writing documents", resp).await)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// The emulator treats this bearer token as an administrator that security rules do not apply to.

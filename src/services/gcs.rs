@@ -1,5 +1,6 @@
-//! fake-gcs-server (Cloud Storage's JSON API): health, buckets, and seed objects (uploaded when
-//! new or changed, compared by size and CRC32C; pruned where a command asks for it).
+//! fake-gcs-server (Cloud Storage's JSON API): health, buckets, seed objects (uploaded when
+//! new or changed, compared by size and CRC32C; pruned where a command asks for it), and
+//! snapshots (every bucket's objects with their bytes and metadata).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,8 +11,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
-    Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SettingsInput, Stage, Store,
-    WaitFor,
+    Counted, Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SettingsInput,
+    SnapshotIo, Stage, Store, WaitFor,
 };
 use crate::ready::describe_reqwest;
 
@@ -181,6 +182,273 @@ impl ServiceKind for Gcs {
             Ok(Some(Emptied::Buckets(emptied)))
         })
     }
+
+    fn snapshot_save<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Option<Counted>, String>> {
+        Box::pin(async move {
+            let index = save_objects(&store.base_url(), io.dir).await?;
+            super::snapshot::write_json(io.dir, INDEX_FILE, &index)?;
+            Ok(Some(Counted::new(index.objects.len() as u64, "objects")))
+        })
+    }
+
+    fn snapshot_restore<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Counted, String>> {
+        Box::pin(async move {
+            let index: SnapshotIndex = super::snapshot::read_json(io.dir, INDEX_FILE)?;
+            restore_objects(store, &index, io.dir).await?;
+            Ok(Counted::new(index.objects.len() as u64, "objects"))
+        })
+    }
+}
+
+/// The snapshot's list of buckets and objects; each object's bytes are in `objects/<n>`.
+const INDEX_FILE: &str = "index.json";
+
+/// Object metadata a snapshot keeps (what an upload can set).
+const KEPT_METADATA: [&str; 6] = [
+    "contentType",
+    "contentEncoding",
+    "contentDisposition",
+    "contentLanguage",
+    "cacheControl",
+    "metadata",
+];
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SnapshotIndex {
+    buckets: Vec<String>,
+    objects: Vec<SavedObject>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SavedObject {
+    bucket: String,
+    name: String,
+    /// The file holding its bytes.
+    file: String,
+    size: u64,
+    /// The metadata an upload sets again (`contentType`, `metadata`, ...).
+    resource: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Downloads every object of every bucket into `dir`, checking each against its listed CRC32C.
+async fn save_objects(base: &str, dir: &Path) -> Result<SnapshotIndex, String> {
+    let client = super::seed::http_client();
+    let buckets = list_buckets(&client, base).await?;
+    let mut listed = Vec::new();
+    for bucket in &buckets {
+        for item in list_items(&client, base, bucket).await.map_err(message)? {
+            listed.push((bucket.clone(), item));
+        }
+    }
+    std::fs::create_dir_all(dir.join("objects"))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let client = &client;
+    let results: Vec<Result<SavedObject, String>> = stream::iter(listed.into_iter().enumerate())
+        .map(|(i, (bucket, item))| async move {
+            let name = item
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let bytes = download(client, base, &bucket, &name).await?;
+            if let Some(crc) = item.get("crc32c").and_then(|c| c.as_str())
+                && crc32c_base64(&bytes) != crc
+            {
+                return Err(format!(
+                    "{bucket}/{name} changed while it was being saved; save again"
+                ));
+            }
+            let file = format!("objects/{i}");
+            super::snapshot::write(dir, &file, &bytes)?;
+            let resource = KEPT_METADATA
+                .iter()
+                .filter_map(|k| Some((k.to_string(), item.get(*k)?.clone())))
+                .collect();
+            Ok(SavedObject {
+                bucket,
+                name,
+                file,
+                size: bytes.len() as u64,
+                resource,
+            })
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut objects = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    objects.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
+    Ok(SnapshotIndex { buckets, objects })
+}
+
+fn message(e: SeedError) -> String {
+    match e {
+        SeedError::Api { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// One object's bytes.
+async fn download(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+    name: &str,
+) -> Result<Vec<u8>, String> {
+    let resp = client
+        .get(objects_url(base, bucket, Some(name)).map_err(message)?)
+        .query(&[("alt", "media")])
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if !resp.status().is_success() {
+        return Err(failure(&format!("downloading {bucket}/{name}"), resp).await);
+    }
+    Ok(resp
+        .bytes()
+        .await
+        .map_err(|e| describe_reqwest(&e))?
+        .to_vec())
+}
+
+/// Makes the server hold exactly the snapshot's buckets and objects. Every object's bytes are
+/// read before anything changes; then objects are uploaded (replacing what has their name),
+/// objects the snapshot lacks are deleted, and buckets it lacks are emptied (and removed unless
+/// the stack declares them).
+async fn restore_objects(
+    store: &Store<'_>,
+    index: &SnapshotIndex,
+    dir: &Path,
+) -> Result<(), String> {
+    let mut uploads = Vec::with_capacity(index.objects.len());
+    for (i, object) in index.objects.iter().enumerate() {
+        let bytes = super::snapshot::read(dir, &object.file)?;
+        if bytes.len() as u64 != object.size {
+            return Err(format!(
+                "{} in the snapshot is damaged: {} bytes, {} expected",
+                object.file,
+                bytes.len(),
+                object.size
+            ));
+        }
+        uploads.push((i, bytes));
+    }
+    let client = super::seed::http_client();
+    let client = &client;
+    let base = &store.base_url();
+    let existing = list_buckets(client, base).await?;
+    for bucket in &index.buckets {
+        create_bucket(client, base, store.gcp_project, bucket).await?;
+    }
+    let objects = &index.objects;
+    let results: Vec<Result<(), String>> = stream::iter(uploads)
+        .map(|(i, bytes): (usize, Vec<u8>)| async move {
+            upload_with_metadata(client, base, &objects[i], bytes).await
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let silent: SeedReporter = std::sync::Arc::new(|_| {});
+    for bucket in &index.buckets {
+        let wanted: HashSet<&str> = index
+            .objects
+            .iter()
+            .filter(|o| &o.bucket == bucket)
+            .map(|o| o.name.as_str())
+            .collect();
+        let stale: Vec<String> = list_objects(client, base, bucket)
+            .await
+            .map_err(message)?
+            .into_iter()
+            .map(|o| o.name)
+            .filter(|n| !wanted.contains(n.as_str()))
+            .collect();
+        delete_all(client, base, bucket, stale.into_iter(), &silent)
+            .await
+            .map_err(message)?;
+    }
+    for bucket in existing.iter().filter(|b| !index.buckets.contains(b)) {
+        empty_bucket(client, base, bucket, &silent)
+            .await
+            .map_err(message)?;
+        if !store.settings.buckets.contains(bucket) {
+            delete_bucket(client, base, bucket).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Uploads one object with its metadata (a multipart upload: the resource, then the bytes).
+async fn upload_with_metadata(
+    client: &reqwest::Client,
+    base: &str,
+    object: &SavedObject,
+    bytes: Vec<u8>,
+) -> Result<(), String> {
+    let mut resource = object.resource.clone();
+    resource.insert("name".into(), object.name.clone().into());
+    let content_type = resource
+        .get("contentType")
+        .and_then(|c| c.as_str())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let boundary = format!("vibedev-{:016x}", rand::random::<u64>());
+    let mut body = Vec::with_capacity(bytes.len() + 512);
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&serde_json::to_vec(&resource).map_err(|e| e.to_string())?);
+    body.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = client
+        .post(format!(
+            "{}/upload/storage/v1/b/{}/o",
+            base.trim_end_matches('/'),
+            super::encode(&object.bucket)
+        ))
+        .query(&[("uploadType", "multipart")])
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/related; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(failure(
+            &format!("uploading {}/{}", object.bucket, object.name),
+            resp,
+        )
+        .await)
+    }
+}
+
+/// Deletes an empty bucket; one already gone is fine.
+async fn delete_bucket(client: &reqwest::Client, base: &str, bucket: &str) -> Result<(), String> {
+    let resp = client
+        .delete(format!("{base}/storage/v1/b/{}", super::encode(bucket)))
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().is_success() || resp.status().as_u16() == 404 {
+        Ok(())
+    } else {
+        Err(failure(&format!("deleting bucket {bucket}"), resp).await)
+    }
 }
 
 /// The seed bucket: `[seed] bucket`, else the service's first bucket, else the default.
@@ -256,6 +524,28 @@ pub async fn list_objects(
     base: &str,
     bucket: &str,
 ) -> Result<Vec<ObjectInfo>, SeedError> {
+    Ok(list_items(client, base, bucket)
+        .await?
+        .iter()
+        .filter_map(|item| {
+            Some(ObjectInfo {
+                name: item.get("name")?.as_str()?.to_string(),
+                size: json_u64(item.get("size")),
+                crc32c: item
+                    .get("crc32c")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+            })
+        })
+        .collect())
+}
+
+/// Every object resource of a bucket as the JSON API lists it (following page tokens).
+async fn list_items(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+) -> Result<Vec<serde_json::Value>, SeedError> {
     let mut out = Vec::new();
     let mut page: Option<String> = None;
     loop {
@@ -273,27 +563,16 @@ pub async fn list_objects(
                 failure(&format!("listing bucket {bucket}"), resp).await,
             ));
         }
-        let json: serde_json::Value = resp
+        let mut json: serde_json::Value = resp
             .json()
             .await
             .map_err(|e| SeedError::api("gcs", describe_reqwest(&e)))?;
-        for item in json
-            .get("items")
-            .and_then(|i| i.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let Some(name) = item.get("name").and_then(|n| n.as_str()) else {
-                continue;
-            };
-            out.push(ObjectInfo {
-                name: name.to_string(),
-                size: json_u64(item.get("size")),
-                crc32c: item
-                    .get("crc32c")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string),
-            });
+        if let Some(serde_json::Value::Array(items)) = json.get_mut("items").map(std::mem::take) {
+            out.extend(
+                items
+                    .into_iter()
+                    .filter(|i| i.get("name").is_some_and(|n| n.is_string())),
+            );
         }
         match json.get("nextPageToken").and_then(|t| t.as_str()) {
             Some(t) if !t.is_empty() => page = Some(t.to_string()),

@@ -1,6 +1,7 @@
 //! Everything one kind of service means, one module per kind behind one trait ([`ServiceKind`]):
 //! its settings from `x-vibedev`, its start rank, how it is waited for (as data, [`WaitFor`]),
-//! how it is prepared, its URL and connection variables, and how its data is seeded and emptied.
+//! how it is prepared, its URL and connection variables, and how its data is seeded, emptied,
+//! saved into a snapshot and restored from one.
 //! Callers loop over the stack's services and call the trait; nothing outside this folder
 //! matches on a kind or a service name. Free of Docker plumbing.
 
@@ -10,6 +11,7 @@ pub mod postgres;
 pub mod pubsub;
 pub mod redis;
 pub mod seed;
+pub mod snapshot;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use futures_util::future::BoxFuture;
 
 pub use seed::{SeedError, SeedReporter};
+pub use snapshot::{ContainerExec, Counted, SnapshotIo};
 pub use wait::{Stage, WaitFor};
 
 use crate::compose::XVibedev;
@@ -299,6 +302,29 @@ pub trait ServiceKind: Send + Sync {
         _report: &'a SeedReporter,
     ) -> BoxFuture<'a, Result<Option<Emptied>, SeedError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Saves everything the store holds into `io.dir`, consistent within the store; `None` for
+    /// a kind that keeps no data to snapshot (its state is remade by `prepare`).
+    fn snapshot_save<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+        _io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Option<Counted>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Makes the store hold exactly what [`ServiceKind::snapshot_save`] wrote into `io.dir`
+    /// (whose files the caller has checked against their checksums). Reads the whole snapshot
+    /// before changing the store, and builds the new state beside the old where the store
+    /// allows, so a failure leaves the current data as it was.
+    fn snapshot_restore<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+        _io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Counted, String>> {
+        let name = self.name();
+        Box::pin(async move { Err(format!("a {name} service keeps no data to snapshot")) })
     }
 }
 

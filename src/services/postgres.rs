@@ -1,5 +1,7 @@
 //! Postgres: the app role and database vibedev prepares (idempotent, safe to run concurrently),
-//! ready when the app user can run `SELECT 1` on the app database; `DATABASE_URL`; SQL seeds.
+//! ready when the app user can run `SELECT 1` on the app database; `DATABASE_URL`; SQL seeds;
+//! snapshots of the app database (schema by the image's own `pg_dump`, rows by binary `COPY`
+//! over parallel connections sharing one exported snapshot; restored beside, then swapped in).
 
 use std::collections::BTreeMap;
 
@@ -7,10 +9,12 @@ use futures_util::future::BoxFuture;
 
 use super::seed::SeedEvent;
 use super::{
-    SeedError, SeedMode, SeedPaths, SeedReporter, Seeded, ServiceKind, Settings, SettingsInput,
-    Stage, Store, WaitFor,
+    Counted, SeedError, SeedMode, SeedPaths, SeedReporter, Seeded, ServiceKind, Settings,
+    SettingsInput, SnapshotIo, Stage, Store, WaitFor,
 };
 use crate::compose::XVibedev;
+
+mod snapshot;
 use crate::migrate::seed::{self as sql_seed, SeedFile};
 use crate::pg::{
     self, PostgresApp, create_database_sql, is_duplicate, pg_error, quote_ident, quote_literal,
@@ -133,6 +137,32 @@ impl ServiceKind for Postgres {
                 std::sync::Arc::new(move |p| report(SeedEvent::Sql(p)));
             sql_seed::apply(&mut client, &files, &progress).await?;
             Ok(Some(Seeded::SqlFiles { count: files.len() }))
+        })
+    }
+
+    fn snapshot_save<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Option<Counted>, String>> {
+        Box::pin(async move {
+            let Some(target) = store.postgres() else {
+                return Ok(None);
+            };
+            snapshot::save(&target, io).await.map(Some)
+        })
+    }
+
+    fn snapshot_restore<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+        io: &'a SnapshotIo<'a>,
+    ) -> BoxFuture<'a, Result<Counted, String>> {
+        Box::pin(async move {
+            let Some(target) = store.postgres() else {
+                return Err("the service has no app database".into());
+            };
+            snapshot::restore(&target, io).await
         })
     }
 }

@@ -1,0 +1,854 @@
+//! Snapshots of the stack's data: every store saved under a name, restored by name, listed and
+//! removed. Storage lives in the user's data folder (outside the checkout; see [`root`]), one
+//! folder per snapshot with a manifest (when, git branch and commit, migration head, size and
+//! checksums per store). Each kind moves its own data (`ServiceKind::snapshot_save` /
+//! `snapshot_restore`); this module decides where, checks what it reads, and never prints.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Project;
+use crate::data::Stores;
+use crate::engine::{Engine, EngineError};
+use crate::migrate::{self, Bookkeeping};
+use crate::services::snapshot::ExecOutput;
+use crate::services::{ContainerExec, Counted, Kind, SnapshotIo, Store};
+
+/// The manifest format this vibedev writes and reads.
+pub const FORMAT: u32 = 1;
+
+const MANIFEST: &str = "manifest.json";
+
+/// Folders of saves still being written start with this (never a snapshot's name).
+const PARTIAL: &str = ".partial-";
+
+/// Why a snapshot command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{name:?} cannot name a snapshot: {why}")]
+    BadName { name: String, why: &'static str },
+    #[error("project {project} has no snapshot {name:?}")]
+    NotFound {
+        project: String,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("project {project} already has a snapshot {name:?}")]
+    Exists { project: String, name: String },
+    #[error("--only {what}: the stack has no service or kind of that name")]
+    UnknownOnly { what: String, known: Vec<String> },
+    #[error("nothing to save: no running service of the stack keeps data")]
+    Nothing,
+    #[error("snapshot {name:?} holds {service}, which is not running")]
+    NotRunning { name: String, service: String },
+    #[error(
+        "snapshot {name:?} was written by a newer vibedev (format {found}; this one reads {FORMAT})"
+    )]
+    NewerFormat { name: String, found: u32 },
+    #[error("snapshot {name:?} is damaged: {why}; nothing was changed")]
+    Damaged { name: String, why: String },
+    #[error("cannot save {service}: {message}")]
+    Save { service: String, message: String },
+    #[error("{}", restore_failure(failed, restored))]
+    Restore {
+        /// Services restored (the others ran at the same time).
+        restored: Vec<String>,
+        /// Services whose restore failed, with why (their data is as it was).
+        failed: Vec<(String, String)>,
+    },
+    #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
+    NoDataFolder,
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
+    let mut text = failed
+        .iter()
+        .map(|(s, why)| format!("cannot restore {s}: {why}; {s} keeps its data as it was"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !restored.is_empty() {
+        text.push_str(&format!("; restored: {}", restored.join(", ")));
+    }
+    text
+}
+
+impl SnapshotError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SnapshotError::BadName { .. } => Some(
+                "use letters, digits, `.`, `_` and `-` (up to 100, not starting with `.` or `-`)"
+                    .into(),
+            ),
+            SnapshotError::NotFound { known, .. } if known.is_empty() => {
+                Some("take one with `vibedev snapshot save [NAME]`".into())
+            }
+            SnapshotError::NotFound { known, .. } => {
+                Some(format!("snapshots of this project: {}", known.join(", ")))
+            }
+            SnapshotError::Exists { name, .. } => Some(format!(
+                "pick another name, or remove the old one first (`vibedev snapshot rm {name}`)"
+            )),
+            SnapshotError::UnknownOnly { known, .. } => {
+                Some(format!("--only takes any of: {}", known.join(", ")))
+            }
+            SnapshotError::Nothing => Some("start the stack with `vibedev up`".into()),
+            SnapshotError::NotRunning { service, .. } => Some(format!(
+                "start it with `vibedev up {service}`, or leave it out with --only"
+            )),
+            SnapshotError::NewerFormat { .. } => {
+                Some("restore it with that vibedev version or a newer one".into())
+            }
+            SnapshotError::Damaged { name, .. } => Some(format!(
+                "the snapshot cannot be restored; remove it with `vibedev snapshot rm {name}`"
+            )),
+            SnapshotError::Save { service, .. } => Some(format!(
+                "nothing was saved; check that {service} is running (`vibedev status`) and see `vibedev logs {service}`"
+            )),
+            SnapshotError::Restore { failed, .. } => failed.first().map(|(service, _)| {
+                format!("see `vibedev logs {service}`, then run the restore again")
+            }),
+            SnapshotError::NoDataFolder => {
+                Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
+            }
+            SnapshotError::Io { .. } => {
+                Some("check the folder's permissions and free space".into())
+            }
+            SnapshotError::Engine(e) => e.hint(),
+        }
+    }
+}
+
+/// A snapshot as its manifest describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub name: String,
+    pub project: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// The vibedev that wrote it.
+    pub vibedev: String,
+    pub git: Option<GitHead>,
+    /// The app database's latest applied migration, when a Postgres store is in it.
+    pub migrations: Option<MigrationHead>,
+    pub stores: Vec<StoreEntry>,
+}
+
+impl Manifest {
+    /// Bytes on disk, all stores together.
+    pub fn bytes(&self) -> u64 {
+        self.stores.iter().map(|s| s.bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitHead {
+    pub commit: String,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MigrationHead {
+    /// How many migrations the bookkeeping table records.
+    pub applied: usize,
+    /// The newest one's journal tag (when the project's journal still lists it).
+    pub latest: Option<String>,
+    /// The newest one's `created_at` (drizzle's `when`).
+    pub latest_when: Option<i64>,
+}
+
+/// One store's part of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreEntry {
+    /// The service it was saved from.
+    pub service: String,
+    /// Its kind (`postgres`, `redis`, ...).
+    pub kind: String,
+    pub saved: Counted,
+    pub bytes: u64,
+    pub files: Vec<FileEntry>,
+}
+
+/// One file with its size and checksum, checked before a restore touches anything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub crc32c: u32,
+}
+
+/// Where this user's snapshots of `project` live: `$XDG_DATA_HOME/vibedev/snapshots/<project>`,
+/// else `~/.local/share/vibedev/snapshots/<project>`. Outside every checkout, and untouched by
+/// `vibedev down --volumes`.
+pub fn root(project: &str) -> Result<PathBuf, SnapshotError> {
+    let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        _ => match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join(".local/share"),
+            _ => return Err(SnapshotError::NoDataFolder),
+        },
+    };
+    Ok(base.join("vibedev").join("snapshots").join(project))
+}
+
+/// Checks a snapshot name: letters, digits, `.`, `_`, `-`; a folder name on every system.
+pub fn check_name(name: &str) -> Result<(), SnapshotError> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 100 {
+        Some("it is longer than 100 characters")
+    } else if name.starts_with('.') || name.starts_with('-') {
+        Some("it starts with `.` or `-`")
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some("it holds a character other than a letter, digit, `.`, `_` or `-`")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(SnapshotError::BadName {
+            name: name.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The name a snapshot gets when none is given: the time, then the git branch.
+pub fn default_name(now: chrono::DateTime<chrono::Utc>, branch: Option<&str>) -> String {
+    let mut name = now.format("%Y%m%d-%H%M%S").to_string();
+    if let Some(branch) = branch {
+        let branch: String = branch
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(60)
+            .collect();
+        name.push('-');
+        name.push_str(&branch);
+    }
+    name
+}
+
+/// A running store with its container, as a snapshot reaches it.
+struct Target<'a> {
+    kind: Kind,
+    store: Store<'a>,
+    container: String,
+}
+
+/// The first running service of each kind, with its container.
+fn targets<'a>(stores: &'a Stores<'_>) -> Vec<Target<'a>> {
+    let mut out: Vec<Target<'a>> = Vec::new();
+    for (spec, rt) in stores.stack.services.iter().zip(&stores.runtimes) {
+        let Some(kind) = spec.kind else { continue };
+        if !rt.running() || out.iter().any(|t| t.kind == kind) {
+            continue;
+        }
+        let (Some(container), Some(store)) = (&rt.container, rt.store(stores.stack, spec)) else {
+            continue;
+        };
+        out.push(Target {
+            kind,
+            store,
+            container: container.id.clone(),
+        });
+    }
+    out
+}
+
+/// True when `--only` names this service (by its name, or its kind's name or alias).
+fn selected(only: &[String], service: &str, kind: &str) -> bool {
+    only.is_empty()
+        || only
+            .iter()
+            .any(|o| o == service || o == kind || Kind::parse(o).is_some_and(|k| k.name() == kind))
+}
+
+/// Every `--only` word must name a service or a kind of the stack.
+fn check_only(stores: &Stores<'_>, only: &[String]) -> Result<(), SnapshotError> {
+    let mut known: Vec<String> = Vec::new();
+    for spec in &stores.stack.services {
+        if let Some(kind) = spec.kind {
+            known.push(spec.name.clone());
+            known.push(kind.name().to_string());
+        }
+    }
+    known.sort();
+    known.dedup();
+    for word in only {
+        let kind_word = Kind::parse(word).map(|k| k.name().to_string());
+        if !known.contains(word) && !kind_word.is_some_and(|k| known.contains(&k)) {
+            return Err(SnapshotError::UnknownOnly {
+                what: word.clone(),
+                known,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs programs in one container through the engine.
+struct EngineExec<'a> {
+    engine: &'a Engine,
+    container: &'a str,
+}
+
+impl ContainerExec for EngineExec<'_> {
+    fn exec<'a>(
+        &'a self,
+        cmd: Vec<String>,
+        env: Vec<String>,
+    ) -> BoxFuture<'a, Result<ExecOutput, String>> {
+        Box::pin(async move {
+            let out = self
+                .engine
+                .exec(self.container, &cmd, &env)
+                .await
+                .map_err(|e| e.reason())?;
+            Ok(ExecOutput {
+                code: out.code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
+        })
+    }
+}
+
+/// What `save` did.
+#[derive(Debug)]
+pub struct Saved {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+    /// Services of a kind that keeps data that were not running (not in the snapshot).
+    pub skipped: Vec<String>,
+}
+
+/// Saves every running store (or those `only` names) as snapshot `name`. Written beside its
+/// final place and renamed there once complete: a failed save leaves nothing behind.
+pub async fn save(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    name: Option<&str>,
+    only: &[String],
+) -> Result<Saved, SnapshotError> {
+    check_only(stores, only)?;
+    let git = crate::git::head(&project.root).map(|(commit, branch)| GitHead { commit, branch });
+    let now = chrono::Utc::now();
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => default_name(now, git.as_ref().and_then(|g| g.branch.as_deref())),
+    };
+    check_name(&name)?;
+    let project_name = &stores.stack.project;
+    let root = root(project_name)?;
+    let dest = root.join(&name);
+    if dest.exists() {
+        return Err(SnapshotError::Exists {
+            project: project_name.clone(),
+            name,
+        });
+    }
+    let targets: Vec<Target<'_>> = targets(stores)
+        .into_iter()
+        .filter(|t| selected(only, t.store.service, t.kind.name()))
+        .collect();
+    let skipped = stores
+        .stopped()
+        .into_iter()
+        .filter(|s| s.kind.is_some_and(|k| selected(only, &s.name, k.name())))
+        .map(|s| s.name.clone())
+        .collect();
+    remove_partial_saves(&root);
+    let partial = root.join(format!("{PARTIAL}{name}-{}", std::process::id()));
+    let result = save_into(engine, project, &targets, &partial).await;
+    let (stores_saved, migrations) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    if stores_saved.is_empty() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(SnapshotError::Nothing);
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        name: name.clone(),
+        project: project_name.clone(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        vibedev: crate::cli::VERSION.to_string(),
+        git,
+        migrations,
+        stores: stores_saved,
+    };
+    let finish = || -> std::io::Result<()> {
+        std::fs::write(
+            partial.join(MANIFEST),
+            serde_json::to_vec_pretty(&manifest)?,
+        )?;
+        if dest.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a snapshot of that name appeared meanwhile",
+            ));
+        }
+        std::fs::rename(&partial, &dest)
+    };
+    if let Err(source) = finish() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(SnapshotError::Io {
+            action: "write snapshot",
+            path: dest,
+            source,
+        });
+    }
+    Ok(Saved {
+        manifest,
+        path: dest,
+        skipped,
+    })
+}
+
+/// Removes what interrupted saves left (the caller holds the project's lock, so no save of
+/// this project is running).
+fn remove_partial_saves(root: &Path) {
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Every target's store into `partial/stores/<service>`, all at once.
+async fn save_into(
+    engine: &Engine,
+    project: &Project,
+    targets: &[Target<'_>],
+    partial: &Path,
+) -> Result<(Vec<StoreEntry>, Option<MigrationHead>), SnapshotError> {
+    let migrations = match targets.iter().find(|t| t.kind.holds_app_database()) {
+        Some(t) => migration_head(project, &t.store).await,
+        None => None,
+    };
+    let saves = targets.iter().map(|t| async move {
+        let dir = partial.join("stores").join(t.store.service);
+        std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let exec = EngineExec {
+            engine,
+            container: &t.container,
+        };
+        let io = SnapshotIo {
+            dir: &dir,
+            exec: &exec,
+        };
+        let saved = t
+            .kind
+            .snapshot_save(&t.store, &io)
+            .await
+            .map_err(|message| SnapshotError::Save {
+                service: t.store.service.to_string(),
+                message,
+            })?;
+        let Some(saved) = saved else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(None);
+        };
+        let files = checksums(&dir)?;
+        Ok(Some(StoreEntry {
+            service: t.store.service.to_string(),
+            kind: t.kind.name().to_string(),
+            saved,
+            bytes: files.iter().map(|f| f.size).sum(),
+            files,
+        }))
+    });
+    let results: Vec<Result<Option<StoreEntry>, SnapshotError>> =
+        futures_util::future::join_all(saves).await;
+    let mut entries = Vec::new();
+    for r in results {
+        if let Some(entry) = r? {
+            entries.push(entry);
+        }
+    }
+    Ok((entries, migrations))
+}
+
+/// The app database's newest applied migration (best effort: a database without the
+/// bookkeeping table has none).
+async fn migration_head(project: &Project, store: &Store<'_>) -> Option<MigrationHead> {
+    let target = store.postgres()?;
+    let client = migrate::connect_app(&target, &target.app.database)
+        .await
+        .ok()?;
+    let bookkeeping = Bookkeeping::configured(&project.file.migrations);
+    let rows = migrate::runner::read_rows(&client, &bookkeeping)
+        .await
+        .ok()?;
+    let newest = rows.iter().max_by_key(|r| (r.created_at, r.id))?;
+    let journal = migrate::project_journal(&project.paths(), false)
+        .ok()
+        .flatten();
+    let latest = journal.and_then(|j| {
+        j.migrations
+            .iter()
+            .find(|m| Some(m.when) == newest.created_at && m.hash == newest.hash)
+            .or_else(|| {
+                j.migrations
+                    .iter()
+                    .find(|m| Some(m.when) == newest.created_at)
+            })
+            .map(|m| m.tag.clone())
+    });
+    Some(MigrationHead {
+        applied: rows.len(),
+        latest,
+        latest_when: newest.created_at,
+    })
+}
+
+/// Every file under `dir` with its size and CRC32C, by path relative to `dir`.
+fn checksums(dir: &Path) -> Result<Vec<FileEntry>, SnapshotError> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let io = |source| SnapshotError::Io {
+            action: "read",
+            path: folder.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&folder).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let (size, crc32c) = file_checksum(&path)?;
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(FileEntry {
+                path: rel,
+                size,
+                crc32c,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn file_checksum(path: &Path) -> Result<(u64, u32), SnapshotError> {
+    use std::io::Read;
+    let io = |source| SnapshotError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut size, mut crc) = (0u64, 0u32);
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok((size, crc));
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// Reads a snapshot's manifest.
+pub fn load(project: &str, name: &str) -> Result<(Manifest, PathBuf), SnapshotError> {
+    check_name(name)?;
+    let dir = root(project)?.join(name);
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::NotFound {
+                project: project.to_string(),
+                name: name.to_string(),
+                known: list(project)?.into_iter().map(|m| m.name).collect(),
+            });
+        }
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    let manifest = parse_manifest(name, &bytes)?;
+    Ok((manifest, dir))
+}
+
+fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, SnapshotError> {
+    #[derive(Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let damaged = |e: serde_json::Error| SnapshotError::Damaged {
+        name: name.to_string(),
+        why: format!("its manifest does not read: {e}"),
+    };
+    let version: Version = serde_json::from_slice(bytes).map_err(damaged)?;
+    if version.format > FORMAT {
+        return Err(SnapshotError::NewerFormat {
+            name: name.to_string(),
+            found: version.format,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(damaged)
+}
+
+/// The project's snapshots, oldest first (saves in progress and unreadable folders left out).
+pub fn list(project: &str) -> Result<Vec<Manifest>, SnapshotError> {
+    let root = root(project)?;
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                action: "read",
+                path: root,
+                source,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(entry.path().join(MANIFEST))
+            && let Ok(m) = parse_manifest(&name, &bytes)
+        {
+            out.push(m);
+        }
+    }
+    out.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+    Ok(out)
+}
+
+/// Removes snapshots by name; every name must exist (checked before any is removed).
+pub fn remove(project: &str, names: &[String]) -> Result<Vec<u64>, SnapshotError> {
+    let mut dirs = Vec::new();
+    for name in names {
+        let (manifest, dir) = load(project, name)?;
+        dirs.push((manifest.bytes(), dir));
+    }
+    let mut freed = Vec::new();
+    for (bytes, dir) in dirs {
+        std::fs::remove_dir_all(&dir).map_err(|source| SnapshotError::Io {
+            action: "remove",
+            path: dir.clone(),
+            source,
+        })?;
+        freed.push(bytes);
+    }
+    Ok(freed)
+}
+
+/// One store a restore changed.
+#[derive(Debug)]
+pub struct RestoredStore {
+    pub service: String,
+    pub restored: Counted,
+}
+
+/// Restores snapshot `name` (or the stores `only` names) into the running stack. Every file is
+/// checked against the manifest's sizes and checksums first; then each store is restored
+/// (each kind builds the new state beside the old or reads everything before changing its
+/// store), so a failure leaves that store as it was and says so.
+pub async fn restore(
+    engine: &Engine,
+    stores: &Stores<'_>,
+    name: &str,
+    only: &[String],
+) -> Result<(Manifest, Vec<RestoredStore>), SnapshotError> {
+    check_only(stores, only)?;
+    let (manifest, dir) = load(&stores.stack.project, name)?;
+    let running = targets(stores);
+    let mut plan: Vec<(&StoreEntry, &Target<'_>)> = Vec::new();
+    for entry in &manifest.stores {
+        if !selected(only, &entry.service, &entry.kind) {
+            continue;
+        }
+        // The service of that name when it still has that kind, else the stack's one of it.
+        let target = running
+            .iter()
+            .find(|t| t.store.service == entry.service && t.kind.name() == entry.kind)
+            .or_else(|| running.iter().find(|t| t.kind.name() == entry.kind));
+        match target {
+            Some(t) => plan.push((entry, t)),
+            None => {
+                let service = stores
+                    .stack
+                    .services
+                    .iter()
+                    .find(|s| s.kind.is_some_and(|k| k.name() == entry.kind))
+                    .map_or_else(|| entry.service.clone(), |s| s.name.clone());
+                return Err(SnapshotError::NotRunning {
+                    name: name.to_string(),
+                    service,
+                });
+            }
+        }
+    }
+    for (entry, _) in &plan {
+        verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
+    }
+    let restores = plan.iter().map(|(entry, t)| {
+        let dir = dir.join("stores").join(&entry.service);
+        async move {
+            let exec = EngineExec {
+                engine,
+                container: &t.container,
+            };
+            let io = SnapshotIo {
+                dir: &dir,
+                exec: &exec,
+            };
+            let result = t.kind.snapshot_restore(&t.store, &io).await;
+            (t.store.service.to_string(), result)
+        }
+    });
+    let results = futures_util::future::join_all(restores).await;
+    let mut restored = Vec::new();
+    let mut failed = Vec::new();
+    for (service, result) in results {
+        match result {
+            Ok(counted) => restored.push(RestoredStore {
+                service,
+                restored: counted,
+            }),
+            Err(why) => failed.push((service, why)),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(SnapshotError::Restore {
+            restored: restored.into_iter().map(|r| r.service).collect(),
+            failed,
+        });
+    }
+    Ok((manifest, restored))
+}
+
+/// Checks that every file of a store is there with its recorded size and checksum.
+fn verify(name: &str, dir: &Path, files: &[FileEntry]) -> Result<(), SnapshotError> {
+    for f in files {
+        let path = dir.join(&f.path);
+        let damaged = |why: String| SnapshotError::Damaged {
+            name: name.to_string(),
+            why,
+        };
+        let (size, crc) = match file_checksum(&path) {
+            Ok(v) => v,
+            Err(_) => {
+                return Err(damaged(format!(
+                    "{} is missing or unreadable",
+                    path.display()
+                )));
+            }
+        };
+        if size != f.size {
+            return Err(damaged(format!(
+                "{} has {size} bytes, {} were saved",
+                path.display(),
+                f.size
+            )));
+        }
+        if crc != f.crc32c {
+            return Err(damaged(format!(
+                "{} does not match its checksum",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("before-migration_2.1").is_ok());
+        for bad in ["", ".hidden", "-x", "a/b", "a b", "ünï", &"x".repeat(101)] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn default_names_carry_time_and_branch() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T02:15:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            default_name(t, Some("feature/x y")),
+            "20261130-021530-feature-x-y"
+        );
+        assert_eq!(default_name(t, None), "20261130-021530");
+        assert!(check_name(&default_name(t, Some("a/b"))).is_ok());
+    }
+
+    #[test]
+    fn newer_manifests_are_refused_with_their_format() {
+        let err = parse_manifest("s", br#"{"format": 99}"#).unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::NewerFormat { found: 99, .. }),
+            "{err}"
+        );
+        let err = parse_manifest("s", b"{").unwrap_err();
+        assert!(matches!(err, SnapshotError::Damaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn damaged_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/0.copy"), b"rows").unwrap();
+        let files = checksums(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "data/0.copy");
+        verify("s", dir.path(), &files).unwrap();
+        std::fs::write(dir.path().join("data/0.copy"), b"rowz").unwrap();
+        let err = verify("s", dir.path(), &files).unwrap_err().to_string();
+        assert!(err.contains("0.copy") && err.contains("checksum"), "{err}");
+        std::fs::write(dir.path().join("data/0.copy"), b"row").unwrap();
+        let err = verify("s", dir.path(), &files).unwrap_err().to_string();
+        assert!(err.contains("3 bytes"), "{err}");
+    }
+}

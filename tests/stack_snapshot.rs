@@ -1,0 +1,634 @@
+//! `vibedev snapshot` on a real stack: data in all four stores is saved, everything is changed,
+//! and a restore gives back exactly what was saved (rows and checksums, documents as JSON,
+//! object bytes and metadata, keys, values and TTLs); a damaged snapshot is refused before
+//! anything changes; renamed services work; two projects' snapshots never mix.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use support::{TestProject, env, images};
+
+/// A project whose snapshots go to `data` (the user's data folder, outside the checkout).
+fn with_data_dir(mut p: TestProject, data: &std::path::Path) -> TestProject {
+    p.env
+        .push(("XDG_DATA_HOME".into(), data.display().to_string()));
+    p
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn pg(rt: &tokio::runtime::Runtime, url: &str) -> tokio_postgres::Client {
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    })
+}
+
+/// Tables, row counts, an md5 of every row in order, and the next value of each sequence.
+fn pg_state(rt: &tokio::runtime::Runtime, url: &str) -> Vec<String> {
+    let c = pg(rt, url);
+    rt.block_on(async {
+        let mut out = Vec::new();
+        let tables = c
+            .query(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        for t in tables {
+            let name: String = t.get(0);
+            let row = c
+                .query_one(
+                    &format!(
+                        "SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {name} x"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let (n, sum): (i64, String) = (row.get(0), row.get(1));
+            out.push(format!("{name} {n} {sum}"));
+        }
+        let indexes = c
+            .query(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        for i in indexes {
+            out.push(format!("index {}", i.get::<_, String>(0)));
+        }
+        let seq: i64 = c
+            .query_one("SELECT last_value FROM items_id_seq", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1);
+        out.push(format!("items_id_seq {seq}"));
+        out
+    })
+}
+
+fn firestore_root(vars: &BTreeMap<String, String>) -> String {
+    format!(
+        "http://{}/v1/projects/{}/databases/(default)/documents",
+        vars["FIRESTORE_EMULATOR_HOST"], vars["GOOGLE_CLOUD_PROJECT"]
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn put_doc(
+    rt: &tokio::runtime::Runtime,
+    vars: &BTreeMap<String, String>,
+    path: &str,
+    fields: Value,
+) {
+    let url = format!("{}/{path}", firestore_root(vars));
+    rt.block_on(async {
+        let r = http()
+            .patch(url)
+            .header("Authorization", "Bearer owner")
+            .json(&json!({ "fields": fields }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
+}
+
+fn delete_doc(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>, path: &str) {
+    let url = format!("{}/{path}", firestore_root(vars));
+    rt.block_on(async {
+        let r = http()
+            .delete(url)
+            .header("Authorization", "Bearer owner")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    });
+}
+
+/// Every document (subcollections included) as path -> fields.
+fn firestore_state(
+    rt: &tokio::runtime::Runtime,
+    vars: &BTreeMap<String, String>,
+) -> BTreeMap<String, Value> {
+    let root = firestore_root(vars);
+    rt.block_on(async {
+        let r: Vec<Value> = http()
+            .post(format!("{root}:runQuery"))
+            .header("Authorization", "Bearer owner")
+            .json(&json!({ "structuredQuery": { "from": [{ "allDescendants": true }] } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r.iter()
+            .filter_map(|d| d.get("document"))
+            .map(|d| {
+                let name = d["name"].as_str().unwrap();
+                let path = name.split("/documents/").nth(1).unwrap().to_string();
+                (path, d["fields"].clone())
+            })
+            .collect()
+    })
+}
+
+fn gcs_upload(
+    rt: &tokio::runtime::Runtime,
+    vars: &BTreeMap<String, String>,
+    name: &str,
+    content_type: &str,
+    metadata: Value,
+    bytes: &[u8],
+) {
+    let base = &vars["STORAGE_EMULATOR_HOST"];
+    let bucket = &vars["TEMPLATES_BUCKET"];
+    let mut body = format!(
+        "--b\r\nContent-Type: application/json\r\n\r\n{}\r\n--b\r\nContent-Type: {content_type}\r\n\r\n",
+        json!({ "name": name, "contentType": content_type, "metadata": metadata })
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    rt.block_on(async {
+        let r = http()
+            .post(format!(
+                "{base}/upload/storage/v1/b/{bucket}/o?uploadType=multipart"
+            ))
+            .header("Content-Type", "multipart/related; boundary=b")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
+}
+
+/// Every object of the app's bucket: name -> (content type, metadata, bytes).
+fn gcs_state(
+    rt: &tokio::runtime::Runtime,
+    vars: &BTreeMap<String, String>,
+) -> BTreeMap<String, (String, Value, Vec<u8>)> {
+    let base = &vars["STORAGE_EMULATOR_HOST"];
+    let bucket = &vars["TEMPLATES_BUCKET"];
+    rt.block_on(async {
+        let list: Value = http()
+            .get(format!("{base}/storage/v1/b/{bucket}/o"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let name = item["name"].as_str().unwrap().to_string();
+            let enc = name.replace('/', "%2F");
+            let bytes = http()
+                .get(format!("{base}/storage/v1/b/{bucket}/o/{enc}?alt=media"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .to_vec();
+            out.insert(
+                name,
+                (
+                    item["contentType"].as_str().unwrap_or_default().to_string(),
+                    item["metadata"].clone(),
+                    bytes,
+                ),
+            );
+        }
+        out
+    })
+}
+
+fn gcs_delete(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>, name: &str) {
+    let base = &vars["STORAGE_EMULATOR_HOST"];
+    let bucket = &vars["TEMPLATES_BUCKET"];
+    let enc = name.replace('/', "%2F");
+    rt.block_on(async {
+        let r = http()
+            .delete(format!("{base}/storage/v1/b/{bucket}/o/{enc}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    });
+}
+
+fn redis_conn(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+/// Every key of databases 0 and 3: (db, key) -> (DUMP of the value, has a TTL).
+fn redis_state(url: &str) -> BTreeMap<(u8, String), (Vec<u8>, bool)> {
+    let mut conn = redis_conn(url);
+    let mut out = BTreeMap::new();
+    for db in [0u8, 3] {
+        redis::cmd("SELECT").arg(db).exec(&mut conn).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+        for k in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut conn).unwrap();
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
+            out.insert((db, k), (dump, ttl > 0));
+        }
+    }
+    out
+}
+
+fn ttl_secs(url: &str, key: &str) -> i64 {
+    let mut conn = redis_conn(url);
+    redis::cmd("TTL").arg(key).query(&mut conn).unwrap()
+}
+
+/// Fills all four stores with data of many shapes.
+fn fill(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
+    let c = pg(rt, &vars["DATABASE_URL"]);
+    rt.block_on(async {
+        c.batch_execute(
+            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, data bytea, doc jsonb, at timestamptz DEFAULT now());
+             CREATE INDEX items_name ON items (name);
+             CREATE TABLE tags (item int REFERENCES items (id), tag text);
+             INSERT INTO items (name, data, doc) SELECT 'item ' || g, decode(md5(g::text), 'hex'), jsonb_build_object('g', g, 'q', 'it''s')
+               FROM generate_series(1, 2000) g;
+             INSERT INTO tags SELECT g, 'tag' || (g % 7) FROM generate_series(1, 2000, 3) g;",
+        )
+        .await
+        .unwrap();
+    });
+    put_doc(
+        rt,
+        vars,
+        "users/ada",
+        json!({
+            "name": {"stringValue": "Ada"}, "age": {"integerValue": "36"}, "score": {"doubleValue": 1.5},
+            "joined": {"timestampValue": "2024-01-02T03:04:05.678Z"}, "raw": {"bytesValue": "AAEC"},
+            "where": {"geoPointValue": {"latitude": 51.5, "longitude": -0.1}},
+            "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"nullValue": null}]}},
+            "address": {"mapValue": {"fields": {"city": {"stringValue": "London"}}}}
+        }),
+    );
+    put_doc(
+        rt,
+        vars,
+        "users/ada/sessions/s1",
+        json!({"active": {"booleanValue": true}}),
+    );
+    for i in 0..30 {
+        put_doc(
+            rt,
+            vars,
+            &format!("apps/app{i}"),
+            json!({"n": {"integerValue": i.to_string()}}),
+        );
+    }
+    gcs_upload(
+        rt,
+        vars,
+        "templates/react/package.json",
+        "application/json",
+        json!({"owner": "ada"}),
+        b"{\"name\":\"react\"}",
+    );
+    gcs_upload(
+        rt,
+        vars,
+        "bin/blob",
+        "application/x-custom",
+        json!({}),
+        &(0..=255u8).cycle().take(70_000).collect::<Vec<_>>(),
+    );
+    let mut conn = redis_conn(&vars["REDIS_URL"]);
+    redis::cmd("SET")
+        .arg("plain")
+        .arg("v")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("session:1")
+        .arg("s")
+        .arg("EX")
+        .arg(3600)
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("1")
+        .arg("g")
+        .arg("2")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SELECT").arg(3).exec(&mut conn).unwrap();
+    redis::cmd("RPUSH")
+        .arg("list")
+        .arg("x")
+        .arg("y")
+        .exec(&mut conn)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(b"bin\x00key")
+        .arg(b"\xff\x00")
+        .exec(&mut conn)
+        .unwrap();
+}
+
+/// Changes everything: new rows, a dropped table, deleted and new documents, new and deleted
+/// objects, flushed Redis.
+fn change_everything(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
+    let c = pg(rt, &vars["DATABASE_URL"]);
+    rt.block_on(async {
+        c.batch_execute(
+            "INSERT INTO items (name) VALUES ('late'); DROP TABLE tags; CREATE TABLE newer (x int);",
+        )
+        .await
+        .unwrap();
+    });
+    delete_doc(rt, vars, "users/ada");
+    delete_doc(rt, vars, "apps/app3");
+    put_doc(rt, vars, "apps/new", json!({"n": {"integerValue": "99"}}));
+    gcs_delete(rt, vars, "bin/blob");
+    gcs_upload(rt, vars, "new.txt", "text/plain", json!({}), b"new");
+    gcs_upload(
+        rt,
+        vars,
+        "templates/react/package.json",
+        "text/plain",
+        json!({}),
+        b"changed",
+    );
+    let mut conn = redis_conn(&vars["REDIS_URL"]);
+    redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
+    redis::cmd("SET")
+        .arg("after")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+}
+
+#[test]
+fn every_store_comes_back_as_saved_and_damage_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-all"), data.path());
+    p.ok(&["up"]);
+    let vars = env(&p);
+    let rt = runtime();
+    fill(&rt, &vars);
+    let before = (
+        pg_state(&rt, &vars["DATABASE_URL"]),
+        firestore_state(&rt, &vars),
+        gcs_state(&rt, &vars),
+        redis_state(&vars["REDIS_URL"]),
+    );
+    assert_eq!(before.1.len(), 32, "{:?}", before.1.keys());
+    assert_eq!(before.2.len(), 2);
+    assert_eq!(before.3.len(), 5);
+
+    let save = p.ok(&["snapshot", "save", "base"]);
+    assert!(save.stdout.contains("saved snapshot base"), "{save}");
+    for line in [
+        "postgres   saved 2 tables",
+        "firestore  saved 32 documents",
+        "redis      saved 5 keys",
+        "gcs        saved 2 objects",
+    ] {
+        assert!(save.stderr.contains(line), "{line:?} in\n{save}");
+    }
+    // A second save under the same name is refused.
+    let again = p.run(&["snapshot", "save", "base"]);
+    assert_eq!(again.code, Some(2), "{again}");
+    assert!(
+        again.stderr.contains("already has a snapshot \"base\""),
+        "{again}"
+    );
+
+    change_everything(&rt, &vars);
+    assert_ne!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert_ne!(redis_state(&vars["REDIS_URL"]), before.3);
+
+    let restore = p.ok(&["snapshot", "restore", "base"]);
+    assert!(
+        restore.stdout.contains("restored snapshot base (4 stores"),
+        "{restore}"
+    );
+    assert_eq!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert_eq!(firestore_state(&rt, &vars), before.1);
+    assert_eq!(gcs_state(&rt, &vars), before.2);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), before.3);
+    let ttl = ttl_secs(&vars["REDIS_URL"], "session:1");
+    assert!(ttl > 3000 && ttl <= 3600, "TTL {ttl}");
+    // The restored database is the app's: the app user owns it and its tables.
+    let c = pg(&rt, &vars["DATABASE_URL"]);
+    let owner: String = rt
+        .block_on(c.query_one(
+            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'items'",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "vibesdk_app");
+    drop(c);
+
+    // Listed with its size per store; JSON for scripts.
+    let list = p.ok(&["snapshot", "list", "--json"]).json();
+    let snaps = list["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 1, "{list}");
+    assert_eq!(snaps[0]["name"], "base");
+    assert_eq!(snaps[0]["stores"].as_array().unwrap().len(), 4);
+    let root = std::path::PathBuf::from(list["root"].as_str().unwrap());
+    assert!(root.starts_with(data.path()), "{}", root.display());
+    assert!(list["total_bytes"].as_u64().unwrap() > 70_000);
+
+    // --only: Redis alone goes back; the database keeps its new row.
+    let mut conn = redis_conn(&vars["REDIS_URL"]);
+    redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
+    let c = pg(&rt, &vars["DATABASE_URL"]);
+    rt.block_on(c.batch_execute("INSERT INTO items (name) VALUES ('kept')"))
+        .unwrap();
+    drop(c);
+    p.ok(&["snapshot", "restore", "base", "--only", "redis"]);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), before.3);
+    assert_ne!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+
+    // A damaged file is found before anything changes.
+    let copy = root.join("base/stores/postgres/data/0.copy");
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&copy, &bytes).unwrap();
+    redis::cmd("SET")
+        .arg("after")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+    let pg_now = pg_state(&rt, &vars["DATABASE_URL"]);
+    let redis_now = redis_state(&vars["REDIS_URL"]);
+    let damaged = p.run(&["snapshot", "restore", "base"]);
+    assert_eq!(damaged.code, Some(1), "{damaged}");
+    assert!(
+        damaged.stderr.contains("is damaged") && damaged.stderr.contains("0.copy"),
+        "{damaged}"
+    );
+    assert!(damaged.stderr.contains("nothing was changed"), "{damaged}");
+    assert_eq!(pg_state(&rt, &vars["DATABASE_URL"]), pg_now);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), redis_now);
+
+    let rm = p.ok(&["snapshot", "rm", "base"]);
+    assert!(rm.stdout.contains("removed snapshot base"), "{rm}");
+    assert!(!root.join("base").exists());
+    let missing = p.run(&["snapshot", "restore", "base"]);
+    assert_eq!(missing.code, Some(2), "{missing}");
+    assert!(
+        missing.stderr.contains("has no snapshot \"base\""),
+        "{missing}"
+    );
+}
+
+/// The data services under their own names (`db`, `cache`, `docs`, `blobs`).
+fn renamed_compose() -> String {
+    let img = images();
+    format!(
+        "services:
+  db:
+    image: {}
+    environment: {{POSTGRES_USER: postgres, POSTGRES_PASSWORD: postgres, POSTGRES_DB: postgres}}
+    ports: [\"5432\"]
+    x-vibedev: {{kind: postgres}}
+  cache:
+    image: {}
+    ports: [\"6379\"]
+    x-vibedev: {{kind: redis}}
+  docs:
+    image: {}
+    command: [\"gcloud\", \"emulators\", \"firestore\", \"start\", \"--host-port=0.0.0.0:8080\"]
+    ports: [\"8080\"]
+    x-vibedev: {{kind: firestore}}
+  blobs:
+    image: {}
+    command: [\"-scheme\", \"http\", \"-port\", \"4443\", \"-backend\", \"memory\"]
+    ports: [\"4443\"]
+    x-vibedev: {{kind: gcs}}
+",
+        img.postgres, img.redis, img.firestore, img.gcs
+    )
+}
+
+#[test]
+fn renamed_services_restore_and_projects_never_mix() {
+    let data = tempfile::tempdir().unwrap();
+    let renamed = TestProject::empty("snap-renamed");
+    renamed.write(
+        "vibedev.toml",
+        &format!("project = \"{}\"\ncompose = \"stack.yml\"\n", renamed.name),
+    );
+    renamed.write("stack.yml", &renamed_compose());
+    let renamed = with_data_dir(renamed, data.path());
+    renamed.ok(&["up"]);
+    let other = with_data_dir(TestProject::new("snap-other"), data.path());
+    other.ok(&["up", "postgres", "redis"]);
+
+    let rt = runtime();
+    let vars = env(&renamed);
+    fill(&rt, &vars);
+    let before = (
+        pg_state(&rt, &vars["DATABASE_URL"]),
+        firestore_state(&rt, &vars),
+        gcs_state(&rt, &vars),
+        redis_state(&vars["REDIS_URL"]),
+    );
+    let save = renamed.ok(&["snapshot", "save", "same"]);
+    for service in ["db", "cache", "docs", "blobs"] {
+        assert!(
+            save.stderr.contains(&format!("{service:<10} saved")),
+            "{service} in\n{save}"
+        );
+    }
+    // The other project's snapshot of the same name is its own.
+    let other_vars = env(&other);
+    let mut conn = redis_conn(&other_vars["REDIS_URL"]);
+    redis::cmd("SET")
+        .arg("other")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+    let other_save = other.ok(&["snapshot", "save", "same"]);
+    assert!(
+        other_save
+            .stderr
+            .contains("firestore is not running: not in the snapshot"),
+        "{other_save}"
+    );
+    let listed = |p: &TestProject| -> Vec<String> {
+        let mut services: Vec<String> = p.ok(&["snapshot", "list", "--json"]).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["stores"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|st| st["service"].as_str().unwrap().to_string())
+            })
+            .collect();
+        services.sort();
+        services
+    };
+    assert_eq!(listed(&renamed), ["blobs", "cache", "db", "docs"]);
+    assert_eq!(listed(&other), ["postgres", "redis"]);
+    // Only this project's snapshot is in its folder.
+    let no_snapshot = other.run(&["snapshot", "restore", "nope"]);
+    assert!(
+        no_snapshot
+            .stderr
+            .contains("snapshots of this project: same"),
+        "{no_snapshot}"
+    );
+
+    change_everything(&rt, &vars);
+    renamed.ok(&[
+        "snapshot",
+        "restore",
+        "same",
+        "--only",
+        "db,docs,blobs,cache",
+    ]);
+    assert_eq!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert_eq!(firestore_state(&rt, &vars), before.1);
+    assert_eq!(gcs_state(&rt, &vars), before.2);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), before.3);
+
+    // A word --only does not know is refused, naming what it knows.
+    let bad = renamed.run(&["snapshot", "restore", "same", "--only", "mysql"]);
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(
+        bad.stderr.contains("--only takes any of") && bad.stderr.contains("cache"),
+        "{bad}"
+    );
+
+    // The other project's restore gives its own Redis back, not this one's.
+    redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
+    other.ok(&["snapshot", "restore", "same"]);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert_eq!(keys, ["other"]);
+}
