@@ -146,6 +146,16 @@ pub struct UpArgs {
     /// Build the images of services with `build:` again, even when nothing changed.
     #[arg(long)]
     pub build: bool,
+    /// auto: this checkout gets its own stable, free host ports from now on (as `ports = "auto"`
+    /// in vibedev.toml); fixed: the configured ports again.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub ports: Option<PortsChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortsChoice {
+    Auto,
+    Fixed,
 }
 
 #[derive(Debug, Clone, Args)]

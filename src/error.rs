@@ -3,6 +3,7 @@
 
 mod diagnostic;
 
+use crate::autoports::PortsError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -52,6 +53,8 @@ pub enum Error {
     Init(#[from] InitError),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Ports(#[from] PortsError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{context}")]

@@ -361,8 +361,10 @@ fn summary(lines: &Arc<Mutex<Vec<String>>>, empty: &str) -> String {
 
 /// Config or compose file saved: reload it and reconcile; only changed services are touched.
 async fn reconcile_stack(ctx: &Context) -> Result<Done> {
-    let (project, stack) = ctx.stack()?;
+    let (project, mut stack) = ctx.stack()?;
     let engine = ctx.engine().await?;
+    ctx.settle_ports(&project, &mut stack, None, &engine)
+        .await?;
     let outcomes = reconcile::up(&engine, &stack, &UpOptions::default(), ctx.ui.reporter()).await?;
     let stores = Stores::observe(&engine, &stack).await?;
     let done = data::after_up(&project, &stores, &touched(&outcomes), &reporters(&ctx.ui)).await?;

@@ -2,6 +2,7 @@
 //! variant; hints come from the domain types, which know their facts best.
 
 use super::{CommandError, Diagnostic, Error, Exit};
+use crate::autoports::PortsError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -30,6 +31,7 @@ impl Diagnostic for Error {
             Error::Lock(e) => e.exit_code(),
             Error::Init(e) => e.exit_code(),
             Error::Command(e) => e.exit_code(),
+            Error::Ports(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
             Error::Io { .. } => Exit::Failure,
         }
@@ -49,6 +51,7 @@ impl Diagnostic for Error {
             Error::Lock(e) => Diagnostic::hint(e),
             Error::Init(e) => Diagnostic::hint(e),
             Error::Command(e) => Diagnostic::hint(e),
+            Error::Ports(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Io { .. } => None,
         }
@@ -67,6 +70,21 @@ impl Diagnostic for ConfigError {
 
     fn hint(&self) -> Option<String> {
         ConfigError::hint(self)
+    }
+}
+
+impl Diagnostic for PortsError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            PortsError::FixedAgainstConfig { .. } | PortsError::Corrupt { .. } => Exit::Usage,
+            PortsError::NoStateDir | PortsError::Io { .. } | PortsError::Exhausted { .. } => {
+                Exit::Failure
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        PortsError::hint(self)
     }
 }
 
