@@ -87,6 +87,15 @@ pub enum Command {
     Run(RunArgs),
     /// Print the resolved stack as Compose (merged, interpolated, profiles and vibedev.toml applied).
     Config(ConfigArgs),
+    /// List every vibedev stack on the engine: project, checkout, branch, services, ports, disk, last use.
+    Ls(LsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

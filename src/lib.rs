@@ -26,6 +26,7 @@ pub mod scaffold;
 pub mod secrets;
 pub mod services;
 pub mod stack;
+pub mod stacks;
 pub mod text;
 pub mod ui;
 pub mod watch;

@@ -9,6 +9,7 @@ pub mod down;
 pub mod env;
 pub mod init;
 pub mod logs;
+pub mod ls;
 pub mod migrate;
 pub mod report;
 pub mod reset_db;
@@ -180,5 +181,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Run(args) => run::run(ctx, args).await,
         Command::Watch(args) => watch::run(ctx, args).await,
         Command::Config(args) => config::run(ctx, args),
+        Command::Ls(args) => ls::run(ctx, args).await,
     }
 }

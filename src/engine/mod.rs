@@ -9,6 +9,7 @@ pub mod containers;
 pub mod images;
 pub mod ports;
 pub mod resources;
+pub mod stacks;
 
 use std::path::PathBuf;
 use std::time::Duration;
