@@ -89,6 +89,18 @@ pub enum Command {
     Config(ConfigArgs),
     /// List every vibedev stack on the engine: project, checkout, branch, services, ports, disk, last use.
     Ls(LsArgs),
+    /// Remove the stacks whose checkout no longer exists (containers, networks, volumes), after asking.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Only these projects (as `vibedev ls` names them), when their checkout is gone.
+    #[arg(value_name = "PROJECT")]
+    pub projects: Vec<String>,
+    /// Do not ask for confirmation (required when not run from a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -95,6 +95,11 @@ pub enum CommandError {
         "reset-db replaces database {database:?} and needs confirmation, but there is no terminal to ask on"
     )]
     NeedsConfirmation { database: String },
+    /// `vibedev prune` without `--yes` and without a terminal to ask on.
+    #[error(
+        "prune removes {stacks} stack(s) with their data and needs confirmation, but there is no terminal to ask on"
+    )]
+    PruneNeedsConfirmation { stacks: usize },
     /// `vibedev run`: the command could not be started.
     #[error("cannot run {program}")]
     Spawn {

@@ -11,6 +11,7 @@ pub mod init;
 pub mod logs;
 pub mod ls;
 pub mod migrate;
+pub mod prune;
 pub mod report;
 pub mod reset_db;
 pub mod run;
@@ -182,5 +183,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Watch(args) => watch::run(ctx, args).await,
         Command::Config(args) => config::run(ctx, args),
         Command::Ls(args) => ls::run(ctx, args).await,
+        Command::Prune(args) => prune::run(ctx, args).await,
     }
 }

@@ -296,6 +296,7 @@ impl Diagnostic for CommandError {
             | CommandError::StackNotRunning { .. }
             | CommandError::NotDotenv { .. }
             | CommandError::NeedsConfirmation { .. }
+            | CommandError::PruneNeedsConfirmation { .. }
             | CommandError::Spawn { .. } => Exit::Failure,
         }
     }
@@ -312,6 +313,9 @@ impl Diagnostic for CommandError {
                 "use `vibedev env --format json` or `--format shell`".into()
             }
             CommandError::NeedsConfirmation { .. } => "pass --yes to confirm (scripts, CI)".into(),
+            CommandError::PruneNeedsConfirmation { .. } => {
+                "check the list above, then pass --yes to remove them (scripts, CI)".into()
+            }
             CommandError::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "check the command's name and PATH".into(),
                 std::io::ErrorKind::PermissionDenied => "check that the file is executable".into(),
