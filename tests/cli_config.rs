@@ -180,6 +180,8 @@ fn help_lists_the_commands() {
         "watch",
         "run",
         "config",
+        "ls",
+        "prune",
         "help",
     ];
     assert_eq!(table, expected, "the command table of:\n{run}");
