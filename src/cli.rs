@@ -89,6 +89,10 @@ pub enum Command {
     Config(ConfigArgs),
     /// Save the data of every store (Postgres, Firestore, buckets, Redis) under a name; restore, list and remove such snapshots.
     Snapshot(SnapshotArgs),
+    /// List every vibedev stack on the engine: project, checkout, branch, services, ports, disk, last use.
+    Ls(LsArgs),
+    /// Remove the stacks whose checkout no longer exists (containers, networks, volumes), after asking.
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +141,23 @@ pub struct SnapshotListArgs {
 pub struct SnapshotRmArgs {
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Only these projects (as `vibedev ls` names them), when their checkout is gone.
+    #[arg(value_name = "PROJECT")]
+    pub projects: Vec<String>,
+    /// Do not ask for confirmation (required when not run from a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +239,16 @@ pub struct UpArgs {
     /// Build the images of services with `build:` again, even when nothing changed.
     #[arg(long)]
     pub build: bool,
+    /// auto: this checkout gets its own stable, free host ports from now on (as `ports = "auto"`
+    /// in vibedev.toml); fixed: the configured ports again.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub ports: Option<PortsChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortsChoice {
+    Auto,
+    Fixed,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -31,6 +31,8 @@ pub struct ConfigFile {
     /// Compose profiles to activate (besides `COMPOSE_PROFILES` and `up --profile`).
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// `ports = "auto"`: each checkout gets its own stable set of free host ports.
+    pub ports: Option<PortsMode>,
     /// Per-service overrides of image, ports and environment, without copying the compose file.
     #[serde(default)]
     pub services: IndexMap<String, ServiceOverride>,
@@ -40,6 +42,16 @@ pub struct ConfigFile {
     pub migrations: MigrationsConfig,
     #[serde(default)]
     pub seed: SeedConfig,
+}
+
+/// Where the stack's host ports come from (`ports = ...` in `vibedev.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortsMode {
+    /// The compose file's and `[services.*] ports` (the default).
+    Fixed,
+    /// A stable set of free host ports per checkout (see `autoports`).
+    Auto,
 }
 
 /// `[services.NAME]` in `vibedev.toml`.
@@ -465,6 +477,14 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_ports_mode_names_the_choices() {
+        let err = parse_config(Path::new("v.toml"), "ports = \"random\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("v.toml:1:9: "), "{msg}");
+        assert!(msg.contains("`fixed`") && msg.contains("`auto`"), "{msg}");
+    }
+
+    #[test]
     fn syntax_error_names_position() {
         let err = parse_config(Path::new("v.toml"), "project = \n").unwrap_err();
         assert!(err.to_string().starts_with("v.toml:1:"), "{err}");
@@ -477,6 +497,7 @@ project = "demo"
 compose = "compose/docker-compose.yml"
 bind = "0.0.0.0"
 gcp_project = "demo-local"
+ports = "auto"
 [services.postgres]
 image = "127.0.0.1:5000/pg:15"
 ports = ["15432:5432"]
@@ -497,6 +518,7 @@ firestore_dir = "seed/firestore"
 "#;
         let cfg = parse_config(Path::new("v.toml"), text).unwrap();
         assert_eq!(cfg.project.as_deref(), Some("demo"));
+        assert_eq!(cfg.ports, Some(PortsMode::Auto));
         assert_eq!(cfg.services["postgres"].env["POSTGRES_PASSWORD"], "pw");
         assert_eq!(
             cfg.migrations.dir.as_deref(),

@@ -3,6 +3,7 @@
 
 mod diagnostic;
 
+use crate::autoports::PortsError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -55,6 +56,8 @@ pub enum Error {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Ports(#[from] PortsError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{context}")]
@@ -105,6 +108,11 @@ pub enum CommandError {
         "reset-db replaces database {database:?} and needs confirmation, but there is no terminal to ask on"
     )]
     NeedsConfirmation { database: String },
+    /// `vibedev prune` without `--yes` and without a terminal to ask on.
+    #[error(
+        "prune removes {stacks} stack(s) with their data and needs confirmation, but there is no terminal to ask on"
+    )]
+    PruneNeedsConfirmation { stacks: usize },
     /// `vibedev run`: the command could not be started.
     #[error("cannot run {program}")]
     Spawn {

@@ -31,6 +31,23 @@ pub fn inside_work_tree(dir: &Path) -> Option<bool> {
     Some(out.status.success() && out.stdout.starts_with(b"true"))
 }
 
+/// The branch checked out in `dir` (`detached at <commit>` on a detached HEAD); `None` outside
+/// a repository or without git.
+pub fn branch(dir: &Path) -> Option<String> {
+    let text = |o: Output| {
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(name) = git(dir, &["symbolic-ref", "--short", "-q", "HEAD"]).and_then(text) {
+        return Some(name);
+    }
+    git(dir, &["rev-parse", "--short", "HEAD"])
+        .and_then(text)
+        .map(|commit| format!("detached at {commit}"))
+}
+
 /// Whether git tracks `path` (relative to `dir`); false when git cannot tell.
 pub fn is_tracked(dir: &Path, path: &str) -> bool {
     git(dir, &["ls-files", "--error-unmatch", "--", path]).is_some_and(|o| o.status.success())
@@ -153,5 +170,31 @@ mod tests {
                 by: ".gitignore:1:.env*".into()
             })
         );
+    }
+
+    #[test]
+    fn the_branch_is_named_even_before_the_first_commit_and_when_detached() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert_eq!(branch(root), None);
+        run(root, &["init", "-q", "-b", "feature/ünï"]);
+        assert_eq!(branch(root).as_deref(), Some("feature/ünï"));
+        std::fs::write(root.join("a"), "x").unwrap();
+        run(root, &["add", "a"]);
+        run(
+            root,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "a",
+            ],
+        );
+        run(root, &["checkout", "-q", "--detach"]);
+        let detached = branch(root).unwrap();
+        assert!(detached.starts_with("detached at "), "{detached}");
     }
 }

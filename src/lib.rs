@@ -2,6 +2,7 @@
 //! emulator, Redis, fake-gcs-server) on a Docker engine, kept in step with the project's files.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod autoports;
 pub mod backoff;
 pub mod cli;
 pub mod commands;
@@ -27,6 +28,7 @@ pub mod secrets;
 pub mod services;
 pub mod snapshot;
 pub mod stack;
+pub mod stacks;
 pub mod text;
 pub mod ui;
 pub mod watch;

@@ -286,13 +286,19 @@ async fn ensure_volumes(
         .iter()
         .filter(|v| used.contains(v.name.as_str()) && !v.external)
         .map(|vol| async move {
+            // The checkout is labelled on new volumes, so `vibedev ls` and `prune` can tell
+            // where a stack that is down came from.
+            let mut labels = vol.labels.clone();
+            labels
+                .entry(crate::engine::LABEL_CHECKOUT.to_string())
+                .or_insert_with(|| stack.checkout.to_string_lossy().into_owned());
             let created = engine
                 .ensure_volume(
                     &vol.name,
                     vol.driver.as_deref(),
                     &stack.project,
                     &vol.key,
-                    &vol.labels,
+                    &labels,
                 )
                 .await?;
             Ok::<_, EngineError>(created.then(|| vol.name.clone()))

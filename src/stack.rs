@@ -184,6 +184,8 @@ pub struct Stack {
     /// `up --profile`.
     pub profiles: BTreeSet<String>,
     pub source: ComposeSource,
+    /// The checkout the stack comes from (the project's root), labelled on what `up` creates.
+    pub checkout: PathBuf,
 }
 
 /// A service name on the command line that the stack does not have.
@@ -559,6 +561,7 @@ fn resolve_compose(
         warnings: compose.warnings,
         profiles,
         source,
+        checkout: project.root.clone(),
     })
 }
 

@@ -47,9 +47,46 @@ pub fn uptime(d: Duration) -> String {
     }
 }
 
+/// `512 B`, `4.0 KiB`, `23.4 MiB`, `1.2 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `12s ago`, `4m ago`, `3h ago`, `2d ago`: how long ago, roughly.
+pub fn ago(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s ago"),
+        60..3600 => format!("{}m ago", s / 60),
+        3600..86400 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_naturally() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(4096), "4.0 KiB");
+        assert_eq!(bytes(24_536_000), "23.4 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(ago(Duration::from_secs(42)), "42s ago");
+        assert_eq!(ago(Duration::from_secs(3 * 3600 + 5)), "3h ago");
+        assert_eq!(ago(Duration::from_secs(2 * 86400)), "2d ago");
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -181,6 +181,8 @@ fn help_lists_the_commands() {
         "run",
         "config",
         "snapshot",
+        "ls",
+        "prune",
         "help",
     ];
     assert_eq!(table, expected, "the command table of:\n{run}");

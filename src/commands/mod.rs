@@ -9,7 +9,9 @@ pub mod down;
 pub mod env;
 pub mod init;
 pub mod logs;
+pub mod ls;
 pub mod migrate;
+pub mod prune;
 pub mod report;
 pub mod reset_db;
 pub mod run;
@@ -46,9 +48,11 @@ impl Context {
     }
 
     /// The project and its resolved stack; compose keys vibedev ignores are mentioned with -v.
+    /// With auto ports, the stack carries the ports recorded for this checkout.
     pub fn stack(&self) -> Result<(Project, Stack)> {
         let project = self.project()?;
-        let stack = Stack::resolve(&project)?;
+        let mut stack = Stack::resolve(&project)?;
+        crate::autoports::apply_recorded(&project, &mut stack)?;
         for warning in &stack.warnings {
             self.ui.warn(warning);
         }
@@ -78,6 +82,43 @@ impl Context {
             crate::lock::acquire(project, command, crate::lock::timeout_from_env(), &waiting)
                 .await?,
         )
+    }
+
+    /// Settles the stack's host ports before a reconcile (see [`crate::autoports::assign`]):
+    /// with auto ports, each published port gets this checkout's recorded or a new free port;
+    /// what was given or moved is said.
+    pub async fn settle_ports(
+        &self,
+        project: &Project,
+        stack: &mut Stack,
+        choice: Option<crate::autoports::Choice>,
+        engine: &Engine,
+    ) -> Result<()> {
+        let own: Vec<u16> = engine
+            .project_containers(&stack.project)
+            .await?
+            .into_iter()
+            .flat_map(|c| c.public_ports)
+            .collect();
+        let done = crate::autoports::assign(project, stack, choice, |p| own.contains(&p))?;
+        if !done.new.is_empty() {
+            let ports: Vec<String> = done
+                .new
+                .iter()
+                .map(|a| format!("{} {}", a.service, a.host_port))
+                .collect();
+            self.ui.info(&format!(
+                "ports = \"auto\": {} (kept for this checkout)",
+                ports.join(", ")
+            ));
+        }
+        for m in &done.moved {
+            self.ui.warn(&format!(
+                "host port {} of {} ({}) is taken now: {} gets {} instead",
+                m.from, m.service, m.container_port, m.service, m.to
+            ));
+        }
+        Ok(())
     }
 
     pub async fn engine(&self) -> Result<Engine> {
@@ -146,5 +187,7 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Watch(args) => watch::run(ctx, args).await,
         Command::Config(args) => config::run(ctx, args),
         Command::Snapshot(args) => snapshot::run(ctx, args).await,
+        Command::Ls(args) => ls::run(ctx, args).await,
+        Command::Prune(args) => prune::run(ctx, args).await,
     }
 }

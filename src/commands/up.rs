@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use crate::cli::UpArgs;
+use crate::autoports;
+use crate::cli::{PortsChoice, UpArgs};
 use crate::data::{self, Stores};
 use crate::error::{Error, Result};
 use crate::reconcile::{self, Cancel, UpOptions};
@@ -24,6 +25,17 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
         _ = tokio::signal::ctrl_c() => return Err(interrupted()),
     };
     let engine = ctx.engine().await?;
+    let choice = args.ports.map(|p| match p {
+        PortsChoice::Auto => autoports::Choice::Auto,
+        PortsChoice::Fixed => autoports::Choice::Fixed,
+    });
+    if choice == Some(autoports::Choice::Fixed) {
+        // The recorded auto ports were applied when the stack was read: read it afresh.
+        stack = crate::stack::Stack::resolve(&project)?;
+        stack.activate_profiles(&args.profiles);
+    }
+    ctx.settle_ports(&project, &mut stack, choice, &engine)
+        .await?;
     let start = Instant::now();
     let (cancel_tx, cancel) = Cancel::new();
     let options = UpOptions {

@@ -360,6 +360,8 @@ async fn reconcile_stack(ctx: &Context, profiles: &[String]) -> Result<Done> {
     let (project, mut stack) = ctx.stack()?;
     stack.activate_profiles(profiles);
     let engine = ctx.engine().await?;
+    ctx.settle_ports(&project, &mut stack, None, &engine)
+        .await?;
     let outcomes = reconcile::up(&engine, &stack, &UpOptions::default(), ctx.ui.reporter()).await?;
     let stores = Stores::observe(&engine, &stack).await?;
     let done = data::after_up(&project, &stores, &touched(&outcomes), &reporters(&ctx.ui)).await?;

@@ -162,10 +162,19 @@ fn load(options: &Options) -> Loaded {
         Ok(p) => p,
         Err(e) => return failed(root, e),
     };
-    let stack = match Stack::resolve(&project) {
+    let mut stack = match Stack::resolve(&project) {
         Ok(s) => s,
         Err(e) => return failed(project.root.clone(), e),
     };
+    // With auto ports, the ports recorded for this checkout are the ones to check.
+    if let Err(e) = crate::autoports::apply_recorded(&project, &mut stack) {
+        return Loaded {
+            root: project.root.clone(),
+            project: None,
+            stack: None,
+            check: Check::fail("config", e.to_string(), e.hint()),
+        };
+    }
     let compose = match &stack.source {
         crate::compose::ComposeSource::Builtin => "the built-in compose file".to_string(),
         crate::compose::ComposeSource::File(p) => p.display().to_string(),

@@ -10,13 +10,15 @@ use bollard::models::{
 };
 
 use super::containers::ContainerFile;
-use super::{LABEL_HASH, LABEL_KIND, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME};
+use super::{LABEL_CHECKOUT, LABEL_HASH, LABEL_KIND, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME};
 use crate::compose::{Healthcheck, PortSpec};
 
 /// One container to create: what a service resolved to, and where it belongs.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec<'a> {
     pub project: &'a str,
+    /// The checkout the stack comes from, kept in a label (not part of the config hash).
+    pub checkout: Option<&'a Path>,
     /// The network it joins (name or id), where the service's name is its alias.
     pub network: &'a str,
     pub service: &'a str,
@@ -106,6 +108,12 @@ pub fn container_body(spec: &ContainerSpec<'_>) -> ContainerCreateBody {
     labels.insert(LABEL_PROJECT.into(), spec.project.to_string());
     labels.insert(LABEL_SERVICE.into(), spec.service.to_string());
     labels.insert(LABEL_HASH.into(), spec.hash.to_string());
+    if let Some(checkout) = spec.checkout {
+        labels.insert(
+            LABEL_CHECKOUT.into(),
+            checkout.to_string_lossy().into_owned(),
+        );
+    }
     if let Some(kind) = spec.kind {
         labels.insert(LABEL_KIND.into(), kind.into());
     }
@@ -240,6 +248,7 @@ mod tests {
         let command = ["serve".to_string()];
         let spec = ContainerSpec {
             project: "demo",
+            checkout: Some(Path::new("/src/demo")),
             network: "net-id",
             service: "db",
             hash: "abc",
@@ -278,6 +287,7 @@ mod tests {
         assert_eq!(labels[LABEL_SERVICE], "db");
         assert_eq!(labels[LABEL_HASH], "abc");
         assert_eq!(labels[LABEL_KIND], "postgres");
+        assert_eq!(labels[LABEL_CHECKOUT], "/src/demo");
         assert_eq!(labels["team"], "data");
         assert_eq!(body.env, Some(vec!["A=1".to_string()]));
         assert_eq!(body.cmd, Some(vec!["serve".to_string()]));

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod images;
 pub mod ports;
 pub mod resources;
+pub mod stacks;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub const LABEL_SERVICE: &str = "dev.vibedev.service";
 pub const LABEL_HASH: &str = "dev.vibedev.config-hash";
 pub const LABEL_KIND: &str = "dev.vibedev.kind";
 pub const LABEL_VOLUME: &str = "dev.vibedev.volume";
+/// The checkout (project folder) a stack was brought up from, on its containers and volumes.
+pub const LABEL_CHECKOUT: &str = "dev.vibedev.checkout";
 
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

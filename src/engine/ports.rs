@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bollard::models::ContainerSummary;
 
-use super::{Engine, LABEL_PROJECT};
+use super::{Engine, LABEL_CHECKOUT, LABEL_PROJECT};
 use crate::compose::PortSpec;
 use crate::ports;
 
@@ -52,6 +52,16 @@ pub struct PortTaken {
     pub port: u16,
     /// Who holds it, when that can be told.
     pub holder: Option<String>,
+    /// The other vibedev stack holding it, when it is one.
+    pub stack: Option<OtherStack>,
+}
+
+/// Another vibedev stack, as its container's labels name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherStack {
+    pub project: String,
+    /// Its checkout, when its containers carry the label.
+    pub checkout: Option<String>,
 }
 
 /// Checks each wanted port in turn and stops at the first one that is taken: by another wanted
@@ -76,6 +86,7 @@ pub async fn check_ports<'a>(
             host_ip: w.host_ip.to_string(),
             port,
             holder,
+            stack: None,
         };
         if !seen.insert((w.host_ip, port, w.protocol)) {
             return Err(taken(Some("another service of this stack".into())));
@@ -97,9 +108,12 @@ pub async fn check_ports<'a>(
         {
             containers = Some(engine.all_containers().await.unwrap_or_default());
         }
-        let holder = container_holding(containers.as_deref().unwrap_or_default(), port)
-            .or_else(|| ports::holder(port));
-        return Err(taken(holder));
+        let containers = containers.as_deref().unwrap_or_default();
+        let holder = container_holding(containers, port).or_else(|| ports::holder(port));
+        return Err(PortTaken {
+            stack: stack_holding(containers, port),
+            ..taken(holder)
+        });
     }
     Ok(found)
 }
@@ -133,6 +147,22 @@ pub fn container_holding(containers: &[ContainerSummary], port: u16) -> Option<S
         Some(match project {
             Some(p) => format!("container {name} ({p})"),
             None => format!("container {name}"),
+        })
+    })
+}
+
+/// The vibedev stack whose container publishes `port`, when one does.
+pub fn stack_holding(containers: &[ContainerSummary], port: u16) -> Option<OtherStack> {
+    containers.iter().find_map(|c| {
+        c.ports
+            .as_ref()?
+            .iter()
+            .any(|p| p.public_port == Some(port))
+            .then_some(())?;
+        let labels = c.labels.as_ref()?;
+        Some(OtherStack {
+            project: labels.get(LABEL_PROJECT)?.clone(),
+            checkout: labels.get(LABEL_CHECKOUT).cloned(),
         })
     })
 }
@@ -256,5 +286,22 @@ mod tests {
             Some("container web")
         );
         assert_eq!(container_holding(&containers, 1), None);
+        assert_eq!(
+            stack_holding(&containers, 5432),
+            Some(OtherStack {
+                project: "shop".into(),
+                checkout: None
+            })
+        );
+        assert_eq!(stack_holding(&containers, 6379), None);
+        let labelled = [summary(
+            "db",
+            5432,
+            &[(LABEL_PROJECT, "shop"), (LABEL_CHECKOUT, "/src/shop")],
+        )];
+        assert_eq!(
+            stack_holding(&labelled, 5432).and_then(|s| s.checkout),
+            Some("/src/shop".to_string())
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! variant; hints come from the domain types, which know their facts best.
 
 use super::{CommandError, Diagnostic, Error, Exit};
+use crate::autoports::PortsError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -32,6 +33,7 @@ impl Diagnostic for Error {
             Error::Init(e) => e.exit_code(),
             Error::Snapshot(e) => e.exit_code(),
             Error::Command(e) => e.exit_code(),
+            Error::Ports(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
             Error::Io { .. } => Exit::Failure,
         }
@@ -52,6 +54,7 @@ impl Diagnostic for Error {
             Error::Init(e) => Diagnostic::hint(e),
             Error::Snapshot(e) => Diagnostic::hint(e),
             Error::Command(e) => Diagnostic::hint(e),
+            Error::Ports(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Io { .. } => None,
         }
@@ -70,6 +73,21 @@ impl Diagnostic for ConfigError {
 
     fn hint(&self) -> Option<String> {
         ConfigError::hint(self)
+    }
+}
+
+impl Diagnostic for PortsError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            PortsError::FixedAgainstConfig { .. } | PortsError::Corrupt { .. } => Exit::Usage,
+            PortsError::NoStateDir | PortsError::Io { .. } | PortsError::Exhausted { .. } => {
+                Exit::Failure
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        PortsError::hint(self)
     }
 }
 
@@ -311,6 +329,7 @@ impl Diagnostic for CommandError {
             | CommandError::NeedsConfirmation { .. }
             | CommandError::Watch { .. }
             | CommandError::BadGrace { .. }
+            | CommandError::PruneNeedsConfirmation { .. }
             | CommandError::Spawn { .. } => Exit::Failure,
         }
     }
@@ -329,6 +348,9 @@ impl Diagnostic for CommandError {
             CommandError::NeedsConfirmation { .. } => "pass --yes to confirm (scripts, CI)".into(),
             CommandError::BadGrace { .. } => "unset it for the default of 10 seconds".into(),
             CommandError::Watch { .. } => "run without --watch".into(),
+            CommandError::PruneNeedsConfirmation { .. } => {
+                "check the list above, then pass --yes to remove them (scripts, CI)".into()
+            }
             CommandError::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "check the command's name and PATH".into(),
                 std::io::ErrorKind::PermissionDenied => "check that the file is executable".into(),

@@ -96,6 +96,7 @@ pub(super) async fn create_and_start(
 fn container_spec<'a>(stack: &'a Stack, spec: &'a ServiceSpec, hash: &'a str) -> ContainerSpec<'a> {
     ContainerSpec {
         project: &stack.project,
+        checkout: Some(&stack.checkout),
         network: &stack.network,
         service: &spec.name,
         hash,

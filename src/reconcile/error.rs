@@ -15,6 +15,8 @@ pub enum UpError {
         host_ip: String,
         port: u16,
         holder: Option<String>,
+        /// The other vibedev stack holding the port, when it is one.
+        stack: Option<Box<crate::engine::ports::OtherStack>>,
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -67,6 +69,17 @@ impl UpError {
             UpError::UnknownService(u) => {
                 Some(format!("services of this stack: {}", u.known.join(", ")))
             }
+            UpError::PortInUse {
+                stack: Some(other), ..
+            } => Some(format!(
+                "another checkout's stack (project {}{}) holds it: set ports = \"auto\" in vibedev.toml (or run `vibedev up --ports auto`) so that each checkout gets its own free ports, or stop that stack (`vibedev down` there)",
+                other.project,
+                other
+                    .checkout
+                    .as_deref()
+                    .map(|c| format!(", checkout {c}"))
+                    .unwrap_or_default()
+            )),
             UpError::PortInUse { service, port, .. } => Some(format!(
                 "stop what holds port {port}, or give {service} another host port in vibedev.toml: [services.{service}] ports = [\"<free port>:<container port>\"]"
             )),

@@ -39,6 +39,7 @@ pub fn port_in_use(taken: PortTaken) -> UpError {
         host_ip: taken.host_ip,
         port: taken.port,
         holder: taken.holder,
+        stack: taken.stack.map(Box::new),
     }
 }
 
