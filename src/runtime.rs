@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::engine::containers::{ContainerInfo, published_port};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ssh};
 use crate::services::{self, Kind, Store};
 use crate::stack::{ServiceSpec, Stack};
 
@@ -32,6 +32,10 @@ pub struct Published {
     pub protocol: String,
     pub host: String,
     pub host_port: u16,
+    /// The address the engine bound on its own machine (differs from `host` when the engine is
+    /// reached through forwards).
+    #[serde(skip)]
+    pub engine_host: String,
 }
 
 impl ServiceRuntime {
@@ -130,9 +134,104 @@ pub fn published_ports(
                 protocol: p.protocol.clone(),
                 host: engine.client_host(&ip),
                 host_port: port,
+                engine_host: ip,
             })
         })
         .collect()
+}
+
+/// For an engine reached over SSH: forwards the service's published TCP ports to the same
+/// ports on 127.0.0.1 of this machine, over the engine's connection (nothing to do otherwise).
+/// The engine keeps binding where the stack says (its own 127.0.0.1 by default).
+pub async fn forward_published(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+    published: &[Published],
+) -> Result<(), EngineError> {
+    let Some(tunnel) = &engine.tunnel else {
+        return Ok(());
+    };
+    let forwards: Vec<ssh::Forward> = published
+        .iter()
+        .filter(|p| p.protocol == "tcp")
+        .map(|p| ssh::Forward {
+            service: service.to_string(),
+            port: p.host_port,
+            remote_host: match p.engine_host.as_str() {
+                "" | "0.0.0.0" => "127.0.0.1".to_string(),
+                "::" => "::1".to_string(),
+                ip => ip.to_string(),
+            },
+        })
+        .collect();
+    if forwards.is_empty() {
+        return Ok(());
+    }
+    tunnel
+        .forward(project, &forwards)
+        .await
+        .map_err(|source| EngineError::Ssh {
+            endpoint: engine.endpoint.clone(),
+            source: Box::new(source),
+        })
+}
+
+/// The project's forwards on an engine reached over SSH (`None` for any other engine).
+pub async fn forwards_state(engine: &Engine, project: &str) -> Option<ssh::ForwardsState> {
+    Some(engine.tunnel.as_ref()?.state(project).await)
+}
+
+/// Ends the project's forwards on an engine reached over SSH, and the connection itself when
+/// no other project uses it. True when the connection was ended.
+pub async fn end_forwards(engine: &Engine, project: &str) -> Result<bool, EngineError> {
+    let Some(tunnel) = &engine.tunnel else {
+        return Ok(false);
+    };
+    tunnel
+        .end(project)
+        .await
+        .map_err(|source| EngineError::Ssh {
+            endpoint: engine.endpoint.clone(),
+            source: Box::new(source),
+        })
+}
+
+/// A line on the project's forwards for `status` and `env`, and whether they are down.
+pub fn describe_forwards(engine: &Engine, state: &ssh::ForwardsState) -> Option<(String, bool)> {
+    let tunnel = engine.tunnel.as_ref()?;
+    let ports = |forwards: &[ssh::Forward]| {
+        forwards
+            .iter()
+            .map(|f| format!("{} {}", f.service, f.port))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match state {
+        ssh::ForwardsState::None => (
+            format!(
+                "no ports forwarded from {} (`vibedev up` forwards them)",
+                tunnel.target.display()
+            ),
+            false,
+        ),
+        ssh::ForwardsState::Up { pid, forwards } => (
+            format!(
+                "forwarded to 127.0.0.1 over ssh to {} (ssh PID {pid}): {}",
+                tunnel.target.display(),
+                ports(forwards)
+            ),
+            false,
+        ),
+        ssh::ForwardsState::Down { forwards } => (
+            format!(
+                "the SSH connection to {} that forwarded {} dropped: run `vibedev up` to forward them again",
+                tunnel.target.display(),
+                ports(forwards)
+            ),
+            true,
+        ),
+    })
 }
 
 /// One quick readiness check (no retries), for `status`: the same check `up` waits on.

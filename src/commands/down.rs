@@ -27,6 +27,12 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
     let _lock = ctx.lock(&project.name, "down").await?;
     let engine = ctx.engine().await?;
     let summary = reconcile::down(&engine, &project.name, args.volumes, ctx.ui.reporter()).await?;
+    if crate::runtime::end_forwards(&engine, &project.name).await? {
+        ctx.ui.detail(&format!(
+            "ended the SSH connection to {} (no other project uses it)",
+            engine.endpoint
+        ));
+    }
     if summary.containers.is_empty() && summary.networks.is_empty() && summary.volumes.is_empty() {
         ctx.ui.out(&format!("{}: nothing to remove", project.name));
     } else {

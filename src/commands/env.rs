@@ -23,6 +23,11 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
             rt.name, rt.state
         ));
     }
+    if let Some(state) = runtime::forwards_state(&engine, &stack.project).await
+        && let Some((line, true)) = runtime::describe_forwards(&engine, &state)
+    {
+        ctx.ui.warn(&line);
+    }
     let vars = runtime::connection_env(&stack, &runtimes);
     match args.format {
         EnvFormat::Dotenv => {

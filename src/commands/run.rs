@@ -234,6 +234,11 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
         ));
         return Vec::new();
     }
+    if let Some(state) = runtime::forwards_state(&engine, &stack.project).await
+        && let Some((line, true)) = runtime::describe_forwards(&engine, &state)
+    {
+        warn(&line);
+    }
     runtime::connection_env(&stack, &runtimes)
 }
 

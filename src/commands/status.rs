@@ -30,6 +30,15 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<u8> {
         for line in table(&ctx.ui, &rows) {
             ctx.ui.out(&line);
         }
+        if let Some(state) = runtime::forwards_state(&engine, &stack.project).await
+            && let Some((line, down)) = runtime::describe_forwards(&engine, &state)
+        {
+            if down {
+                ctx.ui.warn(&line);
+            } else {
+                ctx.ui.out(&line);
+            }
+        }
     }
     if args.exit_code && rows.iter().any(|r| !r.ready) {
         return Ok(Exit::NotReady.code());

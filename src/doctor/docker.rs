@@ -57,8 +57,13 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
         Ok(engine) => engine,
         Err(e) => {
             let needs = "needs the Docker engine (see the docker check)";
+            // The SSH client's own words say what went wrong (host, key, known_hosts).
+            let message = match e {
+                EngineError::Ssh { source, .. } => format!("{e}: {source}"),
+                _ => e.to_string(),
+            };
             return vec![
-                Check::fail("docker", e.to_string(), e.hint()),
+                Check::fail("docker", message, e.hint()),
                 Check::skip("images", needs),
                 Check::skip("architecture", needs),
                 Check::skip("disk", needs),
@@ -89,13 +94,7 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
             ];
         }
     };
-    let docker = Check::pass(
-        "docker",
-        format!(
-            "Docker {} (API {}, {}/{}) at {}",
-            facts.version, facts.api_version, facts.os, facts.arch, engine.endpoint
-        ),
-    );
+    let docker = docker_check(engine, &facts, stack.map(|s| s.project.as_str())).await;
     let Some(stack) = stack else {
         let needs = "vibedev.toml could not be read";
         return vec![
@@ -114,6 +113,47 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
         disk_check(&images, &facts),
         ports_check(stack, Some(engine)).await,
     ]
+}
+
+/// `docker`: which engine, its versions and, for an engine on another machine, where it is,
+/// the round trip to it and the state of the project's forwards (a dropped SSH connection warns,
+/// with the step that forwards the ports again).
+async fn docker_check(engine: &Engine, facts: &EngineFacts, project: Option<&str>) -> Check {
+    let mut message = format!(
+        "Docker {} (API {}, {}/{}) at {}",
+        facts.version, facts.api_version, facts.os, facts.arch, engine.endpoint
+    );
+    if engine.is_local() {
+        return Check::pass("docker", message);
+    }
+    let started = std::time::Instant::now();
+    let rtt = engine.docker.ping().await.map(|_| started.elapsed());
+    let host = facts.host_name.as_deref().unwrap_or("?");
+    match rtt {
+        Ok(rtt) => message.push_str(&format!(
+            "; on another machine ({host}), round trip {:.1} ms",
+            rtt.as_secs_f64() * 1000.0
+        )),
+        Err(e) => message.push_str(&format!("; on another machine ({host}), ping failed: {e}")),
+    }
+    let Some(project) = project else {
+        return Check::pass("docker", message);
+    };
+    let Some(state) = crate::runtime::forwards_state(engine, project).await else {
+        message.push_str(
+            "; published ports are reached on the engine's host (forwards are made for ssh:// engines)",
+        );
+        return Check::pass("docker", message);
+    };
+    match crate::runtime::describe_forwards(engine, &state) {
+        Some((line, true)) => Check::warn(
+            "docker",
+            format!("{message}; {line}"),
+            "run `vibedev up`: it connects again and forwards the stack's ports",
+        ),
+        Some((line, false)) => Check::pass("docker", format!("{message}; {line}")),
+        None => Check::pass("docker", message),
+    }
 }
 
 async fn engine_facts(engine: &Engine) -> Result<EngineFacts, EngineError> {

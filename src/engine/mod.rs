@@ -10,9 +10,11 @@ pub mod exec;
 pub mod images;
 pub mod ports;
 pub mod resources;
+pub mod ssh;
 pub mod stacks;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -72,6 +74,13 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The SSH connection to an `ssh://` engine could not be made.
+    #[error("cannot reach the Docker engine at {endpoint} over SSH")]
+    Ssh {
+        endpoint: Endpoint,
+        #[source]
+        source: Box<ssh::SshError>,
+    },
     #[error("cannot pull image {image}: {message}")]
     Pull { image: String, message: String },
     /// A network or volume with the project's name that vibedev did not create for it.
@@ -114,9 +123,25 @@ impl EngineError {
                     EndpointSource::DefaultSocket => "start the Docker engine (`sudo systemctl start docker`, or Docker Desktop / Colima / OrbStack), or set DOCKER_HOST to where it listens".to_string(),
                 })
             }
-            EngineError::BadEndpoint { .. } => {
-                Some("DOCKER_HOST must look like unix:///path/docker.sock or tcp://host:port".into())
-            }
+            EngineError::BadEndpoint { .. } => Some(
+                "DOCKER_HOST must look like unix:///path/docker.sock, tcp://host:port or ssh://user@host[:port]"
+                    .into(),
+            ),
+            EngineError::Ssh { source, .. } => Some(match source.as_ref() {
+                ssh::SshError::BadUrl(_) => {
+                    "write the endpoint as ssh://[user@]host[:port][/path/to/docker.sock]".into()
+                }
+                ssh::SshError::Spawn { .. } => {
+                    "install OpenSSH's client (`ssh`), or point VIBEDEV_SSH_COMMAND at one".into()
+                }
+                ssh::SshError::State { .. } => {
+                    "check that the temporary folder is writable by you".into()
+                }
+                _ => {
+                    "check that `ssh HOST docker version` works from this shell (host name, key or agent, known_hosts), then run the command again"
+                        .into()
+                }
+            }),
             EngineError::Pull { .. } => Some(
                 "check the image name and that its registry is reachable; `vibedev.toml` can point [services.NAME] image elsewhere"
                     .into(),
@@ -146,7 +171,9 @@ impl EngineError {
     /// engine went away, which is not the request's fault.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            EngineError::Unreachable { .. } | EngineError::Timeout { .. } => true,
+            EngineError::Unreachable { .. }
+            | EngineError::Timeout { .. }
+            | EngineError::Ssh { .. } => true,
             EngineError::Api { source, .. } => matches!(
                 source,
                 bollard::errors::Error::HyperLegacyError { .. }
@@ -187,6 +214,8 @@ impl EngineError {
 pub struct Engine {
     pub docker: Docker,
     pub endpoint: Endpoint,
+    /// The SSH connection carrying the API and the published ports, for an `ssh://` engine.
+    pub tunnel: Option<Arc<ssh::Tunnel>>,
 }
 
 /// Finds the engine's address: `DOCKER_HOST`, then the current Docker context, then the default socket.
@@ -248,7 +277,19 @@ impl Engine {
     /// API 1.41, must not be sent a newer API).
     pub async fn connect() -> Result<Engine, EngineError> {
         let endpoint = endpoint();
-        let docker = match Docker::connect_with_host(&endpoint.url) {
+        let (url, tunnel) = if endpoint.url.starts_with("ssh://") {
+            let ssh_error = |source| EngineError::Ssh {
+                endpoint: endpoint.clone(),
+                source: Box::new(source),
+            };
+            let tunnel = ssh::Tunnel::new(&endpoint.url).map_err(ssh_error)?;
+            tunnel.ensure().await.map_err(ssh_error)?;
+            let url = format!("unix://{}", tunnel.engine_socket().display());
+            (url, Some(Arc::new(tunnel)))
+        } else {
+            (endpoint.url.clone(), None)
+        };
+        let docker = match Docker::connect_with_host(&url) {
             Ok(docker) => docker,
             // A socket path that does not exist is an engine that is not running, not a typo.
             Err(source @ bollard::errors::Error::SocketNotFoundError(_)) => {
@@ -271,7 +312,11 @@ impl Engine {
             Ok(Err(source)) => return Err(EngineError::Unreachable { endpoint, source }),
             Ok(Ok(docker)) => docker,
         };
-        Ok(Engine { docker, endpoint })
+        Ok(Engine {
+            docker,
+            endpoint,
+            tunnel,
+        })
     }
 
     /// True when the engine runs on this machine (a local socket), so that host paths in bind
@@ -282,6 +327,10 @@ impl Engine {
 
     /// The address a client on this machine uses to reach a port published on `host_ip`.
     pub fn client_host(&self, host_ip: &str) -> String {
+        // Over SSH, every published port is forwarded to the same port on this machine.
+        if self.tunnel.is_some() {
+            return "127.0.0.1".to_string();
+        }
         if let Some(rest) = self
             .endpoint
             .url

@@ -97,6 +97,12 @@ impl Diagnostic for EngineError {
             EngineError::Unreachable { .. } | EngineError::Timeout { .. } => Exit::Docker,
             // A DOCKER_HOST vibedev cannot use is a setting to fix, not an engine to start.
             EngineError::BadEndpoint { .. } => Exit::Usage,
+            EngineError::Ssh { source, .. }
+                if matches!(source.as_ref(), crate::engine::ssh::SshError::BadUrl(_)) =>
+            {
+                Exit::Usage
+            }
+            EngineError::Ssh { .. } => Exit::Docker,
             EngineError::Api { .. } if self.is_connection_lost() => Exit::Docker,
             EngineError::Api { .. }
             | EngineError::Pull { .. }

@@ -24,6 +24,12 @@ pub(super) async fn wait_ready(
     let deadline = Instant::now() + spec.ready_timeout;
     let probe = async {
         let published = published_when_running(engine, spec, id, deadline).await?;
+        runtime::forward_published(engine, &stack.project, &spec.name, &published)
+            .await
+            .map_err(|e| match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            })?;
         probe_until_ready(engine, stack, spec, id, &published, deadline, report, http).await
     };
     let exited = engine.watch_exit(id);
