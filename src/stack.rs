@@ -79,6 +79,11 @@ pub enum Mount {
         source: PathBuf,
         target: String,
         read_only: bool,
+        /// A file vibedev reads itself and hands to the container (a `secrets:`/`configs:`
+        /// `file:`), rather than a path the user shares with it: on an engine on another machine
+        /// it is copied in through the API instead. Not hashed: the path is.
+        #[serde(skip)]
+        owned: bool,
     },
     /// An anonymous volume (dropped with the container).
     Anonymous { target: String },
@@ -428,6 +433,7 @@ fn resolve_compose(
                     source: base.join(src),
                     target: m.target.clone(),
                     read_only: m.read_only,
+                    owned: false,
                 },
                 Some(src) => Mount::Volume {
                     name: volumes
@@ -454,6 +460,7 @@ fn resolve_compose(
                         source: path,
                         target,
                         read_only: true,
+                        owned: true,
                     }),
                     Shared::Value(file) => files.push(file),
                 }

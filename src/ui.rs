@@ -368,6 +368,14 @@ impl ReporterState {
                     path.display()
                 ));
             }
+            Event::RemoteBindMounts { service, paths } => {
+                let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                self.line(format!(
+                    "{} bind-mounts {}: the engine runs on another machine, so these paths are that machine's (they must exist there)",
+                    name(&service),
+                    paths.join(", ")
+                ));
+            }
             Event::Removed { name: n } => self.line(format!("removed {n}")),
         }
     }

@@ -24,7 +24,10 @@ pub(super) async fn create_and_start(
     cancel: &Cancel,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
-    let container = container_spec(stack, spec, &hash);
+    let mut container = container_spec(stack, spec, &hash);
+    if !engine.is_local() {
+        copy_owned_files(spec, &mut container)?;
+    }
     let body = container_body(&container);
     let failed = |action: &'static str, source: EngineError| UpError::Service {
         service: spec.name.clone(),
@@ -92,6 +95,41 @@ pub(super) async fn create_and_start(
     }
 }
 
+/// On an engine on another machine, a host path means a path there: the files vibedev hands to
+/// the container itself (`secrets:`/`configs:` from a `file:`) are read here and copied in
+/// through the API before it starts, instead of bind-mounted. Folders the user shares stay bind
+/// mounts of the engine's machine (`up` names them).
+fn copy_owned_files(spec: &ServiceSpec, container: &mut ContainerSpec<'_>) -> Result<(), UpError> {
+    for mount in &spec.mounts {
+        let Mount::Bind {
+            source,
+            target,
+            owned: true,
+            ..
+        } = mount
+        else {
+            continue;
+        };
+        let data = std::fs::read(source).map_err(|e| UpError::Mount {
+            service: spec.name.clone(),
+            source_path: source.clone(),
+            target: target.clone(),
+            problem: format!("cannot read it to copy it to the engine: {e}"),
+        })?;
+        container
+            .mounts
+            .retain(|m| !matches!(m, MountSpec::Bind { target: t, .. } if *t == target));
+        container.files.push(ContainerFile {
+            path: target.clone(),
+            data,
+            mode: 0o444,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    Ok(())
+}
+
 /// The engine's terms for a service's container.
 fn container_spec<'a>(stack: &'a Stack, spec: &'a ServiceSpec, hash: &'a str) -> ContainerSpec<'a> {
     ContainerSpec {
@@ -123,6 +161,7 @@ fn container_spec<'a>(stack: &'a Stack, spec: &'a ServiceSpec, hash: &'a str) ->
                     source,
                     target,
                     read_only,
+                    ..
                 } => MountSpec::Bind {
                     source,
                     target,

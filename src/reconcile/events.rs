@@ -72,6 +72,12 @@ pub enum Event {
         service: String,
         path: std::path::PathBuf,
     },
+    /// A service bind-mounts host paths while the engine runs on another machine: the paths
+    /// are that machine's.
+    RemoteBindMounts {
+        service: String,
+        paths: Vec<std::path::PathBuf>,
+    },
     Removed {
         name: String,
     },

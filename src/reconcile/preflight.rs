@@ -52,6 +52,31 @@ pub(super) async fn preflight_mounts(
     report: &Reporter,
 ) -> Result<(), UpError> {
     if !engine.is_local() {
+        // Files vibedev owns (secrets, configs) are copied in through the API; what the user
+        // shares is named, since it must exist on the engine's machine.
+        for (spec, action) in plans {
+            if !matches!(action, Action::Create | Action::Recreate { .. }) {
+                continue;
+            }
+            let paths: Vec<_> = spec
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind {
+                        source,
+                        owned: false,
+                        ..
+                    } => Some(source.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !paths.is_empty() {
+                report(Event::RemoteBindMounts {
+                    service: spec.name.clone(),
+                    paths,
+                });
+            }
+        }
         return Ok(());
     }
     for (spec, action) in plans {
