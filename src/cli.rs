@@ -93,6 +93,45 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove the stacks whose checkout no longer exists (containers, networks, volumes), after asking.
     Prune(PruneArgs),
+    /// The databases of git branches (`[branches] database = true`): list, remove, prune those whose branch is gone.
+    Branch(BranchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BranchArgs {
+    #[command(subcommand)]
+    pub command: BranchCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BranchCommand {
+    /// List the app database and every branch's: git branch, size, last used, whether the git branch still exists.
+    Ls(BranchLsArgs),
+    /// Remove the database of a git branch (named by the branch or by the database).
+    Rm(BranchRmArgs),
+    /// Remove the databases whose git branch no longer exists, after asking.
+    Prune(BranchPruneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BranchLsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BranchRmArgs {
+    /// The git branch, or the database's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BranchPruneArgs {
+    /// Do not ask for confirmation (required when not run from a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Args)]

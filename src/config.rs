@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub migrations: MigrationsConfig,
     #[serde(default)]
     pub seed: SeedConfig,
+    #[serde(default)]
+    pub branches: BranchesConfig,
 }
 
 /// Where the stack's host ports come from (`ports = ...` in `vibedev.toml`).
@@ -112,6 +114,32 @@ pub struct SeedConfig {
     pub bucket: Option<String>,
     /// A folder of `<collection>/<id>.json` documents written to the Firestore emulator.
     pub firestore_dir: Option<PathBuf>,
+}
+
+/// `[branches]`: a database per git branch.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchesConfig {
+    /// Each git branch other than the default one gets its own copy of the app database.
+    #[serde(default)]
+    pub database: bool,
+    /// The branch that uses the app database itself (default: origin's HEAD, else `main`,
+    /// else `master`).
+    #[serde(rename = "default")]
+    pub default_branch: Option<String>,
+    /// What a new branch's database is copied from (default: the default branch's database).
+    pub from: Option<BranchSource>,
+}
+
+/// What a new branch's database starts as (`[branches] from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BranchSource {
+    /// A file-level copy of the default branch's database, data included.
+    #[default]
+    Default,
+    /// A copy of the template `reset-db` builds from the migrations and seeds.
+    Template,
 }
 
 /// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).
@@ -515,6 +543,10 @@ table = "applied"
 sql = ["seed/a.sql"]
 bucket_dir = "seed/bucket"
 firestore_dir = "seed/firestore"
+[branches]
+database = true
+default = "trunk"
+from = "template"
 "#;
         let cfg = parse_config(Path::new("v.toml"), text).unwrap();
         assert_eq!(cfg.project.as_deref(), Some("demo"));
@@ -525,6 +557,9 @@ firestore_dir = "seed/firestore"
             Some(Path::new("db/migrations"))
         );
         assert_eq!(cfg.seed.sql.len(), 1);
+        assert!(cfg.branches.database);
+        assert_eq!(cfg.branches.default_branch.as_deref(), Some("trunk"));
+        assert_eq!(cfg.branches.from, Some(BranchSource::Template));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::config::BranchSource;
 use crate::config::{Paths, Project};
 use crate::engine::{Engine, EngineError};
-use crate::migrate::seed::database_is_empty;
+use crate::migrate::branch::{self as branch_db, Ensured, MadeFrom};
+use crate::migrate::seed::{SeedFile, database_is_empty};
+use crate::migrate::template::ResetOptions;
 use crate::migrate::{self, Journal, MigrateError, MigrateOutcome};
 use crate::pg::PgTarget;
 use crate::runtime::{self, ServiceRuntime};
@@ -164,6 +167,101 @@ impl<'a> Stores<'a> {
     }
 }
 
+/// The current git branch's own database, as a command found or made it.
+#[derive(Debug)]
+pub struct BranchUse {
+    /// The service holding it.
+    pub service: String,
+    /// The git branch.
+    pub branch: String,
+    pub database: String,
+    /// Set when it was made now: from what, how long it took, and what migrating it did.
+    pub made: Option<(MadeFrom, std::time::Duration, Option<MigrateOutcome>)>,
+}
+
+/// Makes the current branch's database on first use (`[branches] database = true`; `None` when
+/// the checkout uses the app database itself): a file-level copy of the app database, or of the
+/// reset template with `[branches] from = "template"`; then, with `migrate_new`, the branch's
+/// pending migrations are applied to it.
+pub async fn branch_database(
+    project: &Project,
+    db: &Database,
+    migrate_new: bool,
+    report: &Reporters,
+) -> Result<Option<BranchUse>, DataError> {
+    let Some(branch) = &db.target.app.branch else {
+        return Ok(None);
+    };
+    let paths = project.paths();
+    let from = project.file.branches.from.unwrap_or_default();
+    let journal = migrate::project_journal(&paths, false)?;
+    let seeds = match from {
+        BranchSource::Template => SeedFile::load_all(&paths.seeds.sql, &paths.root)?,
+        BranchSource::Default => Vec::new(),
+    };
+    let options = ResetOptions {
+        journal: journal.as_ref(),
+        seeds: &seeds,
+        migrate: migrate::project_options(project, false),
+        use_template: true,
+    };
+    let progress = (report.migrate)(&db.service);
+    let ensured = branch_db::ensure(&db.target, from, &options, &progress).await?;
+    let made = match ensured {
+        Ensured::Existed => None,
+        Ensured::Made { from, elapsed } => {
+            let migrated = match &journal {
+                Some(journal) if migrate_new => {
+                    Some(self::migrate(project, db, journal, false, report).await?)
+                }
+                _ => None,
+            };
+            Some((from, elapsed, migrated))
+        }
+    };
+    Ok(Some(BranchUse {
+        service: db.service.clone(),
+        branch: branch.branch.clone(),
+        database: db.target.app.database.clone(),
+        made,
+    }))
+}
+
+/// The app database and every branch database made from it, each with its git branch and
+/// whether that branch still exists.
+pub async fn branch_databases(
+    project: &Project,
+    db: &Database,
+) -> Result<Vec<crate::branches::Listed>, DataError> {
+    let app = db.target.app.prepared_database().to_string();
+    let found = branch_db::list(&db.target, &app).await?;
+    let root = &project.root;
+    let local = crate::git::local_branches(root).unwrap_or_default();
+    let detached = crate::git::detached_heads(root);
+    let default_branch = project
+        .file
+        .branches
+        .default_branch
+        .clone()
+        .or_else(|| crate::git::default_branch(root));
+    Ok(crate::branches::classify(
+        &app,
+        &db.target.app.database,
+        default_branch.as_deref(),
+        found,
+        &local,
+        &detached,
+    ))
+}
+
+/// Drops a branch database and the reset templates made for it; returns the names dropped.
+pub async fn remove_branch_database(
+    db: &Database,
+    database: &str,
+) -> Result<Vec<String>, DataError> {
+    Ok(branch_db::remove(&db.target, database).await?)
+}
+
 /// Applies the pending migrations of the project's journal to the app database.
 pub async fn migrate(
     project: &Project,
@@ -186,6 +284,8 @@ pub struct AfterUp {
     pub seeded: Vec<(String, Seeded)>,
     /// `[migrations] dir` names a folder that does not exist.
     pub missing_migrations: bool,
+    /// The current branch's own database, when it has one.
+    pub branch: Option<BranchUse>,
 }
 
 /// After `up`: apply pending migrations once the app database is ready, and seed each store
@@ -204,12 +304,22 @@ pub async fn after_up(
         let Ok(db) = stores.database() else {
             return Ok(None);
         };
-        let Some(fresh) = touched(&db.service) else {
-            return Ok(None);
+        // A branch database made now is migrated (and seeded while empty) as a fresh one.
+        let branch = branch_database(project, &db, false, report).await?;
+        let made = branch.as_ref().is_some_and(|b| b.made.is_some());
+        let fresh = match touched(&db.service) {
+            Some(fresh) => fresh || made,
+            None if made => true,
+            None => {
+                return Ok(Some(AfterUp {
+                    branch,
+                    ..AfterUp::default()
+                }));
+            }
         };
-        database_after_up(project, &paths, stores, &db, fresh, report)
-            .await
-            .map(Some)
+        let mut done = database_after_up(project, &paths, stores, &db, fresh, report).await?;
+        done.branch = branch;
+        Ok(Some(done))
     };
     let others = futures_util::future::join_all(
         stores
@@ -238,6 +348,7 @@ pub async fn after_up(
             done.missing_migrations = db.missing_migrations;
             done.migrated = db.migrated;
             done.seeded.extend(db.seeded);
+            done.branch = db.branch;
         }
         Ok(None) => {}
         Err(e) => first_error = Some(e),

@@ -4,6 +4,7 @@
 mod diagnostic;
 
 use crate::autoports::PortsError;
+use crate::branches::BranchError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -58,6 +59,8 @@ pub enum Error {
     Command(#[from] CommandError),
     #[error(transparent)]
     Ports(#[from] PortsError),
+    #[error(transparent)]
+    Branch(#[from] BranchError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{context}")]
@@ -113,6 +116,11 @@ pub enum CommandError {
         "prune removes {stacks} stack(s) with their data and needs confirmation, but there is no terminal to ask on"
     )]
     PruneNeedsConfirmation { stacks: usize },
+    /// `vibedev branch prune` without `--yes` and without a terminal to ask on.
+    #[error(
+        "branch prune removes {databases} database(s) and needs confirmation, but there is no terminal to ask on"
+    )]
+    BranchPruneNeedsConfirmation { databases: usize },
     /// `vibedev run`: the command could not be started.
     #[error("cannot run {program}")]
     Spawn {

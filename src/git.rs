@@ -48,6 +48,107 @@ pub fn branch(dir: &Path) -> Option<String> {
         .map(|commit| format!("detached at {commit}"))
 }
 
+/// What a checkout has checked out, as `[branches] database` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// A branch (with at least one commit).
+    Branch(String),
+    /// A detached HEAD at this commit (full hash).
+    Detached(String),
+    /// A repository without commits yet (or no repository, or no git).
+    Unborn,
+}
+
+/// What `dir` has checked out.
+pub fn checkout(dir: &Path) -> Checkout {
+    let Some((commit, branch)) = head(dir) else {
+        return Checkout::Unborn;
+    };
+    match branch {
+        Some(name) => Checkout::Branch(name),
+        None => Checkout::Detached(commit),
+    }
+}
+
+/// The repository's default branch: origin's HEAD (`origin/main` -> `main`), else a local
+/// `main`, else a local `master`; `None` when none of them is there.
+pub fn default_branch(dir: &Path) -> Option<String> {
+    let text = |o: Output| {
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(origin) = git(
+        dir,
+        &[
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+        ],
+    )
+    .and_then(text)
+    {
+        return Some(
+            origin
+                .strip_prefix("origin/")
+                .unwrap_or(&origin)
+                .to_string(),
+        );
+    }
+    let branches = local_branches(dir)?;
+    ["main", "master"]
+        .into_iter()
+        .find(|b| branches.iter().any(|x| x == b))
+        .map(str::to_string)
+}
+
+/// The repository's local branches (shared by all its worktrees); `None` outside a repository.
+pub fn local_branches(dir: &Path) -> Option<Vec<String>> {
+    let out = git(
+        dir,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads/"],
+    )?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// The commits checked out detached in the repository's worktrees (full hashes).
+pub fn detached_heads(dir: &Path) -> Vec<String> {
+    let Some(out) = git(dir, &["worktree", "list", "--porcelain"]) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut found = Vec::new();
+    for block in text.split("\n\n") {
+        let head = block.lines().find_map(|l| l.strip_prefix("HEAD "));
+        if block.lines().any(|l| l == "detached")
+            && let Some(head) = head
+        {
+            found.push(head.trim().to_string());
+        }
+    }
+    found
+}
+
+/// The file git rewrites when this checkout switches branches: `HEAD` in its own git folder
+/// (`.git/worktrees/<name>/HEAD` for a worktree); `None` outside a repository.
+pub fn head_file(dir: &Path) -> Option<std::path::PathBuf> {
+    let out = git(dir, &["rev-parse", "--absolute-git-dir"])?;
+    if !out.status.success() {
+        return None;
+    }
+    let git_dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!git_dir.is_empty()).then(|| Path::new(&git_dir).join("HEAD"))
+}
+
 /// Whether git tracks `path` (relative to `dir`); false when git cannot tell.
 pub fn is_tracked(dir: &Path, path: &str) -> bool {
     git(dir, &["ls-files", "--error-unmatch", "--", path]).is_some_and(|o| o.status.success())
@@ -196,5 +297,57 @@ mod tests {
         run(root, &["checkout", "-q", "--detach"]);
         let detached = branch(root).unwrap();
         assert!(detached.starts_with("detached at "), "{detached}");
+    }
+
+    #[test]
+    fn checkouts_default_branches_and_head_files_are_read_from_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert_eq!(checkout(root), Checkout::Unborn);
+        run(root, &["init", "-q", "-b", "trunk"]);
+        assert_eq!(checkout(root), Checkout::Unborn);
+        assert_eq!(default_branch(root), None);
+        let commit = |m: &str| {
+            run(
+                root,
+                &[
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "commit",
+                    "-q",
+                    "--allow-empty",
+                    "-m",
+                    m,
+                ],
+            )
+        };
+        commit("a");
+        assert_eq!(checkout(root), Checkout::Branch("trunk".into()));
+        run(root, &["branch", "master"]);
+        assert_eq!(default_branch(root).as_deref(), Some("master"));
+        run(root, &["branch", "main"]);
+        assert_eq!(default_branch(root).as_deref(), Some("main"));
+        run(root, &["update-ref", "refs/remotes/origin/trunk", "HEAD"]);
+        run(
+            root,
+            &[
+                "symbolic-ref",
+                "refs/remotes/origin/HEAD",
+                "refs/remotes/origin/trunk",
+            ],
+        );
+        assert_eq!(default_branch(root).as_deref(), Some("trunk"));
+        let mut branches = local_branches(root).unwrap();
+        branches.sort();
+        assert_eq!(branches, ["main", "master", "trunk"]);
+        run(root, &["worktree", "add", "-q", "--detach", "wt"]);
+        let (head, _) = head(root).unwrap();
+        assert_eq!(checkout(&root.join("wt")), Checkout::Detached(head.clone()));
+        assert_eq!(detached_heads(root), [head]);
+        let file = head_file(&root.join("wt")).unwrap();
+        assert!(file.ends_with("worktrees/wt/HEAD"), "{}", file.display());
+        assert!(file.is_file());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod autoports;
 pub mod backoff;
+pub mod branches;
 pub mod cli;
 pub mod commands;
 pub mod compose;

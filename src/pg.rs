@@ -16,6 +16,28 @@ pub struct PostgresApp {
     pub admin_user: String,
     pub admin_password: String,
     pub admin_database: String,
+    /// Set when `database` is a git branch's own database rather than the app database.
+    pub branch: Option<BranchOf>,
+}
+
+/// A git branch's own database (`[branches] database = true`), beside the app database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchOf {
+    /// The git branch, as git names it (`detached at <commit>` on a detached HEAD).
+    pub branch: String,
+    /// The app database (the default branch's), which readiness and preparation use and a new
+    /// branch database is copied from.
+    pub default_database: String,
+}
+
+impl PostgresApp {
+    /// The database the service is prepared with and probed on: the app database, also when a
+    /// branch has its own (that one is made from it once the server is ready).
+    pub fn prepared_database(&self) -> &str {
+        self.branch
+            .as_ref()
+            .map_or(&self.database, |b| &b.default_database)
+    }
 }
 
 /// Connects to Postgres and runs `SELECT 1`.
@@ -104,9 +126,12 @@ impl PgTarget {
         .await
     }
 
-    /// The admin's database, unless that is the app database (which a reset drops).
+    /// The admin's database, unless that is the app database (which a reset drops) or the
+    /// one a branch's database is copied from (a copy needs its source to itself).
     pub fn maintenance_database(&self) -> &str {
-        if self.app.admin_database == self.app.database {
+        if self.app.admin_database == self.app.database
+            || self.app.admin_database == self.app.prepared_database()
+        {
             "postgres"
         } else {
             &self.app.admin_database

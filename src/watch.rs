@@ -23,6 +23,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(60);
 pub enum Change {
     /// `vibedev.toml` or the compose file: reconcile the stack.
     Stack,
+    /// The checkout's git HEAD (a branch switch) with a database per branch: use the branch's.
+    Branch,
     /// The migrations folder: apply pending migrations.
     Migrations,
     /// A kind's seed folder (the bucket's, Firestore's): load it into that store.
@@ -40,6 +42,7 @@ impl Change {
     pub fn describe(self) -> String {
         match self {
             Change::Stack => "config".into(),
+            Change::Branch => "git HEAD".into(),
             Change::Migrations => "migrations".into(),
             Change::Seed(kind) => format!("{} seed", kind.seed_name().unwrap_or(kind.name())),
             Change::EnvTemplate => "env template".into(),
@@ -56,6 +59,8 @@ pub struct WatchPaths {
     pub migrations: Option<PathBuf>,
     /// Each kind's seed folder.
     pub seeds: Vec<(Kind, PathBuf)>,
+    /// The checkout's git HEAD file, followed with `[branches] database = true`.
+    pub git_head: Option<PathBuf>,
 }
 
 impl WatchPaths {
@@ -71,6 +76,13 @@ impl WatchPaths {
                 .into_iter()
                 .filter_map(|k| Some((k, canonical(k.seed_folder(&paths.seeds)?.to_path_buf()))))
                 .collect(),
+            git_head: project
+                .file
+                .branches
+                .database
+                .then(|| crate::git::head_file(&project.root))
+                .flatten()
+                .map(canonical),
         }
     }
 
@@ -92,6 +104,8 @@ impl WatchPaths {
         let under = |p: &Option<PathBuf>| p.as_deref().is_some_and(under_dir);
         if is(&self.config) || is(&self.compose) {
             Some(Change::Stack)
+        } else if is(&self.git_head) {
+            Some(Change::Branch)
         } else if is(&self.env_template) {
             Some(Change::EnvTemplate)
         } else if under(&self.migrations) {
@@ -119,9 +133,14 @@ impl WatchPaths {
                 roots.push((dir, mode));
             }
         };
-        for file in [&self.config, &self.compose, &self.env_template]
-            .into_iter()
-            .flatten()
+        for file in [
+            &self.config,
+            &self.compose,
+            &self.env_template,
+            &self.git_head,
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Some(dir) = file.parent() {
                 add(dir.to_path_buf(), RecursiveMode::NonRecursive);
@@ -320,6 +339,7 @@ mod tests {
                 (Kind::GCS, "/p/seed/bucket".into()),
                 (Kind::FIRESTORE, "/p/seed/firestore".into()),
             ],
+            git_head: Some("/p/.git/worktrees/p/HEAD".into()),
         }
     }
 
@@ -337,6 +357,9 @@ mod tests {
             c("/p/seed/firestore/apps/1.json"),
             Some(Change::Seed(Kind::FIRESTORE))
         );
+        assert_eq!(c("/p/.git/worktrees/p/HEAD"), Some(Change::Branch));
+        assert_eq!(c("/p/.git/worktrees/p/HEAD.lock"), None);
+        assert_eq!(c("/p/.git/worktrees/p/index"), None);
         assert_eq!(c("/p/.env.gcp"), None);
         assert_eq!(c("/p/README.md"), None);
         assert_eq!(c("/p/drizzle/.0004_x.sql.swp"), None);

@@ -183,6 +183,7 @@ fn help_lists_the_commands() {
         "snapshot",
         "ls",
         "prune",
+        "branch",
         "help",
     ];
     assert_eq!(table, expected, "the command table of:\n{run}");

@@ -1,14 +1,16 @@
 //! `vibedev env [--format dotenv|shell|json]`: the running stack's connection variables.
 
 use crate::cli::{EnvArgs, EnvFormat};
+use crate::data::{self, Stores};
 use crate::envfile::{quote_dotenv, quote_shell};
 use crate::error::{CommandError, Result};
 use crate::runtime;
 
 use super::Context;
+use super::report::{branch_line, reporters};
 
 pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
-    let (_project, stack) = ctx.stack()?;
+    let (project, stack) = ctx.stack()?;
     let engine = ctx.engine().await?;
     let runtimes = runtime::observe(&engine, &stack).await?;
     if !runtimes.iter().any(|r| r.running()) {
@@ -28,7 +30,17 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
     {
         ctx.ui.warn(&line);
     }
-    let vars = runtime::connection_env(&stack, &runtimes);
+    let stores = Stores {
+        stack: &stack,
+        runtimes,
+    };
+    // A branch's database is made on first use, so the URL printed reaches a database.
+    if let Ok(db) = stores.database()
+        && let Some(used) = data::branch_database(&project, &db, true, &reporters(&ctx.ui)).await?
+    {
+        branch_line(&ctx.ui, &used);
+    }
+    let vars = runtime::connection_env(&stack, &stores.runtimes);
     match args.format {
         EnvFormat::Dotenv => {
             let mut lines = Vec::new();

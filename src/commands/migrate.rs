@@ -9,7 +9,7 @@ use crate::migrate::{self, Bookkeeping, EntryState, Journal, Plan, runner};
 use crate::ui::Ui;
 
 use super::Context;
-use super::report::{migrate_summary, reporters, warn_unknown_rows};
+use super::report::{branch_line, migrate_summary, reporters, warn_unknown_rows};
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -22,12 +22,25 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
     let stores = Stores::observe(&engine, &stack).await?;
     let db = stores.database()?;
     let bookkeeping = Bookkeeping::configured(&project.file.migrations);
+    // A branch's database is made on first use (and, for `status`, migrated as it would be by
+    // any other first use; `migrate` itself applies what is pending next).
+    let (project_ref, db_ref) = (&project, &db);
+    let on_branch = |migrate_new| async move {
+        if let Some(used) =
+            data::branch_database(project_ref, db_ref, migrate_new, &reporters(&ctx.ui)).await?
+        {
+            branch_line(&ctx.ui, &used);
+        }
+        Ok::<_, crate::error::Error>(())
+    };
     match args.command {
         Some(MigrateCommand::Status(status_args)) => {
+            on_branch(true).await?;
             status(ctx, &db, &journal, &bookkeeping, status_args).await
         }
         None => {
             let _lock = ctx.lock(&stack.project, "migrate").await?;
+            on_branch(false).await?;
             let outcome = data::migrate(
                 &project,
                 &db,

@@ -2,6 +2,7 @@
 //! Leaves: no command imports another; what several show alike is in `report` and
 //! `status_table`.
 
+pub mod branch;
 pub mod completions;
 pub mod config;
 pub mod doctor;
@@ -48,11 +49,13 @@ impl Context {
     }
 
     /// The project and its resolved stack; compose keys vibedev ignores are mentioned with -v.
-    /// With auto ports, the stack carries the ports recorded for this checkout.
+    /// With auto ports, the stack carries the ports recorded for this checkout; with a
+    /// database per branch, its Postgres settings name the branch's database.
     pub fn stack(&self) -> Result<(Project, Stack)> {
         let project = self.project()?;
         let mut stack = Stack::resolve(&project)?;
         crate::autoports::apply_recorded(&project, &mut stack)?;
+        crate::branches::apply(&project, &mut stack)?;
         for warning in &stack.warnings {
             self.ui.warn(warning);
         }
@@ -189,5 +192,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Snapshot(args) => snapshot::run(ctx, args).await,
         Command::Ls(args) => ls::run(ctx, args).await,
         Command::Prune(args) => prune::run(ctx, args).await,
+        Command::Branch(args) => branch::run(ctx, args).await,
     }
 }

@@ -206,6 +206,9 @@ pub fn touched(outcomes: &[crate::reconcile::Outcome]) -> impl Fn(&str) -> Optio
 
 /// What `up` (and `watch`) say about the data once the stack is ready.
 pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::AfterUp) {
+    if let Some(branch) = &done.branch {
+        branch_line(ui, branch);
+    }
     if done.missing_migrations {
         ui.warn(&format!(
             "[migrations] dir names {}, which does not exist: no migrations applied",
@@ -222,6 +225,43 @@ pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::After
             ui.info(&line);
         }
     }
+}
+
+/// Which database the current branch uses: on stderr when it was made now, with `-v` otherwise.
+pub fn branch_line(ui: &Ui, used: &crate::data::BranchUse) {
+    let line = format!("{}{}", service_label(&used.service), branch_text(used));
+    if used.made.is_some() {
+        ui.info(&line);
+    } else {
+        ui.detail(&line);
+    }
+}
+
+/// `branch feature/x: database app__feature_x (created as a copy of app in 41ms)`.
+pub fn branch_text(used: &crate::data::BranchUse) -> String {
+    use crate::migrate::branch::MadeFrom;
+    let mut text = format!("branch {}: database {}", used.branch, used.database);
+    if let Some((from, elapsed, _)) = &used.made {
+        let how = match from {
+            MadeFrom::Copy {
+                source,
+                sessions_ended,
+            } => {
+                let ended = match sessions_ended {
+                    0 => String::new(),
+                    n => format!(
+                        ", ending {} on it",
+                        ui::count(*n as usize, "session", "sessions")
+                    ),
+                };
+                format!("as a copy of {source}{ended}")
+            }
+            MadeFrom::Template(_) => "from the migrated template".to_string(),
+            MadeFrom::Empty => "empty (the app database does not exist yet)".to_string(),
+        };
+        text.push_str(&format!(" (created {how} in {})", ui::secs(*elapsed)));
+    }
+    text
 }
 
 /// Secret Manager progress: an `n/N secrets` counter on a terminal (left in `bar` for the caller

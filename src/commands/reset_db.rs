@@ -65,6 +65,8 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (outcome, others) = tokio::join!(database, others);
     let outcome = outcome?;
     others?;
+    // A branch's database made anew carries its branch again (for `branch ls`); best effort.
+    let _ = migrate::branch::mark_target(pg).await;
     if outcome.source != Source::Direct {
         spawn_prepare_spare(&project, args.no_seed);
     }

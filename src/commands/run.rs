@@ -196,7 +196,12 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
         }
     };
     let stack = if quiet {
-        crate::stack::Stack::resolve(project).map_err(Error::from)
+        crate::stack::Stack::resolve(project)
+            .map_err(Error::from)
+            .and_then(|mut stack| {
+                crate::branches::apply(project, &mut stack)?;
+                Ok(stack)
+            })
     } else {
         ctx.stack().map(|(_, stack)| stack)
     };
@@ -239,7 +244,27 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
     {
         warn(&line);
     }
-    runtime::connection_env(&stack, &runtimes)
+    let stores = crate::data::Stores {
+        stack: &stack,
+        runtimes,
+    };
+    // A branch's database is made on first use, so CMD's DATABASE_URL reaches a database.
+    if let Ok(db) = stores.database() {
+        let report = if quiet {
+            crate::data::Reporters::silent()
+        } else {
+            super::report::reporters(&ctx.ui)
+        };
+        match crate::data::branch_database(project, &db, true, &report).await {
+            Ok(Some(used)) if !quiet => super::report::branch_line(&ctx.ui, &used),
+            Ok(_) => {}
+            Err(err) => warn(&format!(
+                "the branch's database {} could not be made: {err}",
+                db.target.app.database
+            )),
+        }
+    }
+    runtime::connection_env(&stack, &stores.runtimes)
 }
 
 /// `.env.gcp` as CMD gets it.

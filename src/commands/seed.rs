@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::services::{Kind, SeedMode};
 
 use super::Context;
-use super::report::{reporters, seeded_line};
+use super::report::{branch_line, reporters, seeded_line};
 
 pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -36,6 +36,12 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
     let _lock = ctx.lock(&stack.project, "seed").await?;
     let engine = ctx.engine().await?;
     let stores = Stores::observe(&engine, &stack).await?;
+    if kinds.iter().any(|k| k.holds_app_database())
+        && let Ok(db) = stores.database()
+        && let Some(used) = data::branch_database(&project, &db, true, &reporters(&ctx.ui)).await?
+    {
+        branch_line(&ctx.ui, &used);
+    }
     let seeded = data::seed(
         &paths,
         &stores,

@@ -194,6 +194,7 @@ fn describe(paths: &WatchPaths) -> String {
     add("compose", &paths.compose);
     add("env template", &paths.env_template);
     add("migrations", &paths.migrations);
+    add("git HEAD", &paths.git_head);
     for (kind, dir) in &paths.seeds {
         parts.push(format!(
             "{} seed {}",
@@ -230,6 +231,13 @@ enum Done {
     NotConfigured(&'static str),
     /// The env template changed: what the pull wrote.
     SecretsPulled(crate::secrets::sync::PullOutcome),
+    /// The checkout switched branches: the database now in use, and its pending migrations.
+    Branch {
+        database: String,
+        /// The branch's own database as found or made (`None`: the app database).
+        used: Option<data::BranchUse>,
+        migrated: Box<Done>,
+    },
 }
 
 impl Done {
@@ -285,6 +293,20 @@ impl std::fmt::Display for Done {
                     .join("; "),
             ),
             Done::NotConfigured(what) => write!(f, "{what} seed folder is not configured"),
+            Done::Branch {
+                database,
+                used,
+                migrated,
+            } => {
+                match used {
+                    Some(used) => f.write_str(&report::branch_text(used))?,
+                    None => write!(f, "default branch: database {database}")?,
+                }
+                if !migrated.nothing_pending() {
+                    write!(f, "; {migrated}")?;
+                }
+                Ok(())
+            }
             Done::SecretsPulled(outcome) => {
                 let mut said = outcome.wrote_line();
                 if let Some(slow) = outcome.slow_line() {
@@ -314,6 +336,7 @@ async fn act(ctx: &Context, change: Change, profiles: &[String]) -> Result<Done>
         .await?;
     match change {
         Change::Stack => reconcile_stack(&quiet, profiles).await,
+        Change::Branch => branch(&quiet).await,
         Change::Migrations => {
             let (project, stack) = quiet.stack()?;
             let engine = quiet.engine().await?;
@@ -355,6 +378,22 @@ async fn seed(ctx: &Context, kind: Kind) -> Result<Done> {
     Ok(Done::Seeded(seeded))
 }
 
+/// The checkout's HEAD moved: the stack's database follows the branch (made on first use) and
+/// what is pending on it is applied.
+async fn branch(ctx: &Context) -> Result<Done> {
+    let (project, stack) = ctx.stack()?;
+    let engine = ctx.engine().await?;
+    let stores = Stores::observe(&engine, &stack).await?;
+    let db = stores.database()?;
+    let used = data::branch_database(&project, &db, false, &reporters(&ctx.ui)).await?;
+    let migrated = migrations(ctx, &project, &stores).await?;
+    Ok(Done::Branch {
+        database: db.target.app.database.clone(),
+        used,
+        migrated: Box::new(migrated),
+    })
+}
+
 /// Config or compose file saved: reload it and reconcile; only changed services are touched.
 async fn reconcile_stack(ctx: &Context, profiles: &[String]) -> Result<Done> {
     let (project, mut stack) = ctx.stack()?;
@@ -387,6 +426,7 @@ async fn migrations(ctx: &Context, project: &Project, stores: &Stores<'_>) -> Re
         return Ok(Done::NoMigrationsFolder(paths.migrations));
     };
     let db = stores.database()?;
+    data::branch_database(project, &db, false, &reporters(&ctx.ui)).await?;
     let outcome = data::migrate(project, &db, &journal, false, &reporters(&ctx.ui)).await?;
     Ok(Done::Migrated {
         drifted: outcome

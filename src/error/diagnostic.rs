@@ -3,6 +3,7 @@
 
 use super::{CommandError, Diagnostic, Error, Exit};
 use crate::autoports::PortsError;
+use crate::branches::BranchError;
 use crate::config::ConfigError;
 use crate::data::DataError;
 use crate::engine::EngineError;
@@ -34,6 +35,7 @@ impl Diagnostic for Error {
             Error::Snapshot(e) => e.exit_code(),
             Error::Command(e) => e.exit_code(),
             Error::Ports(e) => e.exit_code(),
+            Error::Branch(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
             Error::Io { .. } => Exit::Failure,
         }
@@ -55,6 +57,7 @@ impl Diagnostic for Error {
             Error::Snapshot(e) => Diagnostic::hint(e),
             Error::Command(e) => Diagnostic::hint(e),
             Error::Ports(e) => Diagnostic::hint(e),
+            Error::Branch(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Io { .. } => None,
         }
@@ -88,6 +91,22 @@ impl Diagnostic for PortsError {
 
     fn hint(&self) -> Option<String> {
         PortsError::hint(self)
+    }
+}
+
+impl Diagnostic for BranchError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            BranchError::SlugCollision { .. }
+            | BranchError::NoDefaultBranch
+            | BranchError::NotFound { .. }
+            | BranchError::AppDatabase { .. } => Exit::Usage,
+            BranchError::InUse { .. } => Exit::Failure,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        BranchError::hint(self)
     }
 }
 
@@ -336,6 +355,7 @@ impl Diagnostic for CommandError {
             | CommandError::Watch { .. }
             | CommandError::BadGrace { .. }
             | CommandError::PruneNeedsConfirmation { .. }
+            | CommandError::BranchPruneNeedsConfirmation { .. }
             | CommandError::Spawn { .. } => Exit::Failure,
         }
     }
@@ -354,7 +374,8 @@ impl Diagnostic for CommandError {
             CommandError::NeedsConfirmation { .. } => "pass --yes to confirm (scripts, CI)".into(),
             CommandError::BadGrace { .. } => "unset it for the default of 10 seconds".into(),
             CommandError::Watch { .. } => "run without --watch".into(),
-            CommandError::PruneNeedsConfirmation { .. } => {
+            CommandError::PruneNeedsConfirmation { .. }
+            | CommandError::BranchPruneNeedsConfirmation { .. } => {
                 "check the list above, then pass --yes to remove them (scripts, CI)".into()
             }
             CommandError::Spawn { source, .. } => match source.kind() {

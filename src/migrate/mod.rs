@@ -1,6 +1,7 @@
 //! Drizzle migrations and the app database's lifecycle: the journal, the plan, the runner (one
 //! transaction per migration, an advisory lock), SQL seeds, and the template-database reset.
 
+pub mod branch;
 pub mod cancel;
 pub mod journal;
 pub mod plan;

@@ -96,7 +96,7 @@ pub fn spare_name(database: &str, seeded: bool, key: &str) -> String {
 }
 
 /// The name a clone is made under before it replaces the app database.
-fn staging_name(database: &str) -> String {
+pub(crate) fn staging_name(database: &str) -> String {
     let suffix = "__vibedev_next";
     let mut base = database.to_string();
     while base.len() + suffix.len() > MAX_IDENT {
@@ -332,7 +332,7 @@ async fn fill(
     Ok(())
 }
 
-async fn drop_template(admin: &Client, name: &str) -> Result<(), MigrateError> {
+pub(crate) async fn drop_template(admin: &Client, name: &str) -> Result<(), MigrateError> {
     let q = quote_ident(name);
     exec(admin, &format!("ALTER DATABASE {q} WITH IS_TEMPLATE false")).await?;
     exec(admin, &format!("DROP DATABASE IF EXISTS {q} WITH (FORCE)")).await

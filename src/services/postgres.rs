@@ -217,6 +217,7 @@ fn accounts(env: &BTreeMap<String, String>, x: &XVibedev) -> Result<PostgresApp,
         admin_user,
         admin_password,
         admin_database,
+        branch: None,
     })
 }
 
@@ -274,24 +275,21 @@ async fn create_database(
     app: &PostgresApp,
     mut done: Vec<String>,
 ) -> Result<Vec<String>, String> {
+    let database = app.prepared_database();
     let db_exists = !admin
-        .query(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&app.database],
-        )
+        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
         .await
         .map_err(|e| pg_error(&e))?
         .is_empty();
     if !db_exists {
         let version = server_version(admin).await.map_err(|e| pg_error(&e))?;
-        let sql = create_database_sql(&app.database, None, &app.user, version);
+        let sql = create_database_sql(database, None, &app.user, version);
         match admin.batch_execute(&sql).await {
-            Ok(()) => done.push(format!("database {}", app.database)),
+            Ok(()) => done.push(format!("database {database}")),
             Err(e) if is_duplicate(&e) => {}
             Err(e) => {
                 return Err(format!(
-                    "cannot create database {:?}: {}",
-                    app.database,
+                    "cannot create database {database:?}: {}",
                     pg_error(&e)
                 ));
             }

@@ -70,7 +70,7 @@ pub async fn check(
                     store.port,
                     &app.user,
                     &app.password,
-                    &app.database,
+                    app.prepared_database(),
                 )
                 .await?;
                 client.simple_query(query).await.map(|_| ())

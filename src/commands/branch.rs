@@ -1,0 +1,160 @@
+//! `vibedev branch ls [--json]`, `branch rm NAME` and `branch prune [--yes]`: the databases of
+//! git branches (`[branches] database = true`).
+
+use std::io::IsTerminal;
+
+use chrono::Utc;
+
+use crate::branches::{self, Listed};
+use crate::cli::{BranchArgs, BranchCommand};
+use crate::data::{self, Database, Stores};
+use crate::error::{CommandError, Error, Exit, Result};
+use crate::text::{ago, bytes, count};
+
+use super::Context;
+
+pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
+    let (project, stack) = ctx.stack()?;
+    let engine = ctx.engine().await?;
+    let stores = Stores::observe(&engine, &stack).await?;
+    let db = stores.database()?;
+    let listed = data::branch_databases(&project, &db).await?;
+    match args.command {
+        BranchCommand::Ls(ls) => {
+            if ls.json {
+                let json: Vec<serde_json::Value> = listed.iter().map(json).collect();
+                ctx.ui
+                    .out(&serde_json::to_string_pretty(&json).unwrap_or_default());
+            } else {
+                for line in table(ctx, &listed) {
+                    ctx.ui.out(&line);
+                }
+                if !project.file.branches.database {
+                    ctx.ui.info(
+                        "[branches] database is off: every branch uses the app database (`database = true` under [branches] in vibedev.toml gives each its own)",
+                    );
+                }
+            }
+            Ok(0)
+        }
+        BranchCommand::Rm(rm) => {
+            let found = branches::find(&listed, &rm.name)?;
+            let _lock = ctx.lock(&stack.project, "branch rm").await?;
+            remove(ctx, &db, found).await?;
+            Ok(0)
+        }
+        BranchCommand::Prune(prune) => {
+            let gone: Vec<&Listed> = listed
+                .iter()
+                // Only databases vibedev recorded as a branch's: an unmarked one may be
+                // someone's own (`branch rm` removes it when named).
+                .filter(|l| !l.exists && !l.default && !l.current && l.db.branch.is_some())
+                .collect();
+            if gone.is_empty() {
+                ctx.ui
+                    .out("nothing to prune: every branch database's git branch still exists");
+                return Ok(0);
+            }
+            ctx.ui.info(&format!(
+                "{} whose git branch no longer exists:",
+                count(gone.len(), "database", "databases")
+            ));
+            for l in &gone {
+                ctx.ui.info(&format!(
+                    "  {}  {}  {}",
+                    l.db.database,
+                    l.branch.as_deref().unwrap_or("(branch not recorded)"),
+                    bytes(l.db.bytes.max(0) as u64)
+                ));
+            }
+            let total: i64 = gone.iter().map(|l| l.db.bytes).sum();
+            if !prune.yes && !confirm(ctx, gone.len(), total.max(0) as u64).await? {
+                ctx.ui.info("nothing was removed");
+                return Ok(Exit::Failure.code());
+            }
+            let _lock = ctx.lock(&stack.project, "branch prune").await?;
+            for l in gone {
+                remove(ctx, &db, l).await?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn remove(ctx: &Context, db: &Database, l: &Listed) -> Result<()> {
+    let dropped = data::remove_branch_database(db, &l.db.database).await?;
+    let templates = dropped.len().saturating_sub(1);
+    let also = match templates {
+        0 => String::new(),
+        n => format!(" and {}", count(n, "reset template", "reset templates")),
+    };
+    ctx.ui.out(&format!(
+        "removed database {} of branch {}{also} ({})",
+        l.db.database,
+        l.branch.as_deref().unwrap_or("?"),
+        bytes(l.db.bytes.max(0) as u64)
+    ));
+    Ok(())
+}
+
+fn table(ctx: &Context, listed: &[Listed]) -> Vec<String> {
+    let rows: Vec<Vec<String>> = listed
+        .iter()
+        .map(|l| {
+            let mark = if l.current { "*" } else { " " };
+            let git = match (l.default, l.exists) {
+                (true, _) => "default".to_string(),
+                (false, true) => "yes".to_string(),
+                (false, false) => "gone".to_string(),
+            };
+            vec![
+                format!("{mark} {}", l.branch.as_deref().unwrap_or("?")),
+                l.db.database.clone(),
+                bytes(l.db.bytes.max(0) as u64),
+                l.db.last_used.map_or_else(
+                    || "-".to_string(),
+                    |t| ago((Utc::now() - t).to_std().unwrap_or_default()),
+                ),
+                git,
+            ]
+        })
+        .collect();
+    ctx.ui.table(
+        &["  branch", "database", "size", "last used", "git branch"],
+        &rows,
+    )
+}
+
+/// The JSON shape of `branch ls --json` (stable for scripts).
+fn json(l: &Listed) -> serde_json::Value {
+    serde_json::json!({
+        "database": l.db.database,
+        "branch": l.branch,
+        "bytes": l.db.bytes,
+        "last_used": l.db.last_used.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "branch_exists": l.exists,
+        "default": l.default,
+        "current": l.current,
+    })
+}
+
+/// Asks on the terminal; without one, refuses (scripts pass --yes).
+async fn confirm(ctx: &Context, databases: usize, total: u64) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::BranchPruneNeedsConfirmation { databases }.into());
+    }
+    let question = format!(
+        "Remove {} with {} of data?",
+        if databases == 1 {
+            "this database".to_string()
+        } else {
+            format!("these {databases} databases")
+        },
+        bytes(total)
+    );
+    let ui = ctx.ui.clone();
+    tokio::task::spawn_blocking(move || ui.confirm(&question))
+        .await
+        .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
+        .map_err(|e| Error::io("cannot read the answer", e))
+}
