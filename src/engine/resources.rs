@@ -8,7 +8,9 @@ use bollard::query_parameters::{
 };
 
 use super::body::{project_labels, volume_labels};
-use super::{Engine, EngineError, LABEL_PROJECT, is_conflict, is_not_found};
+use super::{
+    CACHE_VOLUME, Engine, EngineError, LABEL_CACHE, LABEL_PROJECT, is_conflict, is_not_found,
+};
 
 /// A volume the engine reports for this project.
 #[derive(Debug, Clone)]
@@ -211,6 +213,27 @@ impl Engine {
             .await
             .map_err(|e| EngineError::api(format!("create volume {name}"), e))?;
         Ok(true)
+    }
+
+    /// vibedev's cache volume (shared by every project on this engine: what speeds up starts,
+    /// keyed by image id), created when missing. Never a project's: `down --volumes` keeps it.
+    pub async fn ensure_cache_volume(&self) -> Result<&'static str, EngineError> {
+        match self.docker.inspect_volume(CACHE_VOLUME).await {
+            Ok(_) => return Ok(CACHE_VOLUME),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(EngineError::api(format!("inspect volume {CACHE_VOLUME}"), e)),
+        }
+        let request = VolumeCreateRequest {
+            name: Some(CACHE_VOLUME.to_string()),
+            labels: Some(HashMap::from([(LABEL_CACHE.to_string(), "1".to_string())])),
+            ..Default::default()
+        };
+        match self.docker.create_volume(request).await {
+            Ok(_) => Ok(CACHE_VOLUME),
+            // created meanwhile by another run
+            Err(e) if is_conflict(&e) => Ok(CACHE_VOLUME),
+            Err(e) => Err(EngineError::api(format!("create volume {CACHE_VOLUME}"), e)),
+        }
     }
 
     /// Volumes carrying this project's label.

@@ -7,7 +7,7 @@ use crate::engine::body::{ContainerSpec, MountSpec, container_body};
 use crate::engine::containers::{Claim, ContainerFile, NameInUse};
 use crate::engine::{Engine, EngineError};
 use crate::ready;
-use crate::services::Kind;
+use crate::services::{Kind, Launch};
 use crate::stack::{Mount, ServiceSpec, Stack};
 
 use super::{Cancel, StartTurn, UpError};
@@ -24,7 +24,17 @@ pub(super) async fn create_and_start(
     cancel: &Cancel,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
-    let container = container_spec(stack, spec, &hash);
+    let launch = launch(engine, spec).await;
+    let mut container = container_spec(stack, spec, &hash);
+    if let Some((launch, volume)) = &launch {
+        container.entrypoint = Some(&launch.entrypoint);
+        container.command = Some(&launch.command);
+        container.mounts.push(MountSpec::Volume {
+            name: volume,
+            target: launch.cache_target,
+            read_only: false,
+        });
+    }
     let body = container_body(&container);
     let failed = |action: &'static str, source: EngineError| UpError::Service {
         service: spec.name.clone(),
@@ -90,6 +100,21 @@ pub(super) async fn create_and_start(
         }
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The kind's faster start for the service's image, when it recognises the image (with the
+/// cache volume it mounts). The service's own command otherwise, and also when the engine cannot
+/// describe the image or make the cache volume: a slower start, never a failed one.
+async fn launch(engine: &Engine, spec: &ServiceSpec) -> Option<(Launch, &'static str)> {
+    let kind = spec.kind?;
+    let facts = engine.image_facts(&spec.image).await?;
+    let launch = kind.launch(
+        &facts,
+        spec.entrypoint.as_deref(),
+        spec.command.as_deref(),
+    )?;
+    let volume = engine.ensure_cache_volume().await.ok()?;
+    Some((launch, volume))
 }
 
 /// The engine's terms for a service's container.

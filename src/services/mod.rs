@@ -166,6 +166,30 @@ impl Store<'_> {
     }
 }
 
+/// What the engine says about an image, as a kind needs it to choose how to start a container of
+/// it ([`ServiceKind::launch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The image's id (`sha256:...`).
+    pub id: String,
+    /// Its `ENTRYPOINT` (empty when it has none).
+    pub entrypoint: Vec<String>,
+    /// Its `CMD`.
+    pub cmd: Vec<String>,
+}
+
+/// How a kind starts a container of an image it recognises, in place of the service's command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub entrypoint: Vec<String>,
+    pub command: Vec<String>,
+    /// Where vibedev's cache volume is mounted in the container.
+    pub cache_target: &'static str,
+}
+
+/// Where [`Launch::cache_target`] mounts vibedev's cache volume.
+pub const CACHE_MOUNT: &str = "/vibedev-cache";
+
 /// When seeding: only into an empty store (after `up` created it), or always.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedMode {
@@ -232,6 +256,26 @@ pub trait ServiceKind: Send + Sync {
 
     /// How one readiness check is made from the host.
     fn wait(&self) -> WaitFor;
+
+    /// A faster way to start a container of this image than the service's own command, when the
+    /// kind recognises the image's layout (from its inspect data and the command it would run);
+    /// `None` keeps the service's entrypoint and command. What it starts must behave as the
+    /// command would, and fall back to running the command when the layout is not as expected.
+    fn launch(
+        &self,
+        _image: &ImageFacts,
+        _entrypoint: Option<&[String]>,
+        _command: Option<&[String]>,
+    ) -> Option<Launch> {
+        None
+    }
+
+    /// For `vibedev doctor`: the path in the container (under [`Launch::cache_target`]) whose
+    /// presence means the cache that [`ServiceKind::launch`] speeds starts with is made, and what
+    /// a start costs without it. `None` when the kind keeps no cache for this image.
+    fn launch_cache(&self, _image: &ImageFacts) -> Option<(String, &'static str)> {
+        None
+    }
 
     /// What the service needs before it is the stack's (a role and database, buckets), done
     /// when the readiness check says the server answered but refused ([`Stage::Refused`]) or
