@@ -221,7 +221,12 @@ impl Engine {
         match self.docker.inspect_volume(CACHE_VOLUME).await {
             Ok(_) => return Ok(CACHE_VOLUME),
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(EngineError::api(format!("inspect volume {CACHE_VOLUME}"), e)),
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("inspect volume {CACHE_VOLUME}"),
+                    e,
+                ));
+            }
         }
         let request = VolumeCreateRequest {
             name: Some(CACHE_VOLUME.to_string()),

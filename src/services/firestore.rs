@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
-    CACHE_MOUNT, Counted, Emptied, ImageFacts, Launch, SeedMode, SeedPaths, Seeded, ServiceKind,
-    SnapshotIo, Store, WaitFor,
+    CACHE_MOUNT, Counted, Emptied, ImageFacts, Launch, LaunchInput, SeedMode, SeedPaths, Seeded,
+    ServiceKind, SnapshotIo, Store, WaitFor,
 };
 use crate::ready::describe_reqwest;
 
@@ -42,17 +42,12 @@ impl ServiceKind for Firestore {
     /// flags this knows), the container starts the JVM directly instead, as gcloud would start
     /// it, with a class-data archive of this image kept in vibedev's cache volume; it runs the
     /// command itself when the image has no emulator jar or no `java`.
-    fn launch(
-        &self,
-        image: &ImageFacts,
-        entrypoint: Option<&[String]>,
-        command: Option<&[String]>,
-    ) -> Option<Launch> {
-        let entrypoint = entrypoint.unwrap_or(&image.entrypoint);
+    fn launch(&self, image: &ImageFacts, service: &LaunchInput<'_>) -> Option<Launch> {
+        let entrypoint = service.entrypoint.unwrap_or(&image.entrypoint);
         if !entrypoint.is_empty() {
             return None;
         }
-        let command = command.unwrap_or(&image.cmd);
+        let command = service.command.unwrap_or(&image.cmd);
         let args = gcloud_start_args(command)?;
         let archive = archive_name(&image.id)?;
         let mut script_args = vec![
@@ -64,9 +59,10 @@ impl ServiceKind for Firestore {
         script_args.extend(command.iter().cloned());
         let (entrypoint, command) = script_args.split_at(2);
         Some(Launch {
-            entrypoint: entrypoint.to_vec(),
-            command: command.to_vec(),
-            cache_target: CACHE_MOUNT,
+            entrypoint: Some(entrypoint.to_vec()),
+            command: Some(command.to_vec()),
+            env: Vec::new(),
+            cache_target: Some(CACHE_MOUNT),
         })
     }
 
@@ -737,14 +733,28 @@ mod tests {
         }
     }
 
+    fn input<'a>(
+        entrypoint: Option<&'a [String]>,
+        command: Option<&'a [String]>,
+        env: &'a std::collections::BTreeMap<String, String>,
+    ) -> LaunchInput<'a> {
+        LaunchInput {
+            entrypoint,
+            command,
+            env,
+        }
+    }
+
     #[test]
     fn the_official_image_starts_the_jvm_with_its_own_archive() {
+        let env = Default::default();
         let cmd = words("gcloud emulators firestore start --host-port=0.0.0.0:8080");
         let launch = Firestore
-            .launch(&official_image(), None, Some(&cmd))
+            .launch(&official_image(), &input(None, Some(&cmd), &env))
             .expect("recognised");
-        assert_eq!(launch.entrypoint, ["/bin/sh", "-c"]);
-        let script = &launch.command[0];
+        assert_eq!(launch.entrypoint.unwrap(), ["/bin/sh", "-c"]);
+        let command = launch.command.unwrap();
+        let script = &command[0];
         assert!(
             script.contains("dir=/vibedev-cache/firestore; a=\"$dir/0123abcd.jsa\""),
             "{script}"
@@ -754,30 +764,42 @@ mod tests {
             "{script}"
         );
         // the service's command follows, for the fallback
-        assert_eq!(&launch.command[2..], &cmd[..]);
+        assert_eq!(&command[2..], &cmd[..]);
         // another image id: another archive
         let other = ImageFacts {
             id: "sha256:ffff".into(),
             ..official_image()
         };
-        let script2 = &Firestore.launch(&other, None, Some(&cmd)).unwrap().command[0];
+        let script2 = Firestore
+            .launch(&other, &input(None, Some(&cmd), &env))
+            .unwrap()
+            .command
+            .unwrap()
+            .remove(0);
         assert!(script2.contains("/ffff.jsa"), "{script2}");
     }
 
     #[test]
     fn an_image_with_an_entrypoint_or_another_command_is_left_alone() {
+        let env = Default::default();
         let cmd = words("gcloud emulators firestore start --host-port=0.0.0.0:8080");
         let with_entrypoint = ImageFacts {
             entrypoint: words("/usr/local/bin/firestore-entrypoint"),
             ..official_image()
         };
-        assert_eq!(Firestore.launch(&with_entrypoint, None, Some(&cmd)), None);
-        let own = words("/entry.sh");
         assert_eq!(
-            Firestore.launch(&official_image(), Some(&own), Some(&cmd)),
+            Firestore.launch(&with_entrypoint, &input(None, Some(&cmd), &env)),
             None
         );
-        assert_eq!(Firestore.launch(&official_image(), None, None), None);
+        let own = words("/entry.sh");
+        assert_eq!(
+            Firestore.launch(&official_image(), &input(Some(&own), Some(&cmd), &env)),
+            None
+        );
+        assert_eq!(
+            Firestore.launch(&official_image(), &input(None, None, &env)),
+            None
+        );
     }
 
     #[test]

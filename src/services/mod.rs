@@ -178,13 +178,24 @@ pub struct ImageFacts {
     pub cmd: Vec<String>,
 }
 
-/// How a kind starts a container of an image it recognises, in place of the service's command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The service's own start, as the compose file gives it ([`ServiceKind::launch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchInput<'a> {
+    pub entrypoint: Option<&'a [String]>,
+    pub command: Option<&'a [String]>,
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// How a kind starts a container of an image it recognises: what replaces or adds to the
+/// service's own start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
-    pub entrypoint: Vec<String>,
-    pub command: Vec<String>,
-    /// Where vibedev's cache volume is mounted in the container.
-    pub cache_target: &'static str,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    /// Variables set over the service's own.
+    pub env: Vec<(String, String)>,
+    /// Where vibedev's cache volume is mounted in the container, if it is.
+    pub cache_target: Option<&'static str>,
 }
 
 /// Where [`Launch::cache_target`] mounts vibedev's cache volume.
@@ -261,12 +272,7 @@ pub trait ServiceKind: Send + Sync {
     /// kind recognises the image's layout (from its inspect data and the command it would run);
     /// `None` keeps the service's entrypoint and command. What it starts must behave as the
     /// command would, and fall back to running the command when the layout is not as expected.
-    fn launch(
-        &self,
-        _image: &ImageFacts,
-        _entrypoint: Option<&[String]>,
-        _command: Option<&[String]>,
-    ) -> Option<Launch> {
+    fn launch(&self, _image: &ImageFacts, _service: &LaunchInput<'_>) -> Option<Launch> {
         None
     }
 
