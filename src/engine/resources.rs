@@ -241,6 +241,61 @@ impl Engine {
         }
     }
 
+    /// True when `path` (under `target`, where the cache volume is mounted) exists in vibedev's
+    /// cache volume, looked at through a container of `image` that is created, never started,
+    /// and removed again.
+    pub async fn cache_has(
+        &self,
+        image: &str,
+        target: &str,
+        path: &str,
+    ) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(CACHE_VOLUME).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(EngineError::api(format!("inspect volume {CACHE_VOLUME}"), e)),
+        }
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/bin/true".to_string()]),
+            cmd: Some(Vec::new()),
+            labels: Some(HashMap::from([(LABEL_CACHE.to_string(), "1".to_string())])),
+            host_config: Some(bollard::models::HostConfig {
+                mounts: Some(vec![bollard::models::Mount {
+                    target: Some(target.to_string()),
+                    source: Some(CACHE_VOLUME.to_string()),
+                    typ: Some(bollard::models::MountType::VOLUME),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .map_err(|e| EngineError::api("create a container to look into the cache", e))?
+            .id;
+        let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+            .path(path)
+            .build();
+        let found = self.docker.get_container_archive_info(&id, Some(options)).await;
+        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .build();
+        let _ = self.docker.remove_container(&id, Some(remove)).await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(EngineError::api("look into the cache volume", e)),
+        }
+    }
+
     /// Volumes carrying this project's label.
     pub async fn project_volumes(&self, project: &str) -> Result<Vec<VolumeInfo>, EngineError> {
         let filters = HashMap::from([(
