@@ -253,7 +253,12 @@ impl Engine {
         match self.docker.inspect_volume(CACHE_VOLUME).await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Ok(false),
-            Err(e) => return Err(EngineError::api(format!("inspect volume {CACHE_VOLUME}"), e)),
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("inspect volume {CACHE_VOLUME}"),
+                    e,
+                ));
+            }
         }
         let body = bollard::models::ContainerCreateBody {
             image: Some(image.to_string()),
@@ -284,7 +289,10 @@ impl Engine {
         let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
             .path(path)
             .build();
-        let found = self.docker.get_container_archive_info(&id, Some(options)).await;
+        let found = self
+            .docker
+            .get_container_archive_info(&id, Some(options))
+            .await;
         let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
             .force(true)
             .build();
