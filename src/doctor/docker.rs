@@ -65,6 +65,7 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
             return vec![
                 Check::fail("docker", message, e.hint()),
                 Check::skip("images", needs),
+                Check::skip("start-cache", needs),
                 Check::skip("architecture", needs),
                 Check::skip("disk", needs),
                 match stack {
@@ -88,6 +89,7 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
                     )),
                 ),
                 Check::skip("images", needs),
+                Check::skip("start-cache", needs),
                 Check::skip("architecture", needs),
                 Check::skip("disk", needs),
                 Check::skip("ports", needs),
@@ -100,6 +102,7 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
         return vec![
             docker,
             Check::skip("images", needs),
+            Check::skip("start-cache", needs),
             Check::skip("architecture", needs),
             disk_check(&[], &facts),
             Check::skip("ports", needs),
@@ -109,6 +112,7 @@ pub async fn checks(engine: &Result<Engine, EngineError>, stack: Option<&Stack>)
     vec![
         docker,
         images_check(&images),
+        start_cache_check(engine, stack).await,
         architecture_check(&images, &facts),
         disk_check(&images, &facts),
         ports_check(stack, Some(engine)).await,
@@ -153,6 +157,58 @@ async fn docker_check(engine: &Engine, facts: &EngineFacts, project: Option<&str
         ),
         Some((line, false)) => Check::pass("docker", format!("{message}; {line}")),
         None => Check::pass("docker", message),
+    }
+}
+
+/// `start-cache`: the services whose image vibedev starts a faster way with a cache (the
+/// Firestore emulator's class-data archive in Google's emulators image), and whether the cache
+/// for that image is made yet: without it the first start takes the slow path.
+async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
+    const NAME: &str = "start-cache";
+    let mut ready = Vec::new();
+    let mut slow = Vec::new();
+    for spec in &stack.services {
+        let Some(kind) = spec.kind else { continue };
+        let Some(facts) = engine.image_facts(&spec.image).await else {
+            continue;
+        };
+        let input = crate::services::LaunchInput {
+            entrypoint: spec.entrypoint.as_deref(),
+            command: spec.command.as_deref(),
+            env: &spec.env,
+        };
+        let Some(target) = kind.launch(&facts, &input).and_then(|l| l.cache_target) else {
+            continue;
+        };
+        let Some((path, cost)) = kind.launch_cache(&facts) else {
+            continue;
+        };
+        match engine.cache_has(&spec.image, target, &path).await {
+            Ok(true) => ready.push(spec.name.clone()),
+            Ok(false) => slow.push(format!("{} ({}): {cost}", spec.name, spec.image)),
+            Err(e) => {
+                return Check::warn(
+                    NAME,
+                    format!("could not look into the cache volume: {e}"),
+                    "check `docker volume inspect vibedev-cache`",
+                );
+            }
+        }
+    }
+    if !slow.is_empty() {
+        let mut message = format!(
+            "no start cache yet for this image, so the next start is the slow one: {}",
+            slow.join("; ")
+        );
+        if !ready.is_empty() {
+            message.push_str(&format!(" (cached: {})", ready.join(", ")));
+        }
+        return Check::pass(NAME, message);
+    }
+    if ready.is_empty() {
+        Check::pass(NAME, "no service's image takes a start cache")
+    } else {
+        Check::pass(NAME, format!("start cache ready for {}", ready.join(", ")))
     }
 }
 

@@ -41,6 +41,18 @@ impl Engine {
         }
     }
 
+    /// What a kind of service reads about an image to choose how to start it; `None` when the
+    /// engine does not have it or cannot say.
+    pub async fn image_facts(&self, image: &str) -> Option<crate::services::ImageFacts> {
+        let info = self.docker.inspect_image(image).await.ok()?;
+        let config = info.config.unwrap_or_default();
+        Some(crate::services::ImageFacts {
+            id: info.id?,
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
+        })
+    }
+
     /// The folders an image declares as volumes (`VOLUME` in its Dockerfile); empty when the
     /// image is not here or declares none.
     pub async fn image_volumes(&self, image: &str) -> Vec<String> {

@@ -25,6 +25,9 @@ pub const LABEL_SERVICE: &str = "dev.vibedev.service";
 pub const LABEL_HASH: &str = "dev.vibedev.config-hash";
 pub const LABEL_KIND: &str = "dev.vibedev.kind";
 pub const LABEL_VOLUME: &str = "dev.vibedev.volume";
+/// vibedev's cache volume (see [`Engine::ensure_cache_volume`]) and its label.
+pub const CACHE_VOLUME: &str = "vibedev-cache";
+pub const LABEL_CACHE: &str = "dev.vibedev.cache";
 /// The checkout (project folder) a stack was brought up from, on its containers and volumes.
 pub const LABEL_CHECKOUT: &str = "dev.vibedev.checkout";
 

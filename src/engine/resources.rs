@@ -8,7 +8,9 @@ use bollard::query_parameters::{
 };
 
 use super::body::{project_labels, volume_labels};
-use super::{Engine, EngineError, LABEL_PROJECT, is_conflict, is_not_found};
+use super::{
+    CACHE_VOLUME, Engine, EngineError, LABEL_CACHE, LABEL_PROJECT, is_conflict, is_not_found,
+};
 
 /// A volume the engine reports for this project.
 #[derive(Debug, Clone)]
@@ -211,6 +213,95 @@ impl Engine {
             .await
             .map_err(|e| EngineError::api(format!("create volume {name}"), e))?;
         Ok(true)
+    }
+
+    /// vibedev's cache volume (shared by every project on this engine: what speeds up starts,
+    /// keyed by image id), created when missing. Never a project's: `down --volumes` keeps it.
+    pub async fn ensure_cache_volume(&self) -> Result<&'static str, EngineError> {
+        match self.docker.inspect_volume(CACHE_VOLUME).await {
+            Ok(_) => return Ok(CACHE_VOLUME),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("inspect volume {CACHE_VOLUME}"),
+                    e,
+                ));
+            }
+        }
+        let request = VolumeCreateRequest {
+            name: Some(CACHE_VOLUME.to_string()),
+            labels: Some(HashMap::from([(LABEL_CACHE.to_string(), "1".to_string())])),
+            ..Default::default()
+        };
+        match self.docker.create_volume(request).await {
+            Ok(_) => Ok(CACHE_VOLUME),
+            // created meanwhile by another run
+            Err(e) if is_conflict(&e) => Ok(CACHE_VOLUME),
+            Err(e) => Err(EngineError::api(format!("create volume {CACHE_VOLUME}"), e)),
+        }
+    }
+
+    /// True when `path` (under `target`, where the cache volume is mounted) exists in vibedev's
+    /// cache volume, looked at through a container of `image` that is created, never started,
+    /// and removed again.
+    pub async fn cache_has(
+        &self,
+        image: &str,
+        target: &str,
+        path: &str,
+    ) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(CACHE_VOLUME).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("inspect volume {CACHE_VOLUME}"),
+                    e,
+                ));
+            }
+        }
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/bin/true".to_string()]),
+            cmd: Some(Vec::new()),
+            labels: Some(HashMap::from([(LABEL_CACHE.to_string(), "1".to_string())])),
+            host_config: Some(bollard::models::HostConfig {
+                mounts: Some(vec![bollard::models::Mount {
+                    target: Some(target.to_string()),
+                    source: Some(CACHE_VOLUME.to_string()),
+                    typ: Some(bollard::models::MountType::VOLUME),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .map_err(|e| EngineError::api("create a container to look into the cache", e))?
+            .id;
+        let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+            .path(path)
+            .build();
+        let found = self
+            .docker
+            .get_container_archive_info(&id, Some(options))
+            .await;
+        let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .build();
+        let _ = self.docker.remove_container(&id, Some(remove)).await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(EngineError::api("look into the cache volume", e)),
+        }
     }
 
     /// Volumes carrying this project's label.

@@ -7,7 +7,7 @@ use crate::engine::body::{ContainerSpec, MountSpec, container_body};
 use crate::engine::containers::{Claim, ContainerFile, NameInUse};
 use crate::engine::{Engine, EngineError};
 use crate::ready;
-use crate::services::Kind;
+use crate::services::{Kind, Launch, LaunchInput};
 use crate::stack::{Mount, ServiceSpec, Stack};
 
 use super::{Cancel, StartTurn, UpError};
@@ -24,9 +24,31 @@ pub(super) async fn create_and_start(
     cancel: &Cancel,
 ) -> Result<String, UpError> {
     let hash = spec.config_hash();
+    let launch = launch(engine, spec).await;
     let mut container = container_spec(stack, spec, &hash);
     if !engine.is_local() {
         copy_owned_files(spec, &mut container)?;
+    }
+    let mut env;
+    if let Some((launch, volume)) = &launch {
+        if let Some(entrypoint) = &launch.entrypoint {
+            container.entrypoint = Some(entrypoint);
+        }
+        if let Some(command) = &launch.command {
+            container.command = Some(command);
+        }
+        if !launch.env.is_empty() {
+            env = spec.env.clone();
+            env.extend(launch.env.iter().cloned());
+            container.env = &env;
+        }
+        if let (Some(target), Some(volume)) = (launch.cache_target, volume) {
+            container.mounts.push(MountSpec::Volume {
+                name: volume,
+                target,
+                read_only: false,
+            });
+        }
     }
     let body = container_body(&container);
     let failed = |action: &'static str, source: EngineError| UpError::Service {
@@ -128,6 +150,27 @@ fn copy_owned_files(spec: &ServiceSpec, container: &mut ContainerSpec<'_>) -> Re
         });
     }
     Ok(())
+}
+
+/// The kind's faster start for the service's image, when it recognises the image (with the
+/// cache volume it mounts). The service's own command otherwise, and also when the engine cannot
+/// describe the image or make the cache volume: a slower start, never a failed one.
+async fn launch(engine: &Engine, spec: &ServiceSpec) -> Option<(Launch, Option<&'static str>)> {
+    let kind = spec.kind?;
+    let facts = engine.image_facts(&spec.image).await?;
+    let launch = kind.launch(
+        &facts,
+        &LaunchInput {
+            entrypoint: spec.entrypoint.as_deref(),
+            command: spec.command.as_deref(),
+            env: &spec.env,
+        },
+    )?;
+    if launch.cache_target.is_none() {
+        return Some((launch, None));
+    }
+    let volume = engine.ensure_cache_volume().await.ok()?;
+    Some((launch, Some(volume)))
 }
 
 /// The engine's terms for a service's container.

@@ -11,7 +11,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
-    Counted, Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, SnapshotIo, Store, WaitFor,
+    CACHE_MOUNT, Counted, Emptied, ImageFacts, Launch, LaunchInput, SeedMode, SeedPaths, Seeded,
+    ServiceKind, SnapshotIo, Store, WaitFor,
 };
 use crate::ready::describe_reqwest;
 
@@ -34,6 +35,43 @@ impl ServiceKind for Firestore {
             paths: vec!["/".into()],
             body: Some("Ok".into()),
         }
+    }
+
+    /// Google's emulators image runs `gcloud emulators firestore start`: gcloud's Python, then
+    /// the emulator's JVM. Where the image has no entrypoint and the command is that one (with
+    /// flags this knows), the container starts the JVM directly instead, as gcloud would start
+    /// it, with a class-data archive of this image kept in vibedev's cache volume; it runs the
+    /// command itself when the image has no emulator jar or no `java`.
+    fn launch(&self, image: &ImageFacts, service: &LaunchInput<'_>) -> Option<Launch> {
+        let entrypoint = service.entrypoint.unwrap_or(&image.entrypoint);
+        if !entrypoint.is_empty() {
+            return None;
+        }
+        let command = service.command.unwrap_or(&image.cmd);
+        let args = gcloud_start_args(command)?;
+        let archive = archive_name(&image.id)?;
+        let mut script_args = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            direct_start_script(&archive, &args),
+            "vibedev-firestore".to_string(),
+        ];
+        script_args.extend(command.iter().cloned());
+        let (entrypoint, command) = script_args.split_at(2);
+        Some(Launch {
+            entrypoint: Some(entrypoint.to_vec()),
+            command: Some(command.to_vec()),
+            env: Vec::new(),
+            cache_target: Some(CACHE_MOUNT),
+        })
+    }
+
+    fn launch_cache(&self, image: &ImageFacts) -> Option<(String, &'static str)> {
+        let archive = archive_name(&image.id)?;
+        Some((
+            format!("{CACHE_MOUNT}/{ARCHIVE_DIR}/{archive}"),
+            "its JVM loads every class from the jar (about 1-2 s more on a small machine); the archive is written when the emulator first stops",
+        ))
     }
 
     fn url(&self, store: &Store<'_>, _with_password: bool) -> String {
@@ -151,6 +189,135 @@ impl ServiceKind for Firestore {
             Ok(Counted::new(docs.len() as u64, "documents"))
         })
     }
+}
+
+/// The emulator's jar in Google's images (the Debian package google-cloud-cli-firestore-emulator).
+const EMULATOR_JAR: &str =
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar";
+
+/// The folder of the class-data archives in vibedev's cache volume.
+const ARCHIVE_DIR: &str = "firestore";
+
+/// The JVM's settings for a local emulator: the quick compiler only and the serial collector,
+/// less CPU at start-up on a small machine (the same for making the archive and using it).
+const JVM_FLAGS: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
+
+/// The archive's file name for an image id (`sha256:<hex>`): one archive per image.
+fn archive_name(image_id: &str) -> Option<String> {
+    let hex = image_id.rsplit(':').next()?;
+    (!hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("{hex}.jsa"))
+}
+
+/// The emulator's own arguments for `gcloud [beta] emulators firestore start [flags]` (as gcloud
+/// passes them to the emulator), or `None` for any other command or a flag this does not know.
+fn gcloud_start_args(command: &[String]) -> Option<Vec<String>> {
+    let (first, rest) = command.split_first()?;
+    if first != "gcloud" && !first.ends_with("/gcloud") {
+        return None;
+    }
+    let rest = match rest.first().map(String::as_str) {
+        Some("beta") => &rest[1..],
+        _ => rest,
+    };
+    let ["emulators", "firestore", "start"] = rest
+        .get(..3)?
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()[..]
+    else {
+        return None;
+    };
+    let mut host_port: Option<String> = None;
+    let mut mode = "firestore-native".to_string();
+    let mut extra = Vec::new();
+    let mut flags = rest[3..].iter();
+    while let Some(flag) = flags.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| flags.next().cloned());
+        match name {
+            "--host-port" => host_port = Some(value()?),
+            "--database-mode" => mode = value()?,
+            "--use-firestore-in-datastore-mode" if inline.is_none() => {
+                mode = "datastore-mode".into()
+            }
+            "--rules" | "--import-data" | "--export-on-exit" => {
+                extra.push(format!("{name}={}", value()?))
+            }
+            // gcloud's own flags, not passed to the emulator
+            "--quiet" | "-q" if inline.is_none() => {}
+            "--project" | "--verbosity" => {
+                value()?;
+            }
+            _ => return None,
+        }
+    }
+    // Without --host-port gcloud picks the address from its own configuration.
+    let (host, port) = split_host_port(&host_port?)?;
+    let mut args = vec![
+        "start".to_string(),
+        format!("--host={host}"),
+        format!("--port={port}"),
+        format!("--database-mode={mode}"),
+    ];
+    args.extend(extra);
+    Some(args)
+}
+
+/// `host:port` as gcloud reads `--host-port` (`[v6]:port`; an empty part takes gcloud's default).
+fn split_host_port(s: &str) -> Option<(String, String)> {
+    let (host, port) = match s.strip_prefix('[') {
+        Some(v6) => {
+            let (host, rest) = v6.split_once(']')?;
+            (host, rest.strip_prefix(':').unwrap_or(rest))
+        }
+        None => s.rsplit_once(':').unwrap_or((s, "")),
+    };
+    let host = if host.is_empty() { "localhost" } else { host };
+    let port = if port.is_empty() { "8080" } else { port };
+    port.parse::<u16>().ok()?;
+    Some((host.to_string(), port.to_string()))
+}
+
+/// A string as one word of a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The container's `sh -c` script (its arguments: the service's own command, run as it is when
+/// the image has no emulator jar or no `java`). A new archive (written by the JVM when it stops)
+/// is checked once by a JVM that must map it before it is used: a damaged one would crash the
+/// emulator's JVM at start, so it is deleted with a warning and made again.
+fn direct_start_script(archive: &str, emulator_args: &[String]) -> String {
+    let args: Vec<String> = emulator_args.iter().map(|a| sh_quote(a)).collect();
+    format!(
+        r#"jar={jar}
+java="${{JAVA:-$(command -v java)}}"
+if [ ! -r "$jar" ] || [ -z "$java" ]; then exec "$@"; fi
+dir={mount}/{dir}; a="$dir/{archive}"; set --
+if mkdir -p "$dir" 2>/dev/null && [ -w "$dir" ]; then
+  if [ ! -s "$a" ] && [ -s "$a.new" ]; then
+    if "$java" -Xshare:on -XX:SharedArchiveFile="$a.new" {flags} -cp "$jar" -version >/dev/null 2>&1; then
+      mv -f "$a.new" "$a"
+    else
+      rm -f "$a.new"
+      echo "vibedev: warning: the emulator's class-data archive $a.new is unusable: starting without it (a new one is written when the emulator stops)" >&2
+    fi
+  fi
+  if [ -s "$a" ]; then set -- -XX:SharedArchiveFile="$a"; else set -- -XX:ArchiveClassesAtExit="$a.new"; fi
+else
+  echo "vibedev: warning: cannot write to $dir: starting without a class-data archive" >&2
+fi
+exec "$java" -Duser.language=en {flags} "$@" -cp "$jar" com.google.cloud.datastore.emulator.firestore.CloudFirestore {args}
+"#,
+        jar = sh_quote(EMULATOR_JAR),
+        mount = CACHE_MOUNT,
+        dir = ARCHIVE_DIR,
+        flags = JVM_FLAGS,
+        args = args.join(" "),
+    )
 }
 
 /// The snapshot's file: one document per line.
@@ -522,6 +689,123 @@ mod tests {
         assert!(err.contains("c/d.json") && err.contains("line 2"), "{err}");
         std::fs::write(dir.path().join("c/d.json"), "[1]").unwrap();
         assert!(read_documents(dir.path()).is_err());
+    }
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn gclouds_start_command_becomes_the_emulators_arguments() {
+        assert_eq!(
+            gcloud_start_args(&words(
+                "gcloud emulators firestore start --host-port=0.0.0.0:8080"
+            )),
+            Some(words(
+                "start --host=0.0.0.0 --port=8080 --database-mode=firestore-native"
+            ))
+        );
+        assert_eq!(
+            gcloud_start_args(&words(
+                "/usr/bin/gcloud beta emulators firestore start --host-port [::]:9000 --quiet --project=demo --use-firestore-in-datastore-mode --rules=/r.rules"
+            )),
+            Some(words(
+                "start --host=:: --port=9000 --database-mode=datastore-mode --rules=/r.rules"
+            ))
+        );
+        // without --host-port gcloud chooses the address; other commands and flags are left alone
+        for cmd in [
+            "gcloud emulators firestore start",
+            "gcloud emulators firestore start --host-port=0.0.0.0:8080 --licenses",
+            "gcloud emulators datastore start --host-port=0.0.0.0:8080",
+            "java -jar x.jar",
+            "gcloud emulators firestore start --host-port=0.0.0.0:notaport",
+        ] {
+            assert_eq!(gcloud_start_args(&words(cmd)), None, "{cmd}");
+        }
+    }
+
+    fn official_image() -> ImageFacts {
+        ImageFacts {
+            id: "sha256:0123abcd".into(),
+            entrypoint: vec![],
+            cmd: words("/bin/bash"),
+        }
+    }
+
+    fn input<'a>(
+        entrypoint: Option<&'a [String]>,
+        command: Option<&'a [String]>,
+        env: &'a std::collections::BTreeMap<String, String>,
+    ) -> LaunchInput<'a> {
+        LaunchInput {
+            entrypoint,
+            command,
+            env,
+        }
+    }
+
+    #[test]
+    fn the_official_image_starts_the_jvm_with_its_own_archive() {
+        let env = Default::default();
+        let cmd = words("gcloud emulators firestore start --host-port=0.0.0.0:8080");
+        let launch = Firestore
+            .launch(&official_image(), &input(None, Some(&cmd), &env))
+            .expect("recognised");
+        assert_eq!(launch.entrypoint.unwrap(), ["/bin/sh", "-c"]);
+        let command = launch.command.unwrap();
+        let script = &command[0];
+        assert!(
+            script.contains("dir=/vibedev-cache/firestore; a=\"$dir/0123abcd.jsa\""),
+            "{script}"
+        );
+        assert!(
+            script.contains("CloudFirestore 'start' '--host=0.0.0.0' '--port=8080'"),
+            "{script}"
+        );
+        // the service's command follows, for the fallback
+        assert_eq!(&command[2..], &cmd[..]);
+        // another image id: another archive
+        let other = ImageFacts {
+            id: "sha256:ffff".into(),
+            ..official_image()
+        };
+        let script2 = Firestore
+            .launch(&other, &input(None, Some(&cmd), &env))
+            .unwrap()
+            .command
+            .unwrap()
+            .remove(0);
+        assert!(script2.contains("/ffff.jsa"), "{script2}");
+    }
+
+    #[test]
+    fn an_image_with_an_entrypoint_or_another_command_is_left_alone() {
+        let env = Default::default();
+        let cmd = words("gcloud emulators firestore start --host-port=0.0.0.0:8080");
+        let with_entrypoint = ImageFacts {
+            entrypoint: words("/usr/local/bin/firestore-entrypoint"),
+            ..official_image()
+        };
+        assert_eq!(
+            Firestore.launch(&with_entrypoint, &input(None, Some(&cmd), &env)),
+            None
+        );
+        let own = words("/entry.sh");
+        assert_eq!(
+            Firestore.launch(&official_image(), &input(Some(&own), Some(&cmd), &env)),
+            None
+        );
+        assert_eq!(
+            Firestore.launch(&official_image(), &input(None, None, &env)),
+            None
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

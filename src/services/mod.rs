@@ -166,6 +166,41 @@ impl Store<'_> {
     }
 }
 
+/// What the engine says about an image, as a kind needs it to choose how to start a container of
+/// it ([`ServiceKind::launch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The image's id (`sha256:...`).
+    pub id: String,
+    /// Its `ENTRYPOINT` (empty when it has none).
+    pub entrypoint: Vec<String>,
+    /// Its `CMD`.
+    pub cmd: Vec<String>,
+}
+
+/// The service's own start, as the compose file gives it ([`ServiceKind::launch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchInput<'a> {
+    pub entrypoint: Option<&'a [String]>,
+    pub command: Option<&'a [String]>,
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// How a kind starts a container of an image it recognises: what replaces or adds to the
+/// service's own start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    /// Variables set over the service's own.
+    pub env: Vec<(String, String)>,
+    /// Where vibedev's cache volume is mounted in the container, if it is.
+    pub cache_target: Option<&'static str>,
+}
+
+/// Where [`Launch::cache_target`] mounts vibedev's cache volume.
+pub const CACHE_MOUNT: &str = "/vibedev-cache";
+
 /// When seeding: only into an empty store (after `up` created it), or always.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedMode {
@@ -232,6 +267,21 @@ pub trait ServiceKind: Send + Sync {
 
     /// How one readiness check is made from the host.
     fn wait(&self) -> WaitFor;
+
+    /// A faster way to start a container of this image than the service's own command, when the
+    /// kind recognises the image's layout (from its inspect data and the command it would run);
+    /// `None` keeps the service's entrypoint and command. What it starts must behave as the
+    /// command would, and fall back to running the command when the layout is not as expected.
+    fn launch(&self, _image: &ImageFacts, _service: &LaunchInput<'_>) -> Option<Launch> {
+        None
+    }
+
+    /// For `vibedev doctor`: the path in the container (under [`Launch::cache_target`]) whose
+    /// presence means the cache that [`ServiceKind::launch`] speeds starts with is made, and what
+    /// a start costs without it. `None` when the kind keeps no cache for this image.
+    fn launch_cache(&self, _image: &ImageFacts) -> Option<(String, &'static str)> {
+        None
+    }
 
     /// What the service needs before it is the stack's (a role and database, buckets), done
     /// when the readiness check says the server answered but refused ([`Stage::Refused`]) or

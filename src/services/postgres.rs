@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::SeedEvent;
 use super::{
-    Counted, SeedError, SeedMode, SeedPaths, SeedReporter, Seeded, ServiceKind, Settings,
-    SettingsInput, SnapshotIo, Stage, Store, WaitFor,
+    Counted, ImageFacts, Launch, LaunchInput, SeedError, SeedMode, SeedPaths, SeedReporter, Seeded,
+    ServiceKind, Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
 };
 use crate::compose::XVibedev;
 
@@ -51,6 +51,39 @@ impl ServiceKind for Postgres {
 
     fn wait(&self) -> WaitFor {
         WaitFor::Postgres { query: "SELECT 1" }
+    }
+
+    /// The official image's entrypoint runs initdb on an empty volume, which syncs every file
+    /// it writes to disk: `POSTGRES_INITDB_ARGS=--no-sync` (its documented way to pass initdb
+    /// options) makes the same cluster without waiting for the disk, 2-3 s less on a busy
+    /// machine. Only the first start of a volume reads it.
+    fn launch(&self, image: &ImageFacts, service: &LaunchInput<'_>) -> Option<Launch> {
+        let entrypoint = service.entrypoint.unwrap_or(&image.entrypoint);
+        if entrypoint != ["docker-entrypoint.sh"]
+            || service.env.contains_key("POSTGRES_INITDB_ARGS_FILE")
+        {
+            return None;
+        }
+        let args = service
+            .env
+            .get("POSTGRES_INITDB_ARGS")
+            .map(String::as_str)
+            .unwrap_or("");
+        if args
+            .split_whitespace()
+            .any(|a| a == "--no-sync" || a == "-N")
+        {
+            return None;
+        }
+        let args = if args.trim().is_empty() {
+            "--no-sync".to_string()
+        } else {
+            format!("{args} --no-sync")
+        };
+        Some(Launch {
+            env: vec![("POSTGRES_INITDB_ARGS".into(), args)],
+            ..Launch::default()
+        })
     }
 
     fn prepare<'a>(
@@ -296,4 +329,44 @@ async fn create_database(
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initdb_skips_syncing_on_the_official_entrypoint_only() {
+        let image = ImageFacts {
+            id: "sha256:aa".into(),
+            entrypoint: vec!["docker-entrypoint.sh".into()],
+            cmd: vec!["postgres".into()],
+        };
+        let launch = |env: &BTreeMap<String, String>, entrypoint: Option<&[String]>| {
+            Postgres.launch(
+                &image,
+                &LaunchInput {
+                    entrypoint,
+                    command: None,
+                    env,
+                },
+            )
+        };
+        let mut env = BTreeMap::new();
+        assert_eq!(
+            launch(&env, None).unwrap().env,
+            [("POSTGRES_INITDB_ARGS".to_string(), "--no-sync".to_string())]
+        );
+        // the user's own initdb options are kept
+        env.insert("POSTGRES_INITDB_ARGS".into(), "--locale=C".into());
+        assert_eq!(launch(&env, None).unwrap().env[0].1, "--locale=C --no-sync");
+        env.insert("POSTGRES_INITDB_ARGS".into(), "-N".into());
+        assert_eq!(launch(&env, None), None);
+        env.clear();
+        env.insert("POSTGRES_INITDB_ARGS_FILE".into(), "/run/secrets/a".into());
+        assert_eq!(launch(&env, None), None);
+        env.clear();
+        let own = ["/my-entrypoint.sh".to_string()];
+        assert_eq!(launch(&env, Some(&own)), None);
+    }
 }

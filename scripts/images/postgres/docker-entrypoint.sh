@@ -13,7 +13,8 @@
 # time, in the same environment (`docker-entrypoint.sh --make-initdb-template`). On an empty data
 # directory it is unpacked instead of running initdb (≈0.5-1 s saved), then the superuser is renamed
 # to POSTGRES_USER and given POSTGRES_PASSWORD. It is used only when initdb would have produced the
-# same cluster: no POSTGRES_INITDB_ARGS / POSTGRES_INITDB_WALDIR, same LANG/LC_*/TZ/PGTZ and
+# same cluster: no POSTGRES_INITDB_ARGS (but --no-sync, which changes how initdb writes, not what)
+# nor POSTGRES_INITDB_WALDIR, same LANG/LC_*/TZ/PGTZ and
 # /etc/localtime. POSTGRES_INITDB_SKIP_TEMPLATE=1 always runs initdb.
 set -Eeo pipefail
 
@@ -122,8 +123,10 @@ make_initdb_template() {
 }
 
 template_usable() {
+	# shellcheck disable=SC2086 # the words of POSTGRES_INITDB_ARGS, as initdb gets them
 	[ "${POSTGRES_INITDB_SKIP_TEMPLATE:-}" != 1 ] &&
-		[ -z "$POSTGRES_INITDB_ARGS" ] && [ -z "${POSTGRES_INITDB_WALDIR:-}" ] &&
+		{ [ -z "$POSTGRES_INITDB_ARGS" ] || [ "$(echo $POSTGRES_INITDB_ARGS)" = --no-sync ]; } &&
+		[ -z "${POSTGRES_INITDB_WALDIR:-}" ] &&
 		[ -r "$TEMPLATE_DIR/data.tar" ] && [ -r "$TEMPLATE_DIR/env" ] &&
 		[ "$(initdb_env_signature)" = "$(cat "$TEMPLATE_DIR/env")" ]
 }
