@@ -67,7 +67,8 @@ impl Diagnostic for ConfigError {
             ConfigError::Read { .. }
             | ConfigError::Syntax { .. }
             | ConfigError::Invalid { .. }
-            | ConfigError::Cwd(_) => Exit::Usage,
+            | ConfigError::Cwd(_)
+            | ConfigError::EnvFlag { .. } => Exit::Usage,
         }
     }
 
@@ -108,6 +109,7 @@ impl Diagnostic for EngineError {
             | EngineError::Pull { .. }
             | EngineError::Foreign { .. }
             | EngineError::Build { .. }
+            | EngineError::Relay { .. }
             | EngineError::Context(_) => Exit::Failure,
         }
     }
