@@ -44,7 +44,20 @@ pub struct ConfigFile {
     pub seed: SeedConfig,
     #[serde(default)]
     pub branches: BranchesConfig,
+    pub engine: EngineConfig,
 }
+
+/// `[engine]` in `vibedev.toml`: how this machine reaches the engine's published ports.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Relay the published ports of a `tcp://` engine on another host to 127.0.0.1 here
+    /// (`VIBEDEV_FORWARD` overrides it).
+    pub forward: Option<bool>,
+}
+
+/// The environment variable that turns the relay of a `tcp://` engine's ports on or off.
+pub const FORWARD_VAR: &str = "VIBEDEV_FORWARD";
 
 /// Where the stack's host ports come from (`ports = ...` in `vibedev.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -192,6 +205,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot determine the working directory")]
     Cwd(#[source] std::io::Error),
+    #[error("{var}={value:?} is neither on nor off")]
+    EnvFlag { var: &'static str, value: String },
 }
 
 impl ConfigError {
@@ -204,6 +219,9 @@ impl ConfigError {
                 Some("fix the file at the position shown; the README lists every key".into())
             }
             ConfigError::Cwd(_) => None,
+            ConfigError::EnvFlag { var, .. } => Some(format!(
+                "set {var} to 1, true, yes or on (or 0, false, no, off), or unset it"
+            )),
         }
     }
 }
@@ -336,6 +354,14 @@ impl Project {
         self.file.bind.as_deref().unwrap_or(DEFAULT_BIND)
     }
 
+    /// Whether the published ports of a `tcp://` engine on another host are relayed to
+    /// 127.0.0.1 here: `VIBEDEV_FORWARD` when set, else `[engine] forward`, else off.
+    pub fn forward_ports(&self) -> Result<bool, ConfigError> {
+        Ok(forward_from_env()?
+            .or(self.file.engine.forward)
+            .unwrap_or(false))
+    }
+
     /// The project id the emulators serve.
     pub fn gcp_project(&self) -> &str {
         self.file
@@ -350,6 +376,29 @@ impl Project {
             Some(p) => p.display().to_string(),
             None => "built-in defaults (no vibedev.toml found)".to_string(),
         }
+    }
+}
+
+/// `VIBEDEV_FORWARD` as on or off, when it is set.
+pub fn forward_from_env() -> Result<Option<bool>, ConfigError> {
+    match std::env::var(FORWARD_VAR) {
+        Ok(value) => match parse_flag(&value) {
+            Some(on) => Ok(Some(on)),
+            None => Err(ConfigError::EnvFlag {
+                var: FORWARD_VAR,
+                value,
+            }),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
+/// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` (any case; empty is off).
+fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -513,6 +562,17 @@ mod tests {
     }
 
     #[test]
+    fn on_off_flags_read_as_people_write_them() {
+        for on in ["1", "true", "YES", " on "] {
+            assert_eq!(parse_flag(on), Some(true), "{on}");
+        }
+        for off in ["", "0", "False", "no", "off"] {
+            assert_eq!(parse_flag(off), Some(false), "{off}");
+        }
+        assert_eq!(parse_flag("maybe"), None);
+    }
+
+    #[test]
     fn syntax_error_names_position() {
         let err = parse_config(Path::new("v.toml"), "project = \n").unwrap_err();
         assert!(err.to_string().starts_with("v.toml:1:"), "{err}");
@@ -547,9 +607,13 @@ firestore_dir = "seed/firestore"
 database = true
 default = "trunk"
 from = "template"
+
+[engine]
+forward = true
 "#;
         let cfg = parse_config(Path::new("v.toml"), text).unwrap();
         assert_eq!(cfg.project.as_deref(), Some("demo"));
+        assert_eq!(cfg.engine.forward, Some(true));
         assert_eq!(cfg.ports, Some(PortsMode::Auto));
         assert_eq!(cfg.services["postgres"].env["POSTGRES_PASSWORD"], "pw");
         assert_eq!(

@@ -40,6 +40,12 @@ use clap::Parser;
 
 /// Builds the runtime, runs the parsed command and renders any error once, on stderr.
 pub fn main_entry() -> ExitCode {
+    // The background relay of a tcp:// engine's ports, started by `up`: a process of vibedev's
+    // own, not a command for people, so it stays out of the help and the shell completions.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(std::ffi::OsStr::new(engine::relay::SUBCOMMAND)) {
+        return commands::forward::main(args.next());
+    }
     let cli = cli::Cli::parse();
     let ui = ui::Ui::new(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

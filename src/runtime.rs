@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::engine::containers::{ContainerInfo, published_port};
-use crate::engine::{Engine, EngineError, ssh};
+use crate::engine::{Engine, EngineError, relay, ssh};
 use crate::services::{self, Kind, Store};
 use crate::stack::{ServiceSpec, Stack};
 
@@ -140,51 +140,87 @@ pub fn published_ports(
         .collect()
 }
 
-/// For an engine reached over SSH: forwards the service's published TCP ports to the same
-/// ports on 127.0.0.1 of this machine, over the engine's connection (nothing to do otherwise).
-/// The engine keeps binding where the stack says (its own 127.0.0.1 by default).
+/// For an engine reached over SSH, or a `tcp://` engine on another host whose ports are relayed
+/// (opt-in): forwards the service's published TCP ports to the same ports on 127.0.0.1 of this
+/// machine (nothing to do otherwise). Over SSH the engine keeps binding where the stack says (its
+/// own 127.0.0.1 by default); the relay needs an address of the engine's host this machine reaches.
 pub async fn forward_published(
     engine: &Engine,
     project: &str,
     service: &str,
     published: &[Published],
 ) -> Result<(), EngineError> {
-    let Some(tunnel) = &engine.tunnel else {
+    let tcp = published.iter().filter(|p| p.protocol == "tcp");
+    if let Some(tunnel) = &engine.tunnel {
+        let forwards: Vec<ssh::Forward> = tcp
+            .map(|p| ssh::Forward {
+                service: service.to_string(),
+                port: p.host_port,
+                remote_host: match p.engine_host.as_str() {
+                    "" | "0.0.0.0" => "127.0.0.1".to_string(),
+                    "::" => "::1".to_string(),
+                    ip => ip.to_string(),
+                },
+            })
+            .collect();
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        return tunnel
+            .forward(project, &forwards)
+            .await
+            .map_err(|source| EngineError::Ssh {
+                endpoint: engine.endpoint.clone(),
+                source: Box::new(source),
+            });
+    }
+    let Some(relay) = engine.relaying() else {
         return Ok(());
     };
-    let forwards: Vec<ssh::Forward> = published
-        .iter()
-        .filter(|p| p.protocol == "tcp")
-        .map(|p| ssh::Forward {
-            service: service.to_string(),
-            port: p.host_port,
-            remote_host: match p.engine_host.as_str() {
-                "" | "0.0.0.0" => "127.0.0.1".to_string(),
-                "::" => "::1".to_string(),
-                ip => ip.to_string(),
-            },
+    let relay_error = |source| EngineError::Relay {
+        endpoint: engine.endpoint.clone(),
+        source: Box::new(source),
+    };
+    let forwards = tcp
+        .map(|p| {
+            Ok(ssh::Forward {
+                service: service.to_string(),
+                port: p.host_port,
+                remote_host: relay.target(service, &p.engine_host, p.host_port)?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, relay::RelayError>>()
+        .map_err(relay_error)?;
     if forwards.is_empty() {
         return Ok(());
     }
-    tunnel
-        .forward(project, &forwards)
-        .await
-        .map_err(|source| EngineError::Ssh {
-            endpoint: engine.endpoint.clone(),
-            source: Box::new(source),
-        })
+    relay.forward(project, &forwards).await.map_err(relay_error)
 }
 
-/// The project's forwards on an engine reached over SSH (`None` for any other engine).
+/// The project's forwards on an engine reached over SSH, or relayed from a `tcp://` engine
+/// (`None` for any other engine, and for a `tcp://` engine that relays nothing and is not asked to).
 pub async fn forwards_state(engine: &Engine, project: &str) -> Option<ssh::ForwardsState> {
-    Some(engine.tunnel.as_ref()?.state(project).await)
+    if let Some(tunnel) = &engine.tunnel {
+        return Some(tunnel.state(project).await);
+    }
+    let state = engine.relay.as_ref()?.state(project).await;
+    (engine.forward || state != ssh::ForwardsState::None).then_some(state)
 }
 
 /// Ends the project's forwards on an engine reached over SSH, and the connection itself when
-/// no other project uses it. True when the connection was ended.
+/// no other project uses it (true when the connection was ended); ends the project's relay of
+/// a `tcp://` engine's ports, whether or not forwarding is still asked for.
 pub async fn end_forwards(engine: &Engine, project: &str) -> Result<bool, EngineError> {
+    if let Some(relay) = &engine.relay {
+        relay
+            .end(project)
+            .await
+            .map_err(|source| EngineError::Relay {
+                endpoint: engine.endpoint.clone(),
+                source: Box::new(source),
+            })?;
+        return Ok(false);
+    }
     let Some(tunnel) = &engine.tunnel else {
         return Ok(false);
     };
@@ -199,7 +235,6 @@ pub async fn end_forwards(engine: &Engine, project: &str) -> Result<bool, Engine
 
 /// A line on the project's forwards for `status` and `env`, and whether they are down.
 pub fn describe_forwards(engine: &Engine, state: &ssh::ForwardsState) -> Option<(String, bool)> {
-    let tunnel = engine.tunnel.as_ref()?;
     let ports = |forwards: &[ssh::Forward]| {
         forwards
             .iter()
@@ -207,26 +242,45 @@ pub fn describe_forwards(engine: &Engine, state: &ssh::ForwardsState) -> Option<
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if let Some(tunnel) = &engine.tunnel {
+        let target = tunnel.target.display();
+        return Some(match state {
+            ssh::ForwardsState::None => (
+                format!("no ports forwarded from {target} (`vibedev up` forwards them)"),
+                false,
+            ),
+            ssh::ForwardsState::Up { pid, forwards } => (
+                format!(
+                    "forwarded to 127.0.0.1 over ssh to {target} (ssh PID {pid}): {}",
+                    ports(forwards)
+                ),
+                false,
+            ),
+            ssh::ForwardsState::Down { forwards } => (
+                format!(
+                    "the SSH connection to {target} that forwarded {} dropped: run `vibedev up` to forward them again",
+                    ports(forwards)
+                ),
+                true,
+            ),
+        });
+    }
+    let host = &engine.relay.as_ref()?.host;
     Some(match state {
         ssh::ForwardsState::None => (
-            format!(
-                "no ports forwarded from {} (`vibedev up` forwards them)",
-                tunnel.target.display()
-            ),
+            format!("no ports relayed from {host} (`vibedev up` relays them)"),
             false,
         ),
         ssh::ForwardsState::Up { pid, forwards } => (
             format!(
-                "forwarded to 127.0.0.1 over ssh to {} (ssh PID {pid}): {}",
-                tunnel.target.display(),
+                "relayed to 127.0.0.1 from {host} (relay PID {pid}): {}",
                 ports(forwards)
             ),
             false,
         ),
         ssh::ForwardsState::Down { forwards } => (
             format!(
-                "the SSH connection to {} that forwarded {} dropped: run `vibedev up` to forward them again",
-                tunnel.target.display(),
+                "the relay of {} from {host} is not running: run `vibedev up` to start it again",
                 ports(forwards)
             ),
             true,

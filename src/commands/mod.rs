@@ -8,6 +8,7 @@ pub mod config;
 pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod forward;
 pub mod init;
 pub mod logs;
 pub mod ls;
@@ -67,6 +68,15 @@ impl Context {
         Ok((project, stack))
     }
 
+    /// Whether the project asks for a `tcp://` engine's published ports on 127.0.0.1 here
+    /// (`VIBEDEV_FORWARD`, else `[engine] forward`; a config that cannot be read says no).
+    pub fn forward_ports(&self) -> Result<bool> {
+        Ok(match self.project_for_name() {
+            Ok((project, _)) => project.forward_ports()?,
+            Err(_) => crate::config::forward_from_env()?.unwrap_or(false),
+        })
+    }
+
     /// Takes the project's lock for a command that changes its stack (see [`crate::lock`]); a
     /// second caller waits and is told who holds it.
     pub async fn lock(&self, project: &str, command: &str) -> Result<crate::lock::ProjectLock> {
@@ -124,8 +134,10 @@ impl Context {
         Ok(())
     }
 
+    /// The engine, with the relay of a `tcp://` engine's ports on when the project asks for it.
     pub async fn engine(&self) -> Result<Engine> {
-        let engine = Engine::connect().await?;
+        let forward = self.forward_ports()?;
+        let engine = Engine::connect().await?.with_forwarding(forward);
         self.ui
             .detail(&format!("docker engine: {}", engine.endpoint));
         Ok(engine)

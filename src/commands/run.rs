@@ -214,7 +214,7 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
             return Vec::new();
         }
     };
-    let engine = match crate::engine::Engine::connect().await {
+    let engine = match ctx.engine().await {
         Ok(e) => e,
         Err(err) => {
             warn(&format!(

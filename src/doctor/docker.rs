@@ -144,17 +144,18 @@ async fn docker_check(engine: &Engine, facts: &EngineFacts, project: Option<&str
         return Check::pass("docker", message);
     };
     let Some(state) = crate::runtime::forwards_state(engine, project).await else {
-        message.push_str(
-            "; published ports are reached on the engine's host (forwards are made for ssh:// engines)",
-        );
+        message.push_str(match &engine.relay {
+            Some(_) => "; published ports are reached on the engine's host (`[engine] forward = true` in vibedev.toml or VIBEDEV_FORWARD=1 relays them to 127.0.0.1)",
+            None => "; published ports are reached on the engine's host (forwards are made for ssh:// engines)",
+        });
         return Check::pass("docker", message);
     };
+    let again = match &engine.tunnel {
+        Some(_) => "run `vibedev up`: it connects again and forwards the stack's ports",
+        None => "run `vibedev up`: it starts the relay of the stack's ports again",
+    };
     match crate::runtime::describe_forwards(engine, &state) {
-        Some((line, true)) => Check::warn(
-            "docker",
-            format!("{message}; {line}"),
-            "run `vibedev up`: it connects again and forwards the stack's ports",
-        ),
+        Some((line, true)) => Check::warn("docker", format!("{message}; {line}"), again),
         Some((line, false)) => Check::pass("docker", format!("{message}; {line}")),
         None => Check::pass("docker", message),
     }

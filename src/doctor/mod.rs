@@ -162,6 +162,9 @@ fn load(options: &Options) -> Loaded {
         Ok(p) => p,
         Err(e) => return failed(root, e),
     };
+    if let Err(e) = project.forward_ports() {
+        return failed(project.root.clone(), e);
+    }
     let mut stack = match Stack::resolve(&project) {
         Ok(s) => s,
         Err(e) => return failed(project.root.clone(), e),
@@ -204,7 +207,13 @@ pub async fn run(options: &Options) -> Report {
     let loaded = load(options);
     let gcp_env = crate::secrets::credentials::GcpEnv::from_process();
     // One engine connection for the checks that need it (or the reason there is none).
-    let engine = Engine::connect().await;
+    let forward = match &loaded.project {
+        Some(project) => project.forward_ports(),
+        None => crate::config::forward_from_env().map(|on| on.unwrap_or(false)),
+    };
+    let engine = Engine::connect()
+        .await
+        .map(|e| e.with_forwarding(forward.unwrap_or(false)));
     let (docker, credentials) = tokio::join!(
         docker::checks(&engine, loaded.stack.as_ref()),
         gcp::credentials_check(&gcp_env),

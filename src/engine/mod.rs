@@ -9,6 +9,7 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod ports;
+pub mod relay;
 pub mod resources;
 pub mod ssh;
 pub mod stacks;
@@ -84,6 +85,13 @@ pub enum EngineError {
         #[source]
         source: Box<ssh::SshError>,
     },
+    /// The relay of a `tcp://` engine's published ports to 127.0.0.1 failed.
+    #[error("cannot relay the ports of the Docker engine at {endpoint}")]
+    Relay {
+        endpoint: Endpoint,
+        #[source]
+        source: Box<relay::RelayError>,
+    },
     #[error("cannot pull image {image}: {message}")]
     Pull { image: String, message: String },
     /// A network or volume with the project's name that vibedev did not create for it.
@@ -144,6 +152,15 @@ impl EngineError {
                     "check that `ssh HOST docker version` works from this shell (host name, key or agent, known_hosts), then run the command again"
                         .into()
                 }
+            }),
+            EngineError::Relay { source, .. } => Some(match source.as_ref() {
+                relay::RelayError::State { .. } => {
+                    "check that the temporary folder is writable by you".into()
+                }
+                relay::RelayError::Unreachable { .. } => {
+                    "the engine must publish the ports on an address this machine reaches (`bind` in vibedev.toml), or set `[engine] forward = false`".into()
+                }
+                _ => "run `vibedev up` again; `vibedev down` ends the relay".into(),
             }),
             EngineError::Pull { .. } => Some(
                 "check the image name and that its registry is reachable; `vibedev.toml` can point [services.NAME] image elsewhere"
@@ -219,6 +236,11 @@ pub struct Engine {
     pub endpoint: Endpoint,
     /// The SSH connection carrying the API and the published ports, for an `ssh://` engine.
     pub tunnel: Option<Arc<ssh::Tunnel>>,
+    /// For a `tcp://` engine on another host: the project relays of its published ports (used
+    /// when `forward` is on; what they recorded is shown and ended either way).
+    pub relay: Option<Arc<relay::Relay>>,
+    /// Whether a `tcp://` engine's published ports are relayed to 127.0.0.1 of this machine.
+    pub forward: bool,
 }
 
 /// Finds the engine's address: `DOCKER_HOST`, then the current Docker context, then the default socket.
@@ -315,11 +337,26 @@ impl Engine {
             Ok(Err(source)) => return Err(EngineError::Unreachable { endpoint, source }),
             Ok(Ok(docker)) => docker,
         };
+        let relay = relay::Relay::for_url(&endpoint.url).map(Arc::new);
         Ok(Engine {
             docker,
             endpoint,
             tunnel,
+            relay,
+            forward: false,
         })
+    }
+
+    /// The engine with the relay of its published ports to 127.0.0.1 turned on or off (it only
+    /// exists for a `tcp://` engine on another host).
+    pub fn with_forwarding(mut self, on: bool) -> Engine {
+        self.forward = on;
+        self
+    }
+
+    /// The relay that carries the published ports, when it is in use.
+    pub fn relaying(&self) -> Option<&relay::Relay> {
+        self.relay.as_deref().filter(|_| self.forward)
     }
 
     /// True when the engine runs on this machine (a local socket), so that host paths in bind
@@ -330,21 +367,13 @@ impl Engine {
 
     /// The address a client on this machine uses to reach a port published on `host_ip`.
     pub fn client_host(&self, host_ip: &str) -> String {
-        // Over SSH, every published port is forwarded to the same port on this machine.
-        if self.tunnel.is_some() {
+        // Over SSH, or with the relay of a tcp:// engine, every published port is forwarded to
+        // the same port on this machine.
+        if self.tunnel.is_some() || self.relaying().is_some() {
             return "127.0.0.1".to_string();
         }
-        if let Some(rest) = self
-            .endpoint
-            .url
-            .strip_prefix("tcp://")
-            .or_else(|| self.endpoint.url.strip_prefix("http://"))
-            .or_else(|| self.endpoint.url.strip_prefix("https://"))
-        {
-            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-            if !host.is_empty() && host != "localhost" && host != "127.0.0.1" {
-                return host.to_string();
-            }
+        if let Some(host) = relay::remote_tcp_host(&self.endpoint.url) {
+            return host;
         }
         match host_ip {
             "" | "0.0.0.0" => "127.0.0.1".to_string(),

@@ -70,7 +70,8 @@ impl Diagnostic for ConfigError {
             ConfigError::Read { .. }
             | ConfigError::Syntax { .. }
             | ConfigError::Invalid { .. }
-            | ConfigError::Cwd(_) => Exit::Usage,
+            | ConfigError::Cwd(_)
+            | ConfigError::EnvFlag { .. } => Exit::Usage,
         }
     }
 
@@ -127,6 +128,7 @@ impl Diagnostic for EngineError {
             | EngineError::Pull { .. }
             | EngineError::Foreign { .. }
             | EngineError::Build { .. }
+            | EngineError::Relay { .. }
             | EngineError::Context(_) => Exit::Failure,
         }
     }
