@@ -44,6 +44,7 @@ pub struct ConfigFile {
     pub seed: SeedConfig,
     #[serde(default)]
     pub branches: BranchesConfig,
+    #[serde(default)]
     pub engine: EngineConfig,
 }
 
