@@ -122,7 +122,7 @@ fn check<'a>(
         .unwrap_or_else(|| panic!("no {name} check in {all:?}"))
 }
 
-const ALL_CHECKS: [&str; 12] = support::DOCTOR_CHECKS;
+const ALL_CHECKS: [&str; 13] = support::DOCTOR_CHECKS;
 
 #[test]
 fn doctor_passes_every_check_on_a_healthy_stack() {
@@ -148,7 +148,7 @@ fn doctor_passes_every_check_on_a_healthy_stack() {
     }
     assert!(!run.stdout.contains("hint:"), "{run}");
     assert!(
-        run.stdout.contains("12 passed, 0 warned, 0 failed"),
+        run.stdout.contains("13 passed, 0 warned, 0 failed"),
         "{run}"
     );
 

@@ -8,10 +8,11 @@ pub mod secret_manager;
 pub mod secrets;
 
 /// `vibedev doctor`'s checks, in the order it runs and prints them (names are stable for scripts).
-pub const DOCTOR_CHECKS: [&str; 12] = [
+pub const DOCTOR_CHECKS: [&str; 13] = [
     "config",
     "docker",
     "images",
+    "start-cache",
     "architecture",
     "disk",
     "ports",
