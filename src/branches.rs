@@ -1,7 +1,7 @@
-//! A database per git branch (`[branches] database = true`): which branch a checkout has, the
-//! slug and database name it gets, and the stack's Postgres settings pointed at that database.
-//! Pure naming rules plus a few questions to git; making and removing the databases is in
-//! `migrate::branch`, and the orchestration in `data`.
+//! A database, Firestore data and buckets per git branch (`[branches]`): which branch a checkout
+//! has, the slug and names it gets, and the stack's settings pointed at them. Pure naming rules
+//! plus a few questions to git; making and removing the databases is in `migrate::branch`, the
+//! other stores' part in each kind's module, and the orchestration in `data`.
 
 use sha2::{Digest, Sha256};
 
@@ -16,6 +16,12 @@ pub const MAX_SLUG: usize = 40;
 
 /// Postgres truncates identifiers beyond this many bytes.
 const MAX_IDENT: usize = 63;
+
+/// The longest GCP project id (Google's rule: 6 to 30 characters).
+const MAX_PROJECT_ID: usize = 30;
+
+/// The longest bucket name without dots (Cloud Storage's rule: 3 to 63 characters).
+const MAX_BUCKET: usize = 63;
 
 /// Characters of the hash that tells cut, transliterated-with-loss and colliding names apart.
 const HASH_LEN: usize = 7;
@@ -72,12 +78,12 @@ pub struct OnBranch {
     pub slug: String,
 }
 
-/// The checkout's branch when `[branches] database` is on and it is not the default branch
-/// (`None`: the app database as it is). A repository without commits, a folder outside git
+/// The checkout's branch when something under `[branches]` follows it and it is not the default
+/// branch (`None`: the stores as they are). A repository without commits, a folder outside git
 /// and the default branch use the app database.
 pub fn current(project: &Project) -> Result<Option<OnBranch>, BranchError> {
     let config = &project.file.branches;
-    if !config.database {
+    if !config.follows_any() {
         return Ok(None);
     }
     let (branch, slug) = match git::checkout(&project.root) {
@@ -112,13 +118,25 @@ pub fn current(project: &Project) -> Result<Option<OnBranch>, BranchError> {
     Ok(Some(OnBranch { branch, slug }))
 }
 
-/// Points the stack's Postgres services at the branch's database (see [`current`]); returns
-/// the branch, when there is one.
+/// Points the stack's services at the branch's own data (see [`current`]): the Postgres
+/// services at its database, and each kind whose data follows at its own names (the project id
+/// the stack serves included); returns the branch, when there is one.
 pub fn apply(project: &Project, stack: &mut Stack) -> Result<Option<OnBranch>, BranchError> {
     let Some(on) = current(project)? else {
         return Ok(None);
     };
+    let config = &project.file.branches;
+    let default_project = stack.gcp_project.clone();
     for spec in &mut stack.services {
+        if let Some(kind) = spec.kind
+            && let Some(project_id) =
+                kind.follow_branch(config, &mut spec.settings, &default_project, &on)
+        {
+            stack.gcp_project = project_id;
+        }
+        if !config.database {
+            continue;
+        }
         if let Some(app) = &mut spec.settings.postgres {
             let default_database = app.database.clone();
             app.database = database_name(&default_database, &on.slug);
@@ -208,6 +226,16 @@ pub fn classify(
         .collect()
 }
 
+impl Listed {
+    /// The branch's slug, read from its database's name (`None` for the app database).
+    pub fn slug(&self) -> Option<&str> {
+        if self.default {
+            return None;
+        }
+        self.db.database.rsplit_once("__").map(|(_, slug)| slug)
+    }
+}
+
 /// The branch database `name` names (a git branch or a database), unless it is the app
 /// database or the one this checkout uses.
 pub fn find<'a>(listed: &'a [Listed], name: &str) -> Result<&'a Listed, BranchError> {
@@ -243,6 +271,36 @@ pub fn database_name(database: &str, slug: &str) -> String {
         base.pop();
     }
     format!("{base}__{slug}")
+}
+
+/// The branch's GCP project id, `<project id>-<slug>` (`_` as `-`): Google's rules (lowercase
+/// letters, digits and hyphens, at most 30 characters); a longer one is cut and ends in `-` and a
+/// hash of the whole name.
+pub fn project_id(gcp_project: &str, slug: &str) -> String {
+    suffixed(gcp_project, slug, MAX_PROJECT_ID)
+}
+
+/// The branch's bucket, `<bucket>-<slug>` (`_` as `-`): Cloud Storage's rules (lowercase, at
+/// most 63 characters, ending in a letter or digit); a longer one is cut and ends in `-` and a
+/// hash of the whole name.
+pub fn bucket_name(bucket: &str, slug: &str) -> String {
+    suffixed(bucket, slug, MAX_BUCKET)
+}
+
+fn suffixed(base: &str, slug: &str, max: usize) -> String {
+    let name = format!("{}-{}", base.to_lowercase(), slug.replace('_', "-"));
+    if name.len() <= max {
+        return name;
+    }
+    let hash = &hex::encode(Sha256::digest(name.as_bytes()))[..HASH_LEN];
+    let mut cut: String = name.chars().take(max - HASH_LEN - 1).collect();
+    while cut.len() > max - HASH_LEN - 1 {
+        cut.pop();
+    }
+    while cut.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        cut.pop();
+    }
+    format!("{cut}-{hash}")
 }
 
 /// The slug of a detached HEAD: `detached_` and the commit's first 12 characters.
@@ -464,6 +522,39 @@ mod tests {
         );
         assert_eq!(unmarked[0].branch.as_deref(), Some("feature/a"));
         assert!(unmarked[0].exists);
+    }
+
+    #[test]
+    fn project_ids_and_buckets_follow_google_rules() {
+        assert_eq!(
+            project_id("vibesdk-local", "feature_login"),
+            "vibesdk-local-feature-login"
+        );
+        assert_eq!(
+            bucket_name("vibesdk-templates", "feature_login"),
+            "vibesdk-templates-feature-login"
+        );
+        let long = slug("feature/a-rather-long-branch-name");
+        let id = project_id("vibesdk-local", &long);
+        assert!(id.len() <= MAX_PROJECT_ID, "{id}");
+        assert!(id.starts_with("vibesdk-local-feature-"), "{id}");
+        assert_ne!(
+            id,
+            project_id("vibesdk-local", &slug("feature/a-rather-long-branch-name2"))
+        );
+        let valid = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && s.starts_with(|c: char| c.is_ascii_lowercase())
+                && !s.ends_with('-')
+        };
+        assert!(valid(&id), "{id}");
+        let bucket = bucket_name("vibesdk-templates", &"x".repeat(MAX_SLUG));
+        assert!(bucket.len() <= MAX_BUCKET && valid(&bucket), "{bucket}");
+        assert_eq!(
+            bucket_name("B", &detached_slug("0123456789abcdef")),
+            "b-detached-0123456789ab"
+        );
     }
 
     #[test]

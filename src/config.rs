@@ -130,19 +130,33 @@ pub struct SeedConfig {
     pub firestore_dir: Option<PathBuf>,
 }
 
-/// `[branches]`: a database per git branch.
+/// `[branches]`: a database (and Firestore data, a bucket) per git branch.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BranchesConfig {
     /// Each git branch other than the default one gets its own copy of the app database.
     #[serde(default)]
     pub database: bool,
+    /// Each git branch other than the default one gets its own project id on the Firestore
+    /// emulator (and so its own documents).
+    #[serde(default)]
+    pub firestore: bool,
+    /// Each git branch other than the default one gets its own copy of the stack's buckets.
+    #[serde(default)]
+    pub bucket: bool,
     /// The branch that uses the app database itself (default: origin's HEAD, else `main`,
     /// else `master`).
     #[serde(rename = "default")]
     pub default_branch: Option<String>,
     /// What a new branch's database is copied from (default: the default branch's database).
     pub from: Option<BranchSource>,
+}
+
+impl BranchesConfig {
+    /// True when anything follows the git branch.
+    pub fn follows_any(&self) -> bool {
+        self.database || self.firestore || self.bucket
+    }
 }
 
 /// What a new branch's database starts as (`[branches] from`).
@@ -606,6 +620,7 @@ bucket_dir = "seed/bucket"
 firestore_dir = "seed/firestore"
 [branches]
 database = true
+firestore = true
 default = "trunk"
 from = "template"
 
@@ -623,6 +638,7 @@ forward = true
         );
         assert_eq!(cfg.seed.sql.len(), 1);
         assert!(cfg.branches.database);
+        assert!(cfg.branches.firestore && !cfg.branches.bucket);
         assert_eq!(cfg.branches.default_branch.as_deref(), Some("trunk"));
         assert_eq!(cfg.branches.from, Some(BranchSource::Template));
     }

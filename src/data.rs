@@ -13,7 +13,9 @@ use crate::migrate::template::ResetOptions;
 use crate::migrate::{self, Journal, MigrateError, MigrateOutcome};
 use crate::pg::PgTarget;
 use crate::runtime::{self, ServiceRuntime};
-use crate::services::{Emptied, Kind, SeedError, SeedMode, SeedReporter, Seeded, Store};
+use crate::services::{
+    BranchData, Emptied, Kind, SeedError, SeedMode, SeedReporter, Seeded, Store,
+};
 use crate::stack::{ServiceSpec, Stack};
 
 /// Why a data command could not do its work.
@@ -30,6 +32,8 @@ pub enum DataError {
         seed: &'static str,
         setting: &'static str,
     },
+    #[error("{service}: {message}")]
+    BranchData { service: String, message: String },
     #[error(transparent)]
     Seed(#[from] SeedError),
     #[error(transparent)]
@@ -50,6 +54,9 @@ impl DataError {
             ),
             DataError::SeedNotConfigured { setting, .. } => Some(format!(
                 "add it under [seed] in vibedev.toml, e.g. {setting}"
+            )),
+            DataError::BranchData { service, .. } => Some(format!(
+                "check that {service} is up and ready (`vibedev status`), then run the command again"
             )),
             DataError::Seed(e) => e.hint(),
             DataError::Migrate(e) => e.hint(),
@@ -262,6 +269,80 @@ pub async fn remove_branch_database(
     Ok(branch_db::remove(&db.target, database).await?)
 }
 
+/// Makes the current branch's own data in each running store whose kind follows the git branch
+/// (`[branches] firestore`, `bucket`) when the branch uses it for the first time; returns each
+/// service with what it made (nothing on the default branch).
+pub async fn branch_stores(stores: &Stores<'_>) -> Result<Vec<(String, Vec<String>)>, DataError> {
+    let running = stores.running();
+    let results = futures_util::future::join_all(
+        running
+            .iter()
+            .filter(|(_, store)| store.settings.branch.is_some())
+            .map(|(kind, store)| async move {
+                let made =
+                    kind.ensure_branch(store)
+                        .await
+                        .map_err(|message| DataError::BranchData {
+                            service: store.service.to_string(),
+                            message,
+                        })?;
+                Ok::<_, DataError>((store.service.to_string(), made))
+            }),
+    )
+    .await;
+    let mut done = Vec::new();
+    for result in results {
+        let (service, made) = result?;
+        if !made.is_empty() {
+            done.push((service, made));
+        }
+    }
+    Ok(done)
+}
+
+/// What the running stores other than the app database hold for the git branch `slug`, each
+/// with its service.
+pub async fn branch_data(
+    project: &Project,
+    stores: &Stores<'_>,
+    slug: &str,
+) -> Result<Vec<(String, BranchData)>, DataError> {
+    branch_data_op(project, stores, slug, false).await
+}
+
+/// Removes what the running stores other than the app database hold for the git branch
+/// `slug`; returns what was removed, each with its service.
+pub async fn remove_branch_data(
+    project: &Project,
+    stores: &Stores<'_>,
+    slug: &str,
+) -> Result<Vec<(String, BranchData)>, DataError> {
+    branch_data_op(project, stores, slug, true).await
+}
+
+async fn branch_data_op(
+    project: &Project,
+    stores: &Stores<'_>,
+    slug: &str,
+    remove: bool,
+) -> Result<Vec<(String, BranchData)>, DataError> {
+    let config = &project.file.branches;
+    let mut done = Vec::new();
+    for (kind, store) in stores.running() {
+        let held = if remove {
+            kind.remove_branch(config, &store, slug).await
+        } else {
+            kind.branch_data(config, &store, slug).await
+        };
+        let held = held.map_err(|message| DataError::BranchData {
+            service: store.service.to_string(),
+            message,
+        })?;
+        done.extend(held.into_iter().map(|h| (store.service.to_string(), h)));
+    }
+    Ok(done)
+}
+
 /// Applies the pending migrations of the project's journal to the app database.
 pub async fn migrate(
     project: &Project,
@@ -286,6 +367,8 @@ pub struct AfterUp {
     pub missing_migrations: bool,
     /// The current branch's own database, when it has one.
     pub branch: Option<BranchUse>,
+    /// The current branch's own data made in the other stores (the service, what it made).
+    pub branch_stores: Vec<(String, Vec<String>)>,
 }
 
 /// After `up`: apply pending migrations once the app database is ready, and seed each store
@@ -321,28 +404,44 @@ pub async fn after_up(
         done.branch = branch;
         Ok(Some(done))
     };
-    let others = futures_util::future::join_all(
-        stores
-            .running()
-            .into_iter()
-            .filter(|(kind, store)| {
-                !kind.holds_app_database()
-                    && kind.seed_configured(&paths.seeds)
-                    && touched(store.service) == Some(true)
-            })
-            .map(|(kind, store)| {
-                let paths = &paths;
-                async move {
-                    let reporter = (report.seed)(store.service);
-                    let seeded = kind
-                        .seed(&store, &paths.seeds, SeedMode::IfEmpty, &reporter)
-                        .await?;
-                    Ok::<_, DataError>(seeded.map(|s| (store.service.to_string(), s)))
-                }
-            }),
-    );
+    // A branch's own bucket is made (as a copy) before a seed goes into it.
+    let others = async {
+        let made = branch_stores(stores).await?;
+        let seeded = futures_util::future::join_all(
+            stores
+                .running()
+                .into_iter()
+                .filter(|(kind, store)| {
+                    !kind.holds_app_database()
+                        && kind.seed_configured(&paths.seeds)
+                        && touched(store.service) == Some(true)
+                })
+                .map(|(kind, store)| {
+                    let paths = &paths;
+                    async move {
+                        let reporter = (report.seed)(store.service);
+                        let seeded = kind
+                            .seed(&store, &paths.seeds, SeedMode::IfEmpty, &reporter)
+                            .await?;
+                        Ok::<_, DataError>(seeded.map(|s| (store.service.to_string(), s)))
+                    }
+                }),
+        )
+        .await;
+        Ok::<_, DataError>((made, seeded))
+    };
     let (database, others) = tokio::join!(database, others);
     let mut first_error = None;
+    let others = match others {
+        Ok((made, seeded)) => {
+            done.branch_stores = made;
+            seeded
+        }
+        Err(e) => {
+            first_error = Some(e);
+            Vec::new()
+        }
+    };
     match database {
         Ok(Some(db)) => {
             done.missing_migrations = db.missing_migrations;

@@ -59,7 +59,8 @@ pub struct WatchPaths {
     pub migrations: Option<PathBuf>,
     /// Each kind's seed folder.
     pub seeds: Vec<(Kind, PathBuf)>,
-    /// The checkout's git HEAD file, followed with `[branches] database = true`.
+    /// The checkout's git HEAD file, followed when something under `[branches]` follows the
+    /// branch.
     pub git_head: Option<PathBuf>,
 }
 
@@ -79,7 +80,7 @@ impl WatchPaths {
             git_head: project
                 .file
                 .branches
-                .database
+                .follows_any()
                 .then(|| crate::git::head_file(&project.root))
                 .flatten()
                 .map(canonical),

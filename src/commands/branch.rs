@@ -1,5 +1,6 @@
 //! `vibedev branch ls [--json]`, `branch rm NAME` and `branch prune [--yes]`: the databases of
-//! git branches (`[branches] database = true`).
+//! git branches (`[branches] database = true`), with their Firestore data and buckets
+//! (`firestore`, `bucket`).
 
 use std::io::IsTerminal;
 
@@ -7,8 +8,10 @@ use chrono::Utc;
 
 use crate::branches::{self, Listed};
 use crate::cli::{BranchArgs, BranchCommand};
+use crate::config::Project;
 use crate::data::{self, Database, Stores};
 use crate::error::{CommandError, Error, Exit, Result};
+use crate::services::BranchData;
 use crate::text::{ago, bytes, count};
 
 use super::Context;
@@ -21,12 +24,20 @@ pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
     let listed = data::branch_databases(&project, &db).await?;
     match args.command {
         BranchCommand::Ls(ls) => {
+            let mut held = Vec::new();
+            for l in &listed {
+                held.push(match l.slug() {
+                    Some(slug) => data::branch_data(&project, &stores, slug).await?,
+                    None => Vec::new(),
+                });
+            }
             if ls.json {
-                let json: Vec<serde_json::Value> = listed.iter().map(json).collect();
+                let json: Vec<serde_json::Value> =
+                    listed.iter().zip(&held).map(|(l, h)| json(l, h)).collect();
                 ctx.ui
                     .out(&serde_json::to_string_pretty(&json).unwrap_or_default());
             } else {
-                for line in table(ctx, &listed) {
+                for line in table(ctx, &listed, &held) {
                     ctx.ui.out(&line);
                 }
                 if !project.file.branches.database {
@@ -40,7 +51,7 @@ pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
         BranchCommand::Rm(rm) => {
             let found = branches::find(&listed, &rm.name)?;
             let _lock = ctx.lock(&stack.project, "branch rm").await?;
-            remove(ctx, &db, found).await?;
+            remove(ctx, &project, &stores, &db, found).await?;
             Ok(0)
         }
         BranchCommand::Prune(prune) => {
@@ -74,14 +85,21 @@ pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
             }
             let _lock = ctx.lock(&stack.project, "branch prune").await?;
             for l in gone {
-                remove(ctx, &db, l).await?;
+                remove(ctx, &project, &stores, &db, l).await?;
             }
             Ok(0)
         }
     }
 }
 
-async fn remove(ctx: &Context, db: &Database, l: &Listed) -> Result<()> {
+/// Removes a branch's database, then what the other stores hold for it.
+async fn remove(
+    ctx: &Context,
+    project: &Project,
+    stores: &Stores<'_>,
+    db: &Database,
+    l: &Listed,
+) -> Result<()> {
     let dropped = data::remove_branch_database(db, &l.db.database).await?;
     let templates = dropped.len().saturating_sub(1);
     let also = match templates {
@@ -94,13 +112,32 @@ async fn remove(ctx: &Context, db: &Database, l: &Listed) -> Result<()> {
         l.branch.as_deref().unwrap_or("?"),
         bytes(l.db.bytes.max(0) as u64)
     ));
+    if let Some(slug) = l.slug() {
+        for (service, removed) in data::remove_branch_data(project, stores, slug).await? {
+            ctx.ui.out(&format!(
+                "removed {} of branch {} ({service}: {})",
+                removed.what,
+                l.branch.as_deref().unwrap_or("?"),
+                held_size(&removed)
+            ));
+        }
+    }
     Ok(())
 }
 
-fn table(ctx: &Context, listed: &[Listed]) -> Vec<String> {
+/// `3 objects, 12 KiB`.
+fn held_size(h: &BranchData) -> String {
+    match h.bytes {
+        Some(b) => format!("{}, {}", h.count, bytes(b)),
+        None => h.count.to_string(),
+    }
+}
+
+fn table(ctx: &Context, listed: &[Listed], held: &[Vec<(String, BranchData)>]) -> Vec<String> {
     let rows: Vec<Vec<String>> = listed
         .iter()
-        .map(|l| {
+        .zip(held)
+        .map(|(l, held)| {
             let mark = if l.current { "*" } else { " " };
             let git = match (l.default, l.exists) {
                 (true, _) => "default".to_string(),
@@ -116,17 +153,44 @@ fn table(ctx: &Context, listed: &[Listed]) -> Vec<String> {
                     |t| ago((Utc::now() - t).to_std().unwrap_or_default()),
                 ),
                 git,
+                if held.is_empty() {
+                    "-".to_string()
+                } else {
+                    held.iter()
+                        .map(|(_, h)| format!("{} ({})", h.what, held_size(h)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
             ]
         })
         .collect();
     ctx.ui.table(
-        &["  branch", "database", "size", "last used", "git branch"],
+        &[
+            "  branch",
+            "database",
+            "size",
+            "last used",
+            "git branch",
+            "also",
+        ],
         &rows,
     )
 }
 
 /// The JSON shape of `branch ls --json` (stable for scripts).
-fn json(l: &Listed) -> serde_json::Value {
+fn json(l: &Listed, held: &[(String, BranchData)]) -> serde_json::Value {
+    let stores: Vec<serde_json::Value> = held
+        .iter()
+        .map(|(service, h)| {
+            serde_json::json!({
+                "service": service,
+                "what": h.what,
+                "count": h.count.count,
+                "unit": h.count.unit,
+                "bytes": h.bytes,
+            })
+        })
+        .collect();
     serde_json::json!({
         "database": l.db.database,
         "branch": l.branch,
@@ -135,6 +199,7 @@ fn json(l: &Listed) -> serde_json::Value {
         "branch_exists": l.exists,
         "default": l.default,
         "current": l.current,
+        "stores": stores,
     })
 }
 

@@ -7,7 +7,7 @@ use crate::error::{CommandError, Result};
 use crate::runtime;
 
 use super::Context;
-use super::report::{branch_line, reporters};
+use super::report::{branch_line, branch_stores_lines, reporters};
 
 pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -40,6 +40,7 @@ pub async fn run(ctx: &Context, args: EnvArgs) -> Result<u8> {
     {
         branch_line(&ctx.ui, &used);
     }
+    branch_stores_lines(&ctx.ui, &data::branch_stores(&stores).await?);
     let vars = runtime::connection_env(&stack, &stores.runtimes);
     match args.format {
         EnvFormat::Dotenv => {

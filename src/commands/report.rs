@@ -209,6 +209,7 @@ pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::After
     if let Some(branch) = &done.branch {
         branch_line(ui, branch);
     }
+    branch_stores_lines(ui, &done.branch_stores);
     if done.missing_migrations {
         ui.warn(&format!(
             "[migrations] dir names {}, which does not exist: no migrations applied",
@@ -234,6 +235,19 @@ pub fn branch_line(ui: &Ui, used: &crate::data::BranchUse) {
         ui.info(&line);
     } else {
         ui.detail(&line);
+    }
+}
+
+/// What the current branch's first use made in the stores other than the app database:
+/// `gcs        made bucket app-feature-x (a copy of app: 3 objects) for the branch`.
+pub fn branch_stores_lines(ui: &Ui, made: &[(String, Vec<String>)]) {
+    for (service, made) in made {
+        for what in made {
+            ui.info(&format!(
+                "{}made {what} for the branch",
+                service_label(service)
+            ));
+        }
     }
 }
 

@@ -264,6 +264,11 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
             )),
         }
     }
+    match crate::data::branch_stores(&stores).await {
+        Ok(made) if !quiet => super::report::branch_stores_lines(&ctx.ui, &made),
+        Ok(_) => {}
+        Err(err) => warn(&format!("the branch's own data could not be made: {err}")),
+    }
     runtime::connection_env(&stack, &stores.runtimes)
 }
 

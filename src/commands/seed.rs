@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::services::{Kind, SeedMode};
 
 use super::Context;
-use super::report::{branch_line, reporters, seeded_line};
+use super::report::{branch_line, branch_stores_lines, reporters, seeded_line};
 
 pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -42,6 +42,7 @@ pub async fn run(ctx: &Context, args: SeedArgs) -> Result<u8> {
     {
         branch_line(&ctx.ui, &used);
     }
+    branch_stores_lines(&ctx.ui, &data::branch_stores(&stores).await?);
     let seeded = data::seed(
         &paths,
         &stores,

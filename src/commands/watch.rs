@@ -233,10 +233,13 @@ enum Done {
     SecretsPulled(crate::secrets::sync::PullOutcome),
     /// The checkout switched branches: the database now in use, and its pending migrations.
     Branch {
-        database: String,
+        /// The database now in use (`None`: databases do not follow branches).
+        database: Option<String>,
         /// The branch's own database as found or made (`None`: the app database).
         used: Option<data::BranchUse>,
         migrated: Box<Done>,
+        /// The branch's own data made now in the other stores (the service, what it made).
+        stores: Vec<(String, Vec<String>)>,
     },
 }
 
@@ -297,13 +300,20 @@ impl std::fmt::Display for Done {
                 database,
                 used,
                 migrated,
+                stores,
             } => {
-                match used {
-                    Some(used) => f.write_str(&report::branch_text(used))?,
-                    None => write!(f, "default branch: database {database}")?,
+                match (used, database) {
+                    (Some(used), _) => f.write_str(&report::branch_text(used))?,
+                    (None, Some(database)) => write!(f, "default branch: database {database}")?,
+                    (None, None) => f.write_str("branch switched")?,
                 }
                 if !migrated.nothing_pending() {
                     write!(f, "; {migrated}")?;
+                }
+                for (service, made) in stores {
+                    for what in made {
+                        write!(f, "; {service}: made {what}")?;
+                    }
                 }
                 Ok(())
             }
@@ -384,13 +394,26 @@ async fn branch(ctx: &Context) -> Result<Done> {
     let (project, stack) = ctx.stack()?;
     let engine = ctx.engine().await?;
     let stores = Stores::observe(&engine, &stack).await?;
+    let made = data::branch_stores(&stores).await?;
+    if !project.file.branches.database {
+        return Ok(Done::Branch {
+            database: None,
+            used: None,
+            migrated: Box::new(Done::Migrated {
+                applied: Vec::new(),
+                drifted: Vec::new(),
+            }),
+            stores: made,
+        });
+    }
     let db = stores.database()?;
     let used = data::branch_database(&project, &db, false, &reporters(&ctx.ui)).await?;
     let migrated = migrations(ctx, &project, &stores).await?;
     Ok(Done::Branch {
-        database: db.target.app.database.clone(),
+        database: Some(db.target.app.database.clone()),
         used,
         migrated: Box::new(migrated),
+        stores: made,
     })
 }
 

@@ -253,7 +253,8 @@ impl Diagnostic for DataError {
         match self {
             DataError::NotRunning { .. }
             | DataError::KindNotRunning { .. }
-            | DataError::NoDatabase => Exit::Failure,
+            | DataError::NoDatabase
+            | DataError::BranchData { .. } => Exit::Failure,
             // Asking for a seed the project does not configure: a setting to add.
             DataError::SeedNotConfigured { .. } => Exit::Failure,
             DataError::Seed(e) => e.exit_code(),

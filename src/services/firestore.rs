@@ -11,9 +11,11 @@ use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
-    CACHE_MOUNT, Counted, Emptied, ImageFacts, Launch, LaunchInput, SeedMode, SeedPaths, Seeded,
-    ServiceKind, SnapshotIo, Store, WaitFor,
+    BranchData, CACHE_MOUNT, Counted, Emptied, FollowedBranch, ImageFacts, Launch, LaunchInput,
+    SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SnapshotIo, Store, WaitFor,
 };
+use crate::branches::{OnBranch, project_id};
+use crate::config::BranchesConfig;
 use crate::ready::describe_reqwest;
 
 /// Google's Firestore emulator (the app's key-value documents).
@@ -147,6 +149,74 @@ impl ServiceKind for Firestore {
             .await
             .map_err(|e| e.for_service(store.service))?;
             Ok(Some(Emptied::Everything))
+        })
+    }
+
+    /// `[branches] firestore`: the emulator keeps documents per project id, so a branch gets
+    /// its own (see [`project_id`]); it starts empty.
+    fn follow_branch(
+        &self,
+        config: &BranchesConfig,
+        settings: &mut Settings,
+        gcp_project: &str,
+        on: &OnBranch,
+    ) -> Option<String> {
+        if !config.firestore {
+            return None;
+        }
+        settings.branch = Some(FollowedBranch {
+            branch: on.branch.clone(),
+            slug: on.slug.clone(),
+            default_project: gcp_project.to_string(),
+            default_buckets: settings.buckets.clone(),
+        });
+        Some(project_id(gcp_project, &on.slug))
+    }
+
+    fn branch_data<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async move {
+            if !config.firestore {
+                return Ok(Vec::new());
+            }
+            let project = project_id(store.default_gcp_project(), slug);
+            let client = super::seed::http_client();
+            let docs = all_documents(&client, &store.base_url(), &project).await?;
+            if docs.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![BranchData {
+                what: format!("Firestore project {project}"),
+                count: Counted::new(docs.len() as u64, "documents"),
+                bytes: None,
+            }])
+        })
+    }
+
+    /// Deletes the branch's documents through the emulator's reset endpoint for its project id.
+    fn remove_branch<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async move {
+            let held = self.branch_data(config, store, slug).await?;
+            if held.is_empty() {
+                return Ok(held);
+            }
+            let project = project_id(store.default_gcp_project(), slug);
+            reset(&super::seed::http_client(), &store.base_url(), &project)
+                .await
+                .map_err(|e| match e {
+                    SeedError::Api { message, .. } => message,
+                    other => other.to_string(),
+                })?;
+            Ok(held)
         })
     }
 

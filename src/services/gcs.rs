@@ -11,9 +11,11 @@ use futures_util::future::BoxFuture;
 
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
-    Counted, Emptied, SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SettingsInput,
-    SnapshotIo, Stage, Store, WaitFor,
+    BranchData, Counted, Emptied, FollowedBranch, SeedMode, SeedPaths, Seeded, ServiceKind,
+    Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
 };
+use crate::branches::{OnBranch, bucket_name};
+use crate::config::BranchesConfig;
 use crate::ready::describe_reqwest;
 
 /// The bucket the stack gets when `x-vibedev: buckets` names none.
@@ -56,7 +58,8 @@ impl ServiceKind for Gcs {
         }
     }
 
-    /// Creates the stack's missing buckets once it answers.
+    /// Creates the stack's missing buckets once it answers (the default branch's: a branch's
+    /// own are copies of them, made by [`ServiceKind::ensure_branch`]).
     fn prepare<'a>(
         &'a self,
         store: &'a Store<'a>,
@@ -70,7 +73,7 @@ impl ServiceKind for Gcs {
             let base = store.base_url();
             let existing = list_buckets(&client, &base).await?;
             let mut created = Vec::new();
-            for bucket in &store.settings.buckets {
+            for bucket in store.settings.default_buckets() {
                 if existing.contains(bucket) {
                     continue;
                 }
@@ -78,6 +81,123 @@ impl ServiceKind for Gcs {
                 created.push(format!("bucket {bucket}"));
             }
             Ok(created)
+        })
+    }
+
+    /// `[branches] bucket`: each of the stack's buckets gets the branch's own, `<bucket>-<slug>`
+    /// (see [`bucket_name`]).
+    fn follow_branch(
+        &self,
+        config: &BranchesConfig,
+        settings: &mut Settings,
+        gcp_project: &str,
+        on: &OnBranch,
+    ) -> Option<String> {
+        if !config.bucket {
+            return None;
+        }
+        let default_buckets = settings.default_buckets().to_vec();
+        settings.buckets = default_buckets
+            .iter()
+            .map(|b| bucket_name(b, &on.slug))
+            .collect();
+        settings.branch = Some(FollowedBranch {
+            branch: on.branch.clone(),
+            slug: on.slug.clone(),
+            default_project: gcp_project.to_string(),
+            default_buckets,
+        });
+        None
+    }
+
+    /// A branch's bucket is made the first time the branch is used, as a copy of the default
+    /// branch's bucket (its objects copied on the server), empty when that one does not exist.
+    fn ensure_branch<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let Some(branch) = &store.settings.branch else {
+                return Ok(Vec::new());
+            };
+            let client = super::http_client();
+            let base = store.base_url();
+            let existing = list_buckets(&client, &base).await?;
+            let mut made = Vec::new();
+            for (source, bucket) in branch.default_buckets.iter().zip(&store.settings.buckets) {
+                if existing.contains(bucket) {
+                    continue;
+                }
+                create_bucket(&client, &base, store.gcp_project, bucket).await?;
+                if !existing.contains(source) {
+                    made.push(format!("bucket {bucket} (empty: {source} does not exist)"));
+                    continue;
+                }
+                let copied = copy_objects(&client, &base, source, bucket).await?;
+                made.push(format!(
+                    "bucket {bucket} (a copy of {source}: {})",
+                    Counted::new(copied as u64, "objects")
+                ));
+            }
+            Ok(made)
+        })
+    }
+
+    fn branch_data<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async move {
+            if !config.bucket {
+                return Ok(Vec::new());
+            }
+            let client = super::http_client();
+            let base = store.base_url();
+            let existing = list_buckets(&client, &base).await?;
+            let mut held = Vec::new();
+            for default in store.settings.default_buckets() {
+                let bucket = bucket_name(default, slug);
+                if !existing.contains(&bucket) {
+                    continue;
+                }
+                let objects = list_objects(&client, &base, &bucket)
+                    .await
+                    .map_err(message)?;
+                held.push(BranchData {
+                    what: format!("bucket {bucket}"),
+                    count: Counted::new(objects.len() as u64, "objects"),
+                    bytes: Some(objects.iter().map(|o| o.size).sum()),
+                });
+            }
+            Ok(held)
+        })
+    }
+
+    /// Deletes the branch's buckets with their objects.
+    fn remove_branch<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+        slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async move {
+            let held = self.branch_data(config, store, slug).await?;
+            let client = super::http_client();
+            let base = store.base_url();
+            let silent: SeedReporter = std::sync::Arc::new(|_| {});
+            for default in store.settings.default_buckets() {
+                let bucket = bucket_name(default, slug);
+                if !held.iter().any(|h| h.what == format!("bucket {bucket}")) {
+                    continue;
+                }
+                empty_bucket(&client, &base, &bucket, &silent)
+                    .await
+                    .map_err(message)?;
+                delete_bucket(&client, &base, &bucket).await?;
+            }
+            Ok(held)
         })
     }
 
@@ -379,7 +499,9 @@ async fn restore_objects(
         empty_bucket(client, base, bucket, &silent)
             .await
             .map_err(message)?;
-        if !store.settings.buckets.contains(bucket) {
+        if !store.settings.buckets.contains(bucket)
+            && !store.settings.default_buckets().contains(bucket)
+        {
             delete_bucket(client, base, bucket).await?;
         }
     }
@@ -451,13 +573,61 @@ async fn delete_bucket(client: &reqwest::Client, base: &str, bucket: &str) -> Re
     }
 }
 
-/// The seed bucket: `[seed] bucket`, else the service's first bucket, else the default.
+/// The seed bucket: `[seed] bucket`, else the service's first bucket, else the default; on a
+/// branch with its own buckets, the branch's copy of it.
 pub fn seed_bucket_name(store: &Store<'_>, seeds: &SeedPaths) -> String {
-    seeds
-        .bucket
-        .clone()
-        .or_else(|| store.settings.buckets.first().cloned())
-        .unwrap_or_else(|| DEFAULT_BUCKET.to_string())
+    let settings = store.settings;
+    let Some(named) = &seeds.bucket else {
+        return settings
+            .buckets
+            .first()
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_BUCKET.to_string());
+    };
+    match &settings.branch {
+        Some(branch) if settings.default_buckets().contains(named) => {
+            bucket_name(named, &branch.slug)
+        }
+        _ => named.clone(),
+    }
+}
+
+/// Copies every object of `source` into `bucket` on the server (`copyTo`); returns how many.
+async fn copy_objects(
+    client: &reqwest::Client,
+    base: &str,
+    source: &str,
+    bucket: &str,
+) -> Result<usize, String> {
+    let names: Vec<String> = list_objects(client, base, source)
+        .await
+        .map_err(message)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    let count = names.len();
+    let results: Vec<Result<(), String>> = stream::iter(names)
+        .map(|name| async move {
+            let mut url = objects_url(base, source, Some(&name)).map_err(message)?;
+            url.path_segments_mut()
+                .map_err(|_| format!("bad address {base}"))?
+                .extend(["copyTo", "b", bucket, "o", &name]);
+            let resp = client
+                .post(url)
+                .send()
+                .await
+                .map_err(|e| describe_reqwest(&e))?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(failure(&format!("copying {source}/{name} into {bucket}"), resp).await)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(count)
 }
 
 /// Bucket names.

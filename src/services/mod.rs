@@ -1,7 +1,7 @@
 //! Everything one kind of service means, one module per kind behind one trait ([`ServiceKind`]):
 //! its settings from `x-vibedev`, its start rank, how it is waited for (as data, [`WaitFor`]),
-//! how it is prepared, its URL and connection variables, and how its data is seeded, emptied,
-//! saved into a snapshot and restored from one.
+//! how it is prepared, its URL and connection variables, how its data is seeded, emptied,
+//! saved into a snapshot and restored from one, and how it follows a git branch.
 //! Callers loop over the stack's services and call the trait; nothing outside this folder
 //! matches on a kind or a service name. Free of Docker plumbing.
 
@@ -22,7 +22,9 @@ pub use seed::{SeedError, SeedReporter};
 pub use snapshot::{ContainerExec, Counted, SnapshotIo};
 pub use wait::{Stage, WaitFor};
 
+use crate::branches::OnBranch;
 use crate::compose::XVibedev;
+use crate::config::BranchesConfig;
 pub use crate::config::SeedPaths;
 use crate::pg::PostgresApp;
 
@@ -118,6 +120,42 @@ pub struct Settings {
     pub buckets: Vec<String>,
     /// Pub/Sub: the topics to create.
     pub topics: Vec<String>,
+    /// The git branch whose own data the service holds (`[branches]`), when it is not the
+    /// default branch and this kind's data follows it.
+    pub branch: Option<FollowedBranch>,
+}
+
+impl Settings {
+    /// The buckets as the default branch names them.
+    pub fn default_buckets(&self) -> &[String] {
+        self.branch
+            .as_ref()
+            .map_or(&self.buckets, |b| &b.default_buckets)
+    }
+}
+
+/// A git branch other than the default, as a service's data follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedBranch {
+    /// The git branch.
+    pub branch: String,
+    /// What the branch's names add to the default branch's.
+    pub slug: String,
+    /// The project id the stack serves on the default branch.
+    pub default_project: String,
+    /// The buckets as the default branch names them (in the order of `buckets`).
+    pub default_buckets: Vec<String>,
+}
+
+/// What a store holds for one git branch (`vibedev branch ls`, `branch rm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchData {
+    /// What it is: `bucket app-feature-x`, `Firestore project demo-feature-x`.
+    pub what: String,
+    /// How many objects or documents it holds.
+    pub count: Counted,
+    /// Its size, when the store tells.
+    pub bytes: Option<u64>,
 }
 
 /// What a kind's settings are read from.
@@ -151,6 +189,14 @@ impl Store<'_> {
     /// `http://host:port`.
     pub fn base_url(&self) -> String {
         format!("http://{}:{}", self.url_host(), self.port)
+    }
+
+    /// The project id the stack serves on the default branch.
+    pub fn default_gcp_project(&self) -> &str {
+        self.settings
+            .branch
+            .as_ref()
+            .map_or(self.gcp_project, |b| b.default_project.as_str())
     }
 
     /// The Postgres target, for a service that has Postgres settings.
@@ -352,6 +398,50 @@ pub trait ServiceKind: Send + Sync {
         _report: &'a SeedReporter,
     ) -> BoxFuture<'a, Result<Option<Emptied>, SeedError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Points the service at a git branch's own data when `[branches]` says this kind's data
+    /// follows the branch: records the branch in `settings` (renaming what they name, such as
+    /// buckets) and returns the project id the stack serves on the branch when this kind keeps
+    /// its data per project id. `gcp_project`: the default branch's. Default: nothing follows.
+    fn follow_branch(
+        &self,
+        _config: &BranchesConfig,
+        _settings: &mut Settings,
+        _gcp_project: &str,
+        _on: &OnBranch,
+    ) -> Option<String> {
+        None
+    }
+
+    /// Makes the branch's own data on its first use (see [`ServiceKind::follow_branch`]);
+    /// returns what it made. Nothing to do on the default branch.
+    fn ensure_branch<'a>(
+        &'a self,
+        _store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// What the store holds for the branch `slug` when this kind follows branches (nothing for
+    /// data that was never made).
+    fn branch_data<'a>(
+        &'a self,
+        _config: &'a BranchesConfig,
+        _store: &'a Store<'a>,
+        _slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Removes what the store holds for the branch `slug`; returns what it removed.
+    fn remove_branch<'a>(
+        &'a self,
+        _config: &'a BranchesConfig,
+        _store: &'a Store<'a>,
+        _slug: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<BranchData>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// Saves everything the store holds into `io.dir`, consistent within the store; `None` for

@@ -3,7 +3,9 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{ServiceKind, Settings, SettingsInput, Stage, Store, WaitFor};
+use super::{FollowedBranch, ServiceKind, Settings, SettingsInput, Stage, Store, WaitFor};
+use crate::branches::{OnBranch, project_id};
+use crate::config::BranchesConfig;
 use crate::ready::describe_reqwest;
 
 /// The Pub/Sub emulator. Declared with `x-vibedev: kind: pubsub` (no service name implies it).
@@ -82,6 +84,40 @@ impl ServiceKind for PubSub {
                 }
             }
             Ok(created)
+        })
+    }
+
+    /// With `[branches] firestore` the app's `GOOGLE_CLOUD_PROJECT` is the branch's project id,
+    /// which its Pub/Sub client uses too: the topics follow into it.
+    fn follow_branch(
+        &self,
+        config: &BranchesConfig,
+        settings: &mut Settings,
+        gcp_project: &str,
+        on: &OnBranch,
+    ) -> Option<String> {
+        if !config.firestore {
+            return None;
+        }
+        settings.branch = Some(FollowedBranch {
+            branch: on.branch.clone(),
+            slug: on.slug.clone(),
+            default_project: gcp_project.to_string(),
+            default_buckets: Vec::new(),
+        });
+        Some(project_id(gcp_project, &on.slug))
+    }
+
+    /// The topics, in the branch's project id.
+    fn ensure_branch<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            if store.settings.branch.is_none() {
+                return Ok(Vec::new());
+            }
+            self.prepare(store, Stage::Ready).await
         })
     }
 
