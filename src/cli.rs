@@ -124,10 +124,14 @@ pub struct SnapshotSaveArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotRestoreArgs {
+    /// The snapshot to restore (`vibedev snapshot list` names them).
     pub name: String,
     /// Only these services or kinds, e.g. `--only postgres,firestore`.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
     pub only: Vec<String>,
+    /// Apply the migrations the folder has and the restored database lacks.
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 #[derive(Debug, Clone, Args)]

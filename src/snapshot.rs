@@ -531,6 +531,52 @@ async fn migration_head(project: &Project, store: &Store<'_>) -> Option<Migratio
     })
 }
 
+/// Where a restored app database stands against the project's migrations folder.
+#[derive(Debug)]
+pub struct MigrationCheck {
+    /// The app database's service.
+    pub service: String,
+    /// Migrations of the folder newer than the database's newest, in journal order: `--migrate`
+    /// (or `vibedev migrate`) applies them.
+    pub pending: Vec<String>,
+    /// Migrations the database records that the folder does not list: the snapshot was taken
+    /// with a newer folder (another branch, a later commit).
+    pub unknown: usize,
+    /// How many migrations the folder lists.
+    pub journal_len: usize,
+}
+
+impl MigrationCheck {
+    /// True when the database is neither behind nor ahead of the folder.
+    pub fn in_step(&self) -> bool {
+        self.pending.is_empty() && self.unknown == 0
+    }
+}
+
+/// Compares the app database (as a restore left it) with the project's migrations folder;
+/// `None` when the project has no migrations folder or the database is not running.
+pub async fn check_migrations(
+    project: &Project,
+    stores: &Stores<'_>,
+) -> Result<Option<MigrationCheck>, migrate::MigrateError> {
+    let Ok(db) = stores.database() else {
+        return Ok(None);
+    };
+    let paths = project.paths();
+    let Some(journal) = migrate::project_journal(&paths, paths.migrations_named)? else {
+        return Ok(None);
+    };
+    let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
+    let bookkeeping = Bookkeeping::configured(&project.file.migrations);
+    let plan = migrate::runner::status(&client, &journal, &bookkeeping).await?;
+    Ok(Some(MigrationCheck {
+        service: db.service,
+        pending: plan.pending().iter().map(|e| e.tag.clone()).collect(),
+        unknown: plan.unknown_rows.len(),
+        journal_len: journal.migrations.len(),
+    }))
+}
+
 /// Every file under `dir` with its size and CRC32C, by path relative to `dir`.
 fn checksums(dir: &Path) -> Result<Vec<FileEntry>, SnapshotError> {
     let mut out = Vec::new();

@@ -632,3 +632,131 @@ fn renamed_services_restore_and_projects_never_mix() {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
     assert_eq!(keys, ["other"]);
 }
+
+/// Writes `drizzle/` with these `(tag, when, sql)` migrations as drizzle-kit does.
+fn write_migrations(p: &TestProject, migrations: &[(&str, i64, &str)]) {
+    let dir = p.path().join("drizzle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("meta")).unwrap();
+    let entries: Vec<Value> = migrations
+        .iter()
+        .enumerate()
+        .map(|(idx, (tag, when, _))| {
+            json!({"idx": idx, "version": "7", "when": when, "tag": tag, "breakpoints": true})
+        })
+        .collect();
+    std::fs::write(
+        dir.join("meta/_journal.json"),
+        serde_json::to_string_pretty(
+            &json!({"version": "7", "dialect": "postgresql", "entries": entries}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for (tag, _, sql) in migrations {
+        std::fs::write(dir.join(format!("{tag}.sql")), sql).unwrap();
+    }
+}
+
+const MIGRATIONS: [(&str, i64, &str); 3] = [
+    (
+        "0000_items",
+        1_790_000_000_000,
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);",
+    ),
+    (
+        "0001_price",
+        1_790_000_100_000,
+        "ALTER TABLE items ADD COLUMN price integer DEFAULT 0 NOT NULL;",
+    ),
+    (
+        "0002_orders",
+        1_790_000_200_000,
+        "CREATE TABLE orders (id serial PRIMARY KEY, item integer REFERENCES items (id));",
+    ),
+];
+
+/// The columns of `table`, in order.
+fn columns(rt: &tokio::runtime::Runtime, url: &str, table: &str) -> Vec<String> {
+    let c = pg(rt, url);
+    rt.block_on(c.query(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name = $1 ORDER BY ordinal_position",
+        &[&table],
+    ))
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+fn item_names(rt: &tokio::runtime::Runtime, url: &str) -> Vec<String> {
+    let c = pg(rt, url);
+    rt.block_on(c.query("SELECT name FROM items ORDER BY id", &[]))
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn an_older_snapshot_lists_its_pending_migrations_and_a_newer_one_warns_of_drift() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-migrations"), data.path());
+    write_migrations(&p, &MIGRATIONS[..1]);
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("INSERT INTO items (name) VALUES ('a'), ('b')"))
+        .unwrap();
+    drop(c);
+    let save = p.ok(&["snapshot", "save", "old"]);
+    assert!(save.stdout.contains("saved snapshot old"), "{save}");
+
+    // The folder moves on two migrations; the database follows.
+    write_migrations(&p, &MIGRATIONS);
+    p.ok(&["migrate"]);
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+    p.ok(&["snapshot", "save", "new"]);
+
+    // The old snapshot comes back as it was, and says what it lacks.
+    let restore = p.ok(&["snapshot", "restore", "old"]);
+    assert!(
+        restore.stderr.contains(
+            "postgres is 2 migrations behind the migrations folder: 0001_price, 0002_orders"
+        ),
+        "{restore}"
+    );
+    assert!(restore.stderr.contains("--migrate"), "{restore}");
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name"]);
+    assert!(columns(&rt, &url, "orders").is_empty());
+    let status = p.run(&["migrate", "status", "--exit-code"]);
+    assert!(status.stdout.contains("1 applied, 2 pending"), "{status}");
+
+    // --migrate applies them on top of the restored rows.
+    let migrated = p.ok(&["snapshot", "restore", "old", "--migrate"]);
+    assert!(
+        migrated.stdout.contains("applied 2 migrations"),
+        "{migrated}"
+    );
+    assert!(!migrated.stderr.contains("behind"), "{migrated}");
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+    assert_eq!(columns(&rt, &url, "orders"), ["id", "item"]);
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+    p.ok(&["migrate", "status", "--exit-code"]);
+
+    // A checkout whose folder stops at the first migration: the newer snapshot is drift.
+    write_migrations(&p, &MIGRATIONS[..1]);
+    let drift = p.ok(&["snapshot", "restore", "new"]);
+    assert!(drift.stderr.contains("drift: snapshot new"), "{drift}");
+    assert!(drift.stderr.contains("(taken at 0002_orders)"), "{drift}");
+    assert!(
+        drift
+            .stderr
+            .contains("records 2 migrations the folder does not list"),
+        "{drift}"
+    );
+    assert!(!drift.stderr.contains("behind"), "{drift}");
+    assert_eq!(columns(&rt, &url, "orders"), ["id", "item"]);
+}

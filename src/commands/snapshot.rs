@@ -1,15 +1,18 @@
 //! `vibedev snapshot save|restore|list|rm`: named snapshots of the stack's data. Renders what
-//! `crate::snapshot` did.
+//! `crate::snapshot` did; after a restore of the app database, compares it with the migrations
+//! folder (pending migrations, applied with `--migrate`; drift when the snapshot is newer).
 
 use std::time::Instant;
 
-use crate::cli::{SnapshotArgs, SnapshotCommand, SnapshotListArgs};
-use crate::data::Stores;
+use crate::cli::{SnapshotArgs, SnapshotCommand, SnapshotListArgs, SnapshotRestoreArgs};
+use crate::data::{self, Stores};
 use crate::error::Result;
+use crate::migrate;
 use crate::snapshot::{self, Manifest};
 use crate::text::{secs, size};
 
 use super::Context;
+use super::report::{migrate_summary, reporters};
 
 pub async fn run(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
     match args.command {
@@ -54,30 +57,97 @@ pub async fn run(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
             ctx.ui.detail(&format!("in {}", saved.path.display()));
             Ok(0)
         }
-        SnapshotCommand::Restore(args) => {
-            let (_, stack) = ctx.stack()?;
-            let _lock = ctx.lock(&stack.project, "snapshot restore").await?;
-            let engine = ctx.engine().await?;
-            let stores = Stores::observe(&engine, &stack).await?;
-            let start = Instant::now();
-            let (manifest, restored) =
-                snapshot::restore(&engine, &stores, &args.name, &args.only).await?;
-            for store in &restored {
-                ctx.ui.info(&format!(
-                    "{:<10} restored {}",
-                    store.service, store.restored
-                ));
-            }
-            ctx.ui.out(&format!(
-                "restored snapshot {} ({} of {}) in {}",
-                manifest.name,
-                crate::text::count(restored.len(), "store", "stores"),
-                manifest.created,
-                secs(start.elapsed())
-            ));
-            Ok(0)
-        }
+        SnapshotCommand::Restore(args) => restore(ctx, args).await,
     }
+}
+
+async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
+    let (project, stack) = ctx.stack()?;
+    let _lock = ctx.lock(&stack.project, "snapshot restore").await?;
+    let engine = ctx.engine().await?;
+    let stores = Stores::observe(&engine, &stack).await?;
+    let start = Instant::now();
+    let (manifest, restored) = snapshot::restore(&engine, &stores, &args.name, &args.only).await?;
+    for store in &restored {
+        ctx.ui.info(&format!(
+            "{:<10} restored {}",
+            store.service, store.restored
+        ));
+    }
+    ctx.ui.out(&format!(
+        "restored snapshot {} ({} of {}) in {}",
+        manifest.name,
+        crate::text::count(restored.len(), "store", "stores"),
+        manifest.created,
+        secs(start.elapsed())
+    ));
+    let database = stores.database().ok().map(|db| db.service);
+    let database_restored = restored
+        .iter()
+        .any(|r| database.as_deref() == Some(r.service.as_str()));
+    if !database_restored {
+        if args.migrate {
+            ctx.ui
+                .warn("--migrate: the app database was not restored, nothing to migrate");
+        }
+        return Ok(0);
+    }
+    let check = match snapshot::check_migrations(&project, &stores).await {
+        Ok(Some(check)) => check,
+        Ok(None) => return Ok(0),
+        Err(e) => {
+            ctx.ui
+                .warn(&format!("cannot compare with the migrations folder: {e}"));
+            return Ok(0);
+        }
+    };
+    if check.unknown > 0 {
+        let taken_at = manifest
+            .migrations
+            .as_ref()
+            .and_then(|h| h.latest.as_deref())
+            .map(|tag| format!(" (taken at {tag})"))
+            .unwrap_or_default();
+        let branch = manifest
+            .git
+            .as_ref()
+            .and_then(|g| g.branch.as_deref())
+            .map(|b| format!(" (branch {b})"))
+            .unwrap_or_default();
+        ctx.ui.warn(&format!(
+            "drift: snapshot {}{taken_at} is newer than the migrations folder; {} records {} the folder does not list\n  \
+             (check out the code it was taken with{branch}, or restore an older snapshot)",
+            manifest.name,
+            check.service,
+            crate::text::count(check.unknown, "migration", "migrations"),
+        ));
+    }
+    if check.pending.is_empty() {
+        return Ok(0);
+    }
+    if !args.migrate {
+        ctx.ui.warn(&format!(
+            "{} is {} behind the migrations folder: {}\n  \
+             (`vibedev snapshot restore {} --migrate` or `vibedev migrate` applies them)",
+            check.service,
+            crate::text::count(check.pending.len(), "migration", "migrations"),
+            check.pending.join(", "),
+            manifest.name
+        ));
+        return Ok(0);
+    }
+    let db = stores.database()?;
+    let paths = project.paths();
+    let Some(journal) = migrate::project_journal(&paths, paths.migrations_named)? else {
+        return Ok(0);
+    };
+    let outcome = data::migrate(&project, &db, &journal, false, &reporters(&ctx.ui)).await?;
+    ctx.ui.out(&migrate_summary(
+        &db.target.app.database,
+        journal.migrations.len(),
+        &outcome,
+    ));
+    Ok(0)
 }
 
 fn list(ctx: &Context, args: SnapshotListArgs) -> Result<u8> {
