@@ -125,7 +125,11 @@ pub struct SnapshotSaveArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotRestoreArgs {
     /// The snapshot to restore (`vibedev snapshot list` names them).
-    pub name: String,
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    pub name: Option<String>,
+    /// Restore the newest automatic snapshot (taken before the last `reset-db` or `migrate`).
+    #[arg(long)]
+    pub last: bool,
     /// Only these services or kinds, e.g. `--only postgres,firestore`.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
     pub only: Vec<String>,

@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub migrations: MigrationsConfig,
     #[serde(default)]
     pub seed: SeedConfig,
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
 }
 
 /// Where the stack's host ports come from (`ports = ...` in `vibedev.toml`).
@@ -112,6 +114,30 @@ pub struct SeedConfig {
     pub bucket: Option<String>,
     /// A folder of `<collection>/<id>.json` documents written to the Firestore emulator.
     pub firestore_dir: Option<PathBuf>,
+}
+
+/// `[snapshots]`: the automatic snapshots taken before `reset-db` and `migrate` change the app
+/// database.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// Take them (default true).
+    pub auto: Option<bool>,
+    /// How many are kept, newest first (default 5; the oldest beyond go).
+    pub keep: Option<std::num::NonZeroUsize>,
+}
+
+/// Automatic snapshots kept unless `[snapshots] keep` says otherwise.
+pub const DEFAULT_AUTO_SNAPSHOTS_KEPT: usize = 5;
+
+impl SnapshotsConfig {
+    /// How many automatic snapshots to keep; `None` when they are off.
+    pub fn auto_keep(&self) -> Option<usize> {
+        if self.auto == Some(false) {
+            return None;
+        }
+        Some(self.keep.map_or(DEFAULT_AUTO_SNAPSHOTS_KEPT, |k| k.get()))
+    }
 }
 
 /// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).

@@ -39,6 +39,15 @@ pub enum SnapshotError {
     Exists { project: String, name: String },
     #[error("--only {what}: the stack has no service or kind of that name")]
     UnknownOnly { what: String, known: Vec<String> },
+    #[error("project {project} has no automatic snapshot")]
+    NoAutomatic { project: String },
+    #[error(
+        "cannot save the automatic snapshot before {command}: {source}; the database was not changed"
+    )]
+    AutoSave {
+        command: String,
+        source: Box<SnapshotError>,
+    },
     #[error("nothing to save: no running service of the stack keeps data")]
     Nothing,
     #[error("snapshot {name:?} holds {service}, which is not running")]
@@ -102,6 +111,15 @@ impl SnapshotError {
             SnapshotError::UnknownOnly { known, .. } => {
                 Some(format!("--only takes any of: {}", known.join(", ")))
             }
+            SnapshotError::NoAutomatic { .. } => Some(
+                "one is taken before `reset-db` and `migrate` change the app database (unless `[snapshots] auto = false`); `vibedev snapshot list` shows the others".into(),
+            ),
+            SnapshotError::AutoSave { source, .. } => Some(match source.hint() {
+                Some(hint) => format!(
+                    "{hint}; or turn automatic snapshots off with `[snapshots] auto = false` in vibedev.toml"
+                ),
+                None => "turn automatic snapshots off with `[snapshots] auto = false` in vibedev.toml".into(),
+            }),
             SnapshotError::Nothing => Some("start the stack with `vibedev up`".into()),
             SnapshotError::NotRunning { service, .. } => Some(format!(
                 "start it with `vibedev up {service}`, or leave it out with --only"
@@ -142,6 +160,10 @@ pub struct Manifest {
     pub git: Option<GitHead>,
     /// The app database's latest applied migration, when a Postgres store is in it.
     pub migrations: Option<MigrationHead>,
+    /// The command an automatic snapshot was taken before (`reset-db`, `migrate`); `None` for
+    /// one saved by hand.
+    #[serde(default)]
+    pub auto: Option<String>,
     pub stores: Vec<StoreEntry>,
 }
 
@@ -358,6 +380,21 @@ pub async fn save(
         Some(n) => n.to_string(),
         None => default_name(now, git.as_ref().and_then(|g| g.branch.as_deref())),
     };
+    save_as(engine, project, stores, name, only, git, now, None).await
+}
+
+/// `save` once the name is decided; `auto` marks an automatic snapshot.
+#[allow(clippy::too_many_arguments)]
+async fn save_as(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    name: String,
+    only: &[String],
+    git: Option<GitHead>,
+    now: chrono::DateTime<chrono::Utc>,
+    auto: Option<String>,
+) -> Result<Saved, SnapshotError> {
     check_name(&name)?;
     let project_name = &stores.stack.project;
     let root = root(project_name)?;
@@ -396,10 +433,11 @@ pub async fn save(
         format: FORMAT,
         name: name.clone(),
         project: project_name.clone(),
-        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         vibedev: crate::cli::VERSION.to_string(),
         git,
         migrations,
+        auto,
         stores: stores_saved,
     };
     let finish = || -> std::io::Result<()> {
@@ -428,6 +466,119 @@ pub async fn save(
         path: dest,
         skipped,
     })
+}
+
+/// What an automatic save did.
+#[derive(Debug)]
+pub struct AutoSaved {
+    pub saved: Saved,
+    /// Older automatic snapshots removed to keep the newest `keep`.
+    pub removed: Vec<String>,
+}
+
+/// Before `command` changes the app database: saves it as the automatic snapshot
+/// `auto-<command>-<time>`, then removes the oldest automatic ones beyond `keep`. `None` when
+/// the app database does not exist yet (nothing to lose). The caller holds the project's lock.
+pub async fn save_automatic(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    command: &str,
+    keep: usize,
+) -> Result<Option<AutoSaved>, SnapshotError> {
+    save_automatic_unwrapped(engine, project, stores, command, keep)
+        .await
+        .map_err(|source| SnapshotError::AutoSave {
+            command: command.to_string(),
+            source: Box::new(source),
+        })
+}
+
+async fn save_automatic_unwrapped(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    command: &str,
+    keep: usize,
+) -> Result<Option<AutoSaved>, SnapshotError> {
+    let Ok(db) = stores.database() else {
+        return Ok(None);
+    };
+    let admin = db
+        .target
+        .connect_admin()
+        .await
+        .map_err(|e| SnapshotError::Save {
+            service: db.service.clone(),
+            message: format!(
+                "as admin user {:?}: {}",
+                db.target.app.admin_user,
+                crate::pg::pg_error(&e)
+            ),
+        })?;
+    let exists = admin
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&db.target.app.database],
+        )
+        .await
+        .map_err(|e| SnapshotError::Save {
+            service: db.service.clone(),
+            message: format!(
+                "cannot look up the app database: {}",
+                crate::pg::pg_error(&e)
+            ),
+        })?
+        .is_some();
+    drop(admin);
+    if !exists {
+        return Ok(None);
+    }
+    let project_name = &stores.stack.project;
+    let root = root(project_name)?;
+    let now = chrono::Utc::now();
+    let base = format!("auto-{command}-{}", now.format("%Y%m%d-%H%M%S"));
+    let name = (1..)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|n| !root.join(n).exists())
+        .unwrap_or(base);
+    let git = crate::git::head(&project.root).map(|(commit, branch)| GitHead { commit, branch });
+    let only = [db.service.clone()];
+    let saved = save_as(
+        engine,
+        project,
+        stores,
+        name,
+        &only,
+        git,
+        now,
+        Some(command.to_string()),
+    )
+    .await?;
+    let automatic: Vec<String> = list(project_name)?
+        .into_iter()
+        .filter(|m| m.auto.is_some())
+        .map(|m| m.name)
+        .collect();
+    let extra = automatic.len().saturating_sub(keep.max(1));
+    let removed = automatic[..extra].to_vec();
+    remove(project_name, &removed)?;
+    Ok(Some(AutoSaved { saved, removed }))
+}
+
+/// The newest automatic snapshot's name.
+pub fn last_automatic(project: &str) -> Result<String, SnapshotError> {
+    list(project)?
+        .into_iter()
+        .rev()
+        .find(|m| m.auto.is_some())
+        .map(|m| m.name)
+        .ok_or_else(|| SnapshotError::NoAutomatic {
+            project: project.to_string(),
+        })
 }
 
 /// Removes what interrupted saves left (the caller holds the project's lock, so no save of

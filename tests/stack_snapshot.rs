@@ -760,3 +760,93 @@ fn an_older_snapshot_lists_its_pending_migrations_and_a_newer_one_warns_of_drift
     assert!(!drift.stderr.contains("behind"), "{drift}");
     assert_eq!(columns(&rt, &url, "orders"), ["id", "item"]);
 }
+
+/// Names of the project's snapshots (oldest first) with the command an automatic one was
+/// taken before.
+fn snapshots(p: &TestProject) -> Vec<(String, Option<String>)> {
+    p.ok(&["snapshot", "list", "--json"]).json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["auto"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reset_db_and_migrate_save_the_database_first_and_restore_last_undoes_them() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-auto"), data.path());
+    p.write_config("[snapshots]\nkeep = 2\n");
+    write_migrations(&p, &MIGRATIONS[..1]);
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("INSERT INTO items (name) VALUES ('a'), ('b')"))
+        .unwrap();
+    drop(c);
+    p.ok(&["snapshot", "save", "mine"]);
+
+    let reset = p.ok(&["reset-db", "--yes"]);
+    assert!(
+        reset
+            .stderr
+            .contains("saved automatic snapshot auto-reset-db-"),
+        "{reset}"
+    );
+    assert!(reset.stderr.contains("snapshot restore --last"), "{reset}");
+    assert!(item_names(&rt, &url).is_empty());
+    let listed = snapshots(&p);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[1].1.as_deref(), Some("reset-db"));
+    let table = p.ok(&["snapshot", "list"]);
+    assert!(table.stdout.contains("before reset-db"), "{table}");
+
+    let undo = p.ok(&["snapshot", "restore", "--last"]);
+    assert!(
+        undo.stdout
+            .contains(&format!("restored snapshot {}", listed[1].0)),
+        "{undo}"
+    );
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+
+    // migrate saves only when it has something to apply.
+    write_migrations(&p, &MIGRATIONS);
+    let migrate = p.ok(&["migrate"]);
+    assert!(
+        migrate
+            .stderr
+            .contains("saved automatic snapshot auto-migrate-"),
+        "{migrate}"
+    );
+    let again = p.ok(&["migrate"]);
+    assert!(!again.stderr.contains("automatic snapshot"), "{again}");
+    assert_eq!(snapshots(&p).len(), 3);
+
+    // A third automatic one: the oldest goes (keep = 2); the one saved by hand stays.
+    p.ok(&["reset-db", "--yes"]);
+    let listed = snapshots(&p);
+    let autos: Vec<&str> = listed
+        .iter()
+        .filter_map(|(_, auto)| auto.as_deref())
+        .collect();
+    assert_eq!(autos, ["migrate", "reset-db"], "{listed:?}");
+    assert_eq!(listed[0], ("mine".to_string(), None));
+    // --last is the newest: the database as migrate left it, rows and all.
+    p.ok(&["snapshot", "restore", "--last"]);
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+
+    // `auto = false` turns them off; the name and --last go together with nothing else.
+    p.write_config("[snapshots]\nauto = false\n");
+    let reset = p.ok(&["reset-db", "--yes"]);
+    assert!(!reset.stderr.contains("automatic snapshot"), "{reset}");
+    assert_eq!(snapshots(&p).len(), 3);
+    let both = p.run(&["snapshot", "restore", "mine", "--last"]);
+    assert_eq!(both.code, Some(2), "{both}");
+}

@@ -66,8 +66,12 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
     let _lock = ctx.lock(&stack.project, "snapshot restore").await?;
     let engine = ctx.engine().await?;
     let stores = Stores::observe(&engine, &stack).await?;
+    let name = match args.name {
+        Some(name) => name,
+        None => snapshot::last_automatic(&stack.project)?,
+    };
     let start = Instant::now();
-    let (manifest, restored) = snapshot::restore(&engine, &stores, &args.name, &args.only).await?;
+    let (manifest, restored) = snapshot::restore(&engine, &stores, &name, &args.only).await?;
     for store in &restored {
         ctx.ui.info(&format!(
             "{:<10} restored {}",
@@ -177,6 +181,7 @@ fn list(ctx: &Context, args: SnapshotListArgs) -> Result<u8> {
         &[
             "name",
             "created",
+            "auto",
             "branch",
             "commit",
             "migration",
@@ -215,8 +220,12 @@ fn row(m: &Manifest) -> Vec<String> {
         m.name.clone(),
         m.created
             .replace('T', " ")
-            .trim_end_matches('Z')
-            .to_string(),
+            .chars()
+            .take("2026-01-01 00:00:00".len())
+            .collect(),
+        m.auto
+            .as_ref()
+            .map_or_else(|| "-".into(), |c| format!("before {c}")),
         git.and_then(|g| g.branch.clone())
             .unwrap_or_else(|| "-".into()),
         git.map_or_else(|| "-".into(), |g| g.commit.chars().take(12).collect()),

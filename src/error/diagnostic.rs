@@ -203,8 +203,10 @@ impl Diagnostic for SnapshotError {
             SnapshotError::BadName { .. }
             | SnapshotError::UnknownOnly { .. }
             | SnapshotError::NotFound { .. }
+            | SnapshotError::NoAutomatic { .. }
             | SnapshotError::Exists { .. } => Exit::Usage,
             SnapshotError::Engine(e) => e.exit_code(),
+            SnapshotError::AutoSave { source, .. } => source.exit_code(),
             SnapshotError::Nothing
             | SnapshotError::NotRunning { .. }
             | SnapshotError::NewerFormat { .. }
