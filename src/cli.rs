@@ -111,6 +111,24 @@ pub enum SnapshotCommand {
     List(SnapshotListArgs),
     /// Remove snapshots.
     Rm(SnapshotRmArgs),
+    /// Write snapshot NAME into FILE: one zstd-compressed, checksummed file to share.
+    Export(SnapshotExportArgs),
+    /// Add the snapshot in FILE (from `snapshot export`) to this project, as NAME or its own name.
+    Import(SnapshotImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotExportArgs {
+    pub name: String,
+    /// The file to write (it must not exist yet).
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotImportArgs {
+    pub file: std::path::PathBuf,
+    /// The name it gets here (default: the name it was exported under).
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

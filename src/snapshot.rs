@@ -4,6 +4,8 @@
 //! checksums per store). Each kind moves its own data (`ServiceKind::snapshot_save` /
 //! `snapshot_restore`); this module decides where, checks what it reads, and never prints.
 
+mod archive;
+
 use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
@@ -18,6 +20,8 @@ use crate::services::{ContainerExec, Counted, Kind, SnapshotIo, Store};
 
 /// The manifest format this vibedev writes and reads.
 pub const FORMAT: u32 = 1;
+
+pub use archive::ARCHIVE_FORMAT;
 
 const MANIFEST: &str = "manifest.json";
 
@@ -67,6 +71,15 @@ pub enum SnapshotError {
         /// Services whose restore failed, with why (their data is as it was).
         failed: Vec<(String, String)>,
     },
+    #[error("{} already exists", path.display())]
+    FileExists { path: PathBuf },
+    #[error("{} cannot be imported: {why}; nothing was changed", path.display())]
+    BadArchive { path: PathBuf, why: String },
+    #[error(
+        "{} was exported by a newer vibedev (archive format {found}; this one reads {ARCHIVE_FORMAT}); nothing was changed",
+        path.display()
+    )]
+    NewerArchive { path: PathBuf, found: u32 },
     #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
     NoDataFolder,
     #[error("cannot {action} {}", path.display())]
@@ -136,6 +149,16 @@ impl SnapshotError {
             SnapshotError::Restore { failed, .. } => failed.first().map(|(service, _)| {
                 format!("see `vibedev logs {service}`, then run the restore again")
             }),
+            SnapshotError::FileExists { .. } => {
+                Some("export to another file, or remove that one first".into())
+            }
+            SnapshotError::BadArchive { .. } => Some(
+                "export the snapshot again on the machine it comes from, and copy the whole file"
+                    .into(),
+            ),
+            SnapshotError::NewerArchive { .. } => {
+                Some("import it with that vibedev version or a newer one".into())
+            }
             SnapshotError::NoDataFolder => {
                 Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
             }
@@ -877,6 +900,119 @@ pub fn remove(project: &str, names: &[String]) -> Result<Vec<u64>, SnapshotError
     Ok(freed)
 }
 
+/// What `export` wrote.
+#[derive(Debug)]
+pub struct Exported {
+    pub manifest: Manifest,
+    /// The file's size.
+    pub bytes: u64,
+}
+
+/// Writes snapshot `name` into one compressed, checksummed file (see [`archive`]). The
+/// snapshot's files are checked against its manifest first: a damaged one is not exported.
+pub async fn export(project: &str, name: &str, file: &Path) -> Result<Exported, SnapshotError> {
+    let (manifest, dir) = load(project, name)?;
+    for store in &manifest.stores {
+        verify(name, &dir.join("stores").join(&store.service), &store.files)?;
+    }
+    let file = file.to_path_buf();
+    blocking(move || {
+        let bytes = archive::export(&manifest, &dir, &file)?;
+        Ok(Exported { manifest, bytes })
+    })
+    .await
+}
+
+/// Imports a file `export` wrote as snapshot `name` (default: the name it was exported
+/// under) of `project`. The file is checked whole, unpacked beside the project's snapshots,
+/// every store checked against the manifest, and only then renamed into place.
+pub async fn import(
+    project: &str,
+    file: &Path,
+    name: Option<&str>,
+) -> Result<Manifest, SnapshotError> {
+    let root = root(project)?;
+    if let Some(name) = name {
+        check_name(name)?;
+        if root.join(name).exists() {
+            return Err(SnapshotError::Exists {
+                project: project.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+    let (project, file, name) = (
+        project.to_string(),
+        file.to_path_buf(),
+        name.map(str::to_string),
+    );
+    blocking(move || {
+        remove_partial_saves(&root);
+        let partial = root.join(format!("{PARTIAL}import-{}", std::process::id()));
+        let result = import_into(&project, &root, &file, name, &partial);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        result
+    })
+    .await
+}
+
+fn import_into(
+    project: &str,
+    root: &Path,
+    file: &Path,
+    name: Option<String>,
+    partial: &Path,
+) -> Result<Manifest, SnapshotError> {
+    let mut manifest = archive::unpack(file, partial)?;
+    for store in &manifest.stores {
+        let dir = partial.join("stores").join(&store.service);
+        verify(&manifest.name, &dir, &store.files).map_err(|e| SnapshotError::BadArchive {
+            path: file.to_path_buf(),
+            why: match e {
+                SnapshotError::Damaged { why, .. } => {
+                    why.replace(&format!("{}/", dir.display()), "")
+                }
+                other => other.to_string(),
+            },
+        })?;
+    }
+    let name = name.unwrap_or_else(|| manifest.name.clone());
+    check_name(&name)?;
+    let dest = root.join(&name);
+    if dest.exists() {
+        return Err(SnapshotError::Exists {
+            project: project.to_string(),
+            name,
+        });
+    }
+    manifest.name = name;
+    manifest.project = project.to_string();
+    let io = |source| SnapshotError::Io {
+        action: "write snapshot",
+        path: dest.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| io(std::io::Error::other(e)))?;
+    std::fs::write(partial.join(MANIFEST), bytes).map_err(io)?;
+    std::fs::rename(partial, &dest).map_err(io)?;
+    Ok(manifest)
+}
+
+/// Runs file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> Result<T, SnapshotError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(SnapshotError::Io {
+            action: "finish",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
 /// One store a restore changed.
 #[derive(Debug)]
 pub struct RestoredStore {
@@ -1047,5 +1183,74 @@ mod tests {
         std::fs::write(dir.path().join("data/0.copy"), b"row").unwrap();
         let err = verify("s", dir.path(), &files).unwrap_err().to_string();
         assert!(err.contains("3 bytes"), "{err}");
+    }
+
+    fn exported(dir: &Path) -> PathBuf {
+        let snap = dir.join("snap");
+        std::fs::create_dir_all(snap.join("stores/redis")).unwrap();
+        std::fs::write(snap.join("stores/redis/keys.bin"), vec![7u8; 100_000]).unwrap();
+        let files = checksums(&snap.join("stores/redis")).unwrap();
+        let manifest = Manifest {
+            format: FORMAT,
+            name: "s".into(),
+            project: "p".into(),
+            created: "2026-11-30T02:15:30.000Z".into(),
+            vibedev: "0".into(),
+            git: None,
+            migrations: None,
+            auto: None,
+            stores: vec![StoreEntry {
+                service: "redis".into(),
+                kind: "redis".into(),
+                saved: Counted::new(1, "keys"),
+                bytes: 100_000,
+                files,
+            }],
+        };
+        let file = dir.join("s.vdsnap");
+        let bytes = archive::export(&manifest, &snap, &file).unwrap();
+        assert_eq!(bytes, std::fs::metadata(&file).unwrap().len());
+        assert!(bytes < 10_000, "compressed: {bytes}");
+        file
+    }
+
+    #[test]
+    fn exports_unpack_whole_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = exported(dir.path());
+        let into = dir.path().join("into");
+        let m = archive::unpack(&file, &into).unwrap();
+        assert_eq!(m.stores[0].service, "redis");
+        verify("s", &into.join("stores/redis"), &m.stores[0].files).unwrap();
+
+        let bytes = std::fs::read(&file).unwrap();
+        let write = |b: &[u8]| {
+            let f = dir.path().join("bad.vdsnap");
+            std::fs::write(&f, b).unwrap();
+            f
+        };
+        let refused = |b: &[u8]| {
+            let into = dir.path().join(format!("into-{}", b.len()));
+            let err = archive::unpack(&write(b), &into).unwrap_err();
+            assert!(!into.join(MANIFEST).exists());
+            err.to_string()
+        };
+        let mut corrupt = bytes.clone();
+        corrupt[30] ^= 1;
+        assert!(refused(&corrupt).contains("corrupt"));
+        assert!(refused(&bytes[..bytes.len() - 5]).contains("truncated"));
+        assert!(refused(&bytes[..bytes.len() / 2]).contains("truncated"));
+        assert!(refused(b"PK\x03\x04 a zip").contains("not a snapshot file"));
+        let mut future = bytes.clone();
+        future[16..20].copy_from_slice(&2u32.to_le_bytes());
+        let err = archive::unpack(&write(&future), &dir.path().join("f")).unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::NewerArchive { found: 2, .. }),
+            "{err}"
+        );
+        // An existing file is never overwritten.
+        let m = archive::unpack(&file, &dir.path().join("again")).unwrap();
+        let err = archive::export(&m, &dir.path().join("again"), &file).unwrap_err();
+        assert!(matches!(err, SnapshotError::FileExists { .. }), "{err}");
     }
 }

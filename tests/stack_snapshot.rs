@@ -850,3 +850,93 @@ fn reset_db_and_migrate_save_the_database_first_and_restore_last_undoes_them() {
     let both = p.run(&["snapshot", "restore", "mine", "--last"]);
     assert_eq!(both.code, Some(2), "{both}");
 }
+
+/// The folder names under the project's snapshot folder (snapshots and anything left behind).
+fn snapshot_folders(root: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_exported_snapshot_comes_back_after_down_volumes_and_damaged_files_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-export"), data.path());
+    p.ok(&["up"]);
+    let vars = env(&p);
+    let rt = runtime();
+    fill(&rt, &vars);
+    let before = (
+        pg_state(&rt, &vars["DATABASE_URL"]),
+        firestore_state(&rt, &vars),
+        gcs_state(&rt, &vars),
+        redis_state(&vars["REDIS_URL"]),
+    );
+    p.ok(&["snapshot", "save", "base"]);
+    let file = files.path().join("base.vdsnap");
+    let file_arg = file.to_str().unwrap();
+    let export = p.ok(&["snapshot", "export", "base", file_arg]);
+    assert!(export.stdout.contains("exported snapshot base"), "{export}");
+    let again = p.run(&["snapshot", "export", "base", file_arg]);
+    assert_eq!(again.code, Some(2), "{again}");
+    assert!(again.stderr.contains("already exists"), "{again}");
+
+    // Data volumes go; snapshots stay.
+    let down = p.ok(&["down", "--volumes"]);
+    assert!(down.stdout.contains("removed"), "{down}");
+    p.ok(&["up"]);
+    let vars = env(&p);
+    assert_ne!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert!(firestore_state(&rt, &vars).is_empty());
+    let root = data.path().join("vibedev/snapshots").join(&p.name);
+    assert_eq!(snapshot_folders(&root), ["base"]);
+
+    // Damaged files are refused with the reason, and nothing changes.
+    let bytes = std::fs::read(&file).unwrap();
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    for (what, content, reason) in [
+        ("corrupt", &corrupt[..], "it is corrupt"),
+        (
+            "truncated",
+            &bytes[..bytes.len() * 2 / 3],
+            "it is truncated",
+        ),
+    ] {
+        let bad = files.path().join(format!("{what}.vdsnap"));
+        std::fs::write(&bad, content).unwrap();
+        let run = p.run(&["snapshot", "import", bad.to_str().unwrap(), what]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(
+            run.stderr.contains("cannot be imported") && run.stderr.contains(reason),
+            "{run}"
+        );
+        assert!(run.stderr.contains("nothing was changed"), "{run}");
+        assert_eq!(snapshot_folders(&root), ["base"], "{what}");
+    }
+
+    // The file, imported under another name, restores every store as it was saved.
+    let import = p.ok(&["snapshot", "import", file_arg, "shared"]);
+    assert!(
+        import.stdout.contains("imported snapshot shared"),
+        "{import}"
+    );
+    assert_eq!(snapshot_folders(&root), ["base", "shared"]);
+    p.ok(&["snapshot", "restore", "shared"]);
+    assert_eq!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert_eq!(firestore_state(&rt, &vars), before.1);
+    assert_eq!(gcs_state(&rt, &vars), before.2);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), before.3);
+    // Imported under its own name, it meets the snapshot it came from.
+    let twice = p.run(&["snapshot", "import", file_arg]);
+    assert_eq!(twice.code, Some(2), "{twice}");
+    assert!(
+        twice.stderr.contains("already has a snapshot \"base\""),
+        "{twice}"
+    );
+}

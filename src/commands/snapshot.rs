@@ -1,4 +1,4 @@
-//! `vibedev snapshot save|restore|list|rm`: named snapshots of the stack's data. Renders what
+//! `vibedev snapshot save|restore|list|rm|export|import`: named snapshots of the stack's data. Renders what
 //! `crate::snapshot` did; after a restore of the app database, compares it with the migrations
 //! folder (pending migrations, applied with `--migrate`; drift when the snapshot is newer).
 
@@ -58,6 +58,37 @@ pub async fn run(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
             Ok(0)
         }
         SnapshotCommand::Restore(args) => restore(ctx, args).await,
+        SnapshotCommand::Export(args) => {
+            let (_, stack) = ctx.stack()?;
+            let _lock = ctx.lock(&stack.project, "snapshot export").await?;
+            let start = Instant::now();
+            let done = snapshot::export(&stack.project, &args.name, &args.file).await?;
+            ctx.ui.out(&format!(
+                "exported snapshot {} ({}) to {} ({}) in {}",
+                done.manifest.name,
+                size(done.manifest.bytes()),
+                args.file.display(),
+                size(done.bytes),
+                secs(start.elapsed())
+            ));
+            Ok(0)
+        }
+        SnapshotCommand::Import(args) => {
+            let (_, stack) = ctx.stack()?;
+            let _lock = ctx.lock(&stack.project, "snapshot import").await?;
+            let start = Instant::now();
+            let manifest =
+                snapshot::import(&stack.project, &args.file, args.name.as_deref()).await?;
+            ctx.ui.out(&format!(
+                "imported snapshot {} ({}, taken {}) in {}; `vibedev snapshot restore {}` restores it",
+                manifest.name,
+                size(manifest.bytes()),
+                manifest.created,
+                secs(start.elapsed()),
+                manifest.name
+            ));
+            Ok(0)
+        }
     }
 }
 

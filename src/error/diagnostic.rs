@@ -204,6 +204,7 @@ impl Diagnostic for SnapshotError {
             | SnapshotError::UnknownOnly { .. }
             | SnapshotError::NotFound { .. }
             | SnapshotError::NoAutomatic { .. }
+            | SnapshotError::FileExists { .. }
             | SnapshotError::Exists { .. } => Exit::Usage,
             SnapshotError::Engine(e) => e.exit_code(),
             SnapshotError::AutoSave { source, .. } => source.exit_code(),
@@ -213,6 +214,8 @@ impl Diagnostic for SnapshotError {
             | SnapshotError::Damaged { .. }
             | SnapshotError::Save { .. }
             | SnapshotError::Restore { .. }
+            | SnapshotError::BadArchive { .. }
+            | SnapshotError::NewerArchive { .. }
             | SnapshotError::NoDataFolder
             | SnapshotError::Io { .. } => Exit::Failure,
         }
