@@ -56,7 +56,7 @@ pub enum ColorChoice {
 pub enum Command {
     /// Start the stack (or the named services): pull, create, start, wait until ready, prepare.
     Up(UpArgs),
-    /// Stop and remove this project's containers and network; --volumes also removes its data.
+    /// Stop and remove this project's containers and network; --volumes also removes its data (--snapshots its snapshots too).
     Down(DownArgs),
     /// Show each service's state, readiness, port, URL and uptime.
     Status(StatusArgs),
@@ -292,6 +292,9 @@ pub struct DownArgs {
     /// Also remove the project's named volumes (its data).
     #[arg(long)]
     pub volumes: bool,
+    /// With --volumes: also remove this project's snapshots (kept otherwise).
+    #[arg(long, requires = "volumes")]
+    pub snapshots: bool,
 }
 
 #[derive(Debug, Clone, Args)]

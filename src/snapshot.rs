@@ -1013,6 +1013,25 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
+/// Removes every snapshot of `project` (and what interrupted saves left): how many there were
+/// and their size.
+pub fn remove_all(project: &str) -> Result<(usize, u64), SnapshotError> {
+    let snapshots = list(project)?;
+    let root = root(project)?;
+    match std::fs::remove_dir_all(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                action: "remove",
+                path: root,
+                source,
+            });
+        }
+    }
+    Ok((snapshots.len(), snapshots.iter().map(Manifest::bytes).sum()))
+}
+
 /// One store a restore changed.
 #[derive(Debug)]
 pub struct RestoredStore {

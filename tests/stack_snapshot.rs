@@ -888,6 +888,7 @@ fn an_exported_snapshot_comes_back_after_down_volumes_and_damaged_files_are_refu
     // Data volumes go; snapshots stay.
     let down = p.ok(&["down", "--volumes"]);
     assert!(down.stdout.contains("removed"), "{down}");
+    assert!(down.stderr.contains("1 snapshot kept"), "{down}");
     p.ok(&["up"]);
     let vars = env(&p);
     assert_ne!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
@@ -939,4 +940,14 @@ fn an_exported_snapshot_comes_back_after_down_volumes_and_damaged_files_are_refu
         twice.stderr.contains("already has a snapshot \"base\""),
         "{twice}"
     );
+
+    // --snapshots goes with --volumes only, and removes this project's snapshots.
+    let alone = p.run(&["down", "--snapshots"]);
+    assert_eq!(alone.code, Some(2), "{alone}");
+    assert_eq!(snapshot_folders(&root), ["base", "shared"]);
+    let all = p.ok(&["down", "--volumes", "--snapshots"]);
+    assert!(all.stdout.contains("removed 2 snapshots"), "{all}");
+    assert!(!root.exists());
+    let list = p.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("has no snapshots yet"), "{list}");
 }
