@@ -80,6 +80,12 @@ pub enum SnapshotError {
         path.display()
     )]
     NewerArchive { path: PathBuf, found: u32 },
+    #[error("{}", interrupted(kept, restored))]
+    Interrupted {
+        name: String,
+        restored: Vec<String>,
+        kept: Vec<String>,
+    },
     #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
     NoDataFolder,
     #[error("cannot {action} {}", path.display())]
@@ -101,6 +107,24 @@ fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
         .join("; ");
     if !restored.is_empty() {
         text.push_str(&format!("; restored: {}", restored.join(", ")));
+    }
+    text
+}
+
+fn interrupted(kept: &[String], restored: &[String]) -> String {
+    if kept.is_empty() && restored.is_empty() {
+        return "interrupted before any store was changed".into();
+    }
+    let mut text = "interrupted".to_string();
+    if !kept.is_empty() {
+        text.push_str(&format!(
+            ": {} {} its data as it was",
+            kept.join(", "),
+            if kept.len() == 1 { "keeps" } else { "keep" }
+        ));
+    }
+    if !restored.is_empty() {
+        text.push_str(&format!("; restored already: {}", restored.join(", ")));
     }
     text
 }
@@ -159,6 +183,9 @@ impl SnapshotError {
             SnapshotError::NewerArchive { .. } => {
                 Some("import it with that vibedev version or a newer one".into())
             }
+            SnapshotError::Interrupted { name, .. } => Some(format!(
+                "run `vibedev snapshot restore {name}` again to restore it all"
+            )),
             SnapshotError::NoDataFolder => {
                 Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
             }
@@ -1048,6 +1075,7 @@ pub async fn restore(
     stores: &Stores<'_>,
     name: &str,
     only: &[String],
+    progress: &RestoreProgress,
 ) -> Result<(Manifest, Vec<RestoredStore>), SnapshotError> {
     check_only(stores, only)?;
     let (manifest, dir) = load(&stores.stack.project, name)?;
@@ -1081,6 +1109,7 @@ pub async fn restore(
     for (entry, _) in &plan {
         verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
     }
+    progress.plan(plan.iter().map(|(_, t)| t.store.service.to_string()));
     let restores = plan.iter().map(|(entry, t)| {
         let dir = dir.join("stores").join(&entry.service);
         async move {
@@ -1093,6 +1122,9 @@ pub async fn restore(
                 exec: &exec,
             };
             let result = t.kind.snapshot_restore(&t.store, &io).await;
+            if result.is_ok() {
+                progress.done(t.store.service);
+            }
             (t.store.service.to_string(), result)
         }
     });
@@ -1115,6 +1147,48 @@ pub async fn restore(
         });
     }
     Ok((manifest, restored))
+}
+
+/// Which stores a restore set out to replace and which it has replaced, readable when the
+/// restore is stopped midway (Ctrl-C).
+#[derive(Debug, Default)]
+pub struct RestoreProgress {
+    state: std::sync::Mutex<(Vec<String>, Vec<String>)>,
+}
+
+impl RestoreProgress {
+    fn plan(&self, services: impl Iterator<Item = String>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = services.collect();
+        }
+    }
+
+    fn done(&self, service: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1.push(service.to_string());
+        }
+    }
+
+    /// (services restored, services not yet: they keep their data as it was).
+    pub fn split(&self) -> (Vec<String>, Vec<String>) {
+        let Ok(s) = self.state.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let kept = s.0.iter().filter(|p| !s.1.contains(p)).cloned().collect();
+        (s.1.clone(), kept)
+    }
+}
+
+/// After a restore was stopped midway: removes what the stores it had not finished were
+/// building beside their data (their data itself is as it was).
+pub async fn abandon_restore(stores: &Stores<'_>, progress: &RestoreProgress) {
+    let (_, unfinished) = progress.split();
+    let running = targets(stores);
+    let cleanups = running
+        .iter()
+        .filter(|t| unfinished.iter().any(|s| s == t.store.service))
+        .map(|t| t.kind.snapshot_abandon(&t.store));
+    futures_util::future::join_all(cleanups).await;
 }
 
 /// Checks that every file of a store is there with its recorded size and checksum.

@@ -951,3 +951,98 @@ fn an_exported_snapshot_comes_back_after_down_volumes_and_damaged_files_are_refu
     let list = p.ok(&["snapshot", "list"]);
     assert!(list.stdout.contains("has no snapshots yet"), "{list}");
 }
+
+/// The advisory lock a reset of app database `db` holds (vibedev's key: the first 8 bytes of
+/// SHA-256 of `vibedev:reset:<db>`, big-endian).
+fn reset_lock_key(db: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("vibedev:reset:{db}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap())
+}
+
+#[test]
+fn ctrl_c_during_a_postgres_restore_leaves_the_previous_data_and_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-ctrl-c"), data.path());
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 5000) g;",
+    ))
+    .unwrap();
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = pg_state(&rt, &url);
+    rt.block_on(
+        c.batch_execute("INSERT INTO items (name) VALUES ('late'); CREATE TABLE newer (x int);"),
+    )
+    .unwrap();
+    drop(c);
+    let current = pg_state(&rt, &url);
+
+    // The test holds the lock a reset of the app database takes: the restore builds the new
+    // database beside the app's, then waits for the lock to swap it in. Ctrl-C comes then.
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        &rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    let key = reset_lock_key("vibesdk");
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&key]))
+        .unwrap();
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = || -> bool {
+        rt.block_on(admin.query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+               AND query LIKE 'SELECT pg_try_advisory_lock%') \
+             AND EXISTS (SELECT 1 FROM pg_database WHERE datname = 'vibesdk__vibedev_restore')",
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !waiting() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to wait for the swap"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(
+        run.stderr
+            .contains("interrupted: postgres keeps its data as it was"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("vibedev snapshot restore base` again"),
+        "{run}"
+    );
+    assert_eq!(pg_state(&rt, &url), current);
+    let staging: i64 = rt
+        .block_on(admin.query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'vibesdk__vibedev_%'",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(staging, 0, "what the restore was building is gone");
+
+    // Once the lock is free, the same restore goes through.
+    rt.block_on(admin.execute("SELECT pg_advisory_unlock($1)", &[&key]))
+        .unwrap();
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+}

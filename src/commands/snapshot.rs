@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use crate::cli::{SnapshotArgs, SnapshotCommand, SnapshotListArgs, SnapshotRestoreArgs};
+use crate::config::Project;
 use crate::data::{self, Stores};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::migrate;
-use crate::snapshot::{self, Manifest};
+use crate::snapshot::{self, Manifest, SnapshotError};
 use crate::text::{secs, size};
 
 use super::Context;
@@ -102,7 +103,17 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
         None => snapshot::last_automatic(&stack.project)?,
     };
     let start = Instant::now();
-    let (manifest, restored) = snapshot::restore(&engine, &stores, &name, &args.only).await?;
+    // Ctrl-C stops the restore: stores not yet swapped keep their data, and what they were
+    // building beside it is removed.
+    let progress = snapshot::RestoreProgress::default();
+    let (manifest, restored) = tokio::select! {
+        r = snapshot::restore(&engine, &stores, &name, &args.only, &progress) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            snapshot::abandon_restore(&stores, &progress).await;
+            let (restored, kept) = progress.split();
+            return Err(SnapshotError::Interrupted { name, restored, kept }.into());
+        }
+    };
     for store in &restored {
         ctx.ui.info(&format!(
             "{:<10} restored {}",
@@ -116,18 +127,36 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
         manifest.created,
         secs(start.elapsed())
     ));
+    tokio::select! {
+        r = after_restore(ctx, &project, &stores, &manifest, &restored, args.migrate) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted {
+            hint: "the snapshot was restored; `vibedev migrate` applies the migrations it lacks (the statement in progress was cancelled on the server and its migration rolled back)".into(),
+        }),
+    }
+}
+
+/// After a restore of the app database: where it stands against the migrations folder, and
+/// with `--migrate` the pending migrations applied.
+async fn after_restore(
+    ctx: &Context,
+    project: &Project,
+    stores: &Stores<'_>,
+    manifest: &Manifest,
+    restored: &[snapshot::RestoredStore],
+    apply: bool,
+) -> Result<u8> {
     let database = stores.database().ok().map(|db| db.service);
     let database_restored = restored
         .iter()
         .any(|r| database.as_deref() == Some(r.service.as_str()));
     if !database_restored {
-        if args.migrate {
+        if apply {
             ctx.ui
                 .warn("--migrate: the app database was not restored, nothing to migrate");
         }
         return Ok(0);
     }
-    let check = match snapshot::check_migrations(&project, &stores).await {
+    let check = match snapshot::check_migrations(project, stores).await {
         Ok(Some(check)) => check,
         Ok(None) => return Ok(0),
         Err(e) => {
@@ -160,7 +189,7 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
     if check.pending.is_empty() {
         return Ok(0);
     }
-    if !args.migrate {
+    if !apply {
         ctx.ui.warn(&format!(
             "{} is {} behind the migrations folder: {}\n  \
              (`vibedev snapshot restore {} --migrate` or `vibedev migrate` applies them)",
@@ -176,7 +205,7 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
     let Some(journal) = migrate::project_journal(&paths, paths.migrations_named)? else {
         return Ok(0);
     };
-    let outcome = data::migrate(&project, &db, &journal, false, &reporters(&ctx.ui)).await?;
+    let outcome = data::migrate(project, &db, &journal, false, &reporters(&ctx.ui)).await?;
     ctx.ui.out(&migrate_summary(
         &db.target.app.database,
         journal.migrations.len(),

@@ -208,6 +208,7 @@ impl Diagnostic for SnapshotError {
             | SnapshotError::Exists { .. } => Exit::Usage,
             SnapshotError::Engine(e) => e.exit_code(),
             SnapshotError::AutoSave { source, .. } => source.exit_code(),
+            SnapshotError::Interrupted { .. } => Exit::Interrupted,
             SnapshotError::Nothing
             | SnapshotError::NotRunning { .. }
             | SnapshotError::NewerFormat { .. }
