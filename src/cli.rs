@@ -56,7 +56,7 @@ pub enum ColorChoice {
 pub enum Command {
     /// Start the stack (or the named services): pull, create, start, wait until ready, prepare.
     Up(UpArgs),
-    /// Stop and remove this project's containers and network; --volumes also removes its data.
+    /// Stop and remove this project's containers and network; --volumes also removes its data (--snapshots its snapshots too).
     Down(DownArgs),
     /// Show each service's state, readiness, port, URL and uptime.
     Status(StatusArgs),
@@ -150,6 +150,24 @@ pub enum SnapshotCommand {
     List(SnapshotListArgs),
     /// Remove snapshots.
     Rm(SnapshotRmArgs),
+    /// Write snapshot NAME into FILE: one zstd-compressed, checksummed file to share.
+    Export(SnapshotExportArgs),
+    /// Add the snapshot in FILE (from `snapshot export`) to this project, as NAME or its own name.
+    Import(SnapshotImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotExportArgs {
+    pub name: String,
+    /// The file to write (it must not exist yet).
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotImportArgs {
+    pub file: std::path::PathBuf,
+    /// The name it gets here (default: the name it was exported under).
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,10 +181,18 @@ pub struct SnapshotSaveArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotRestoreArgs {
-    pub name: String,
+    /// The snapshot to restore (`vibedev snapshot list` names them).
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    pub name: Option<String>,
+    /// Restore the newest automatic snapshot (taken before the last `reset-db` or `migrate`).
+    #[arg(long)]
+    pub last: bool,
     /// Only these services or kinds, e.g. `--only postgres,firestore`.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
     pub only: Vec<String>,
+    /// Apply the migrations the folder has and the restored database lacks.
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -305,6 +331,9 @@ pub struct DownArgs {
     /// Also remove the project's named volumes (its data).
     #[arg(long)]
     pub volumes: bool,
+    /// With --volumes: also remove this project's snapshots (kept otherwise).
+    #[arg(long, requires = "volumes")]
+    pub snapshots: bool,
 }
 
 #[derive(Debug, Clone, Args)]

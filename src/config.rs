@@ -46,6 +46,8 @@ pub struct ConfigFile {
     pub branches: BranchesConfig,
     #[serde(default)]
     pub engine: EngineConfig,
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
 }
 
 /// `[engine]` in `vibedev.toml`: how this machine reaches the engine's published ports.
@@ -168,6 +170,30 @@ pub enum BranchSource {
     Default,
     /// A copy of the template `reset-db` builds from the migrations and seeds.
     Template,
+}
+
+/// `[snapshots]`: the automatic snapshots taken before `reset-db` and `migrate` change the app
+/// database.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// Take them (default true).
+    pub auto: Option<bool>,
+    /// How many are kept, newest first (default 5; the oldest beyond go).
+    pub keep: Option<std::num::NonZeroUsize>,
+}
+
+/// Automatic snapshots kept unless `[snapshots] keep` says otherwise.
+pub const DEFAULT_AUTO_SNAPSHOTS_KEPT: usize = 5;
+
+impl SnapshotsConfig {
+    /// How many automatic snapshots to keep; `None` when they are off.
+    pub fn auto_keep(&self) -> Option<usize> {
+        if self.auto == Some(false) {
+            return None;
+        }
+        Some(self.keep.map_or(DEFAULT_AUTO_SNAPSHOTS_KEPT, |k| k.get()))
+    }
 }
 
 /// The default migrations folder, beside `vibedev.toml` (drizzle-kit's default `out`).

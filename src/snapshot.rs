@@ -4,6 +4,8 @@
 //! checksums per store). Each kind moves its own data (`ServiceKind::snapshot_save` /
 //! `snapshot_restore`); this module decides where, checks what it reads, and never prints.
 
+mod archive;
+
 use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
@@ -18,6 +20,8 @@ use crate::services::{ContainerExec, Counted, Kind, SnapshotIo, Store};
 
 /// The manifest format this vibedev writes and reads.
 pub const FORMAT: u32 = 1;
+
+pub use archive::ARCHIVE_FORMAT;
 
 const MANIFEST: &str = "manifest.json";
 
@@ -39,6 +43,15 @@ pub enum SnapshotError {
     Exists { project: String, name: String },
     #[error("--only {what}: the stack has no service or kind of that name")]
     UnknownOnly { what: String, known: Vec<String> },
+    #[error("project {project} has no automatic snapshot")]
+    NoAutomatic { project: String },
+    #[error(
+        "cannot save the automatic snapshot before {command}: {source}; the database was not changed"
+    )]
+    AutoSave {
+        command: String,
+        source: Box<SnapshotError>,
+    },
     #[error("nothing to save: no running service of the stack keeps data")]
     Nothing,
     #[error("snapshot {name:?} holds {service}, which is not running")]
@@ -57,6 +70,21 @@ pub enum SnapshotError {
         restored: Vec<String>,
         /// Services whose restore failed, with why (their data is as it was).
         failed: Vec<(String, String)>,
+    },
+    #[error("{} already exists", path.display())]
+    FileExists { path: PathBuf },
+    #[error("{} cannot be imported: {why}; nothing was changed", path.display())]
+    BadArchive { path: PathBuf, why: String },
+    #[error(
+        "{} was exported by a newer vibedev (archive format {found}; this one reads {ARCHIVE_FORMAT}); nothing was changed",
+        path.display()
+    )]
+    NewerArchive { path: PathBuf, found: u32 },
+    #[error("{}", interrupted(kept, restored))]
+    Interrupted {
+        name: String,
+        restored: Vec<String>,
+        kept: Vec<String>,
     },
     #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
     NoDataFolder,
@@ -83,6 +111,24 @@ fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
     text
 }
 
+fn interrupted(kept: &[String], restored: &[String]) -> String {
+    if kept.is_empty() && restored.is_empty() {
+        return "interrupted before any store was changed".into();
+    }
+    let mut text = "interrupted".to_string();
+    if !kept.is_empty() {
+        text.push_str(&format!(
+            ": {} {} its data as it was",
+            kept.join(", "),
+            if kept.len() == 1 { "keeps" } else { "keep" }
+        ));
+    }
+    if !restored.is_empty() {
+        text.push_str(&format!("; restored already: {}", restored.join(", ")));
+    }
+    text
+}
+
 impl SnapshotError {
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -102,6 +148,15 @@ impl SnapshotError {
             SnapshotError::UnknownOnly { known, .. } => {
                 Some(format!("--only takes any of: {}", known.join(", ")))
             }
+            SnapshotError::NoAutomatic { .. } => Some(
+                "one is taken before `reset-db` and `migrate` change the app database (unless `[snapshots] auto = false`); `vibedev snapshot list` shows the others".into(),
+            ),
+            SnapshotError::AutoSave { source, .. } => Some(match source.hint() {
+                Some(hint) => format!(
+                    "{hint}; or turn automatic snapshots off with `[snapshots] auto = false` in vibedev.toml"
+                ),
+                None => "turn automatic snapshots off with `[snapshots] auto = false` in vibedev.toml".into(),
+            }),
             SnapshotError::Nothing => Some("start the stack with `vibedev up`".into()),
             SnapshotError::NotRunning { service, .. } => Some(format!(
                 "start it with `vibedev up {service}`, or leave it out with --only"
@@ -118,6 +173,19 @@ impl SnapshotError {
             SnapshotError::Restore { failed, .. } => failed.first().map(|(service, _)| {
                 format!("see `vibedev logs {service}`, then run the restore again")
             }),
+            SnapshotError::FileExists { .. } => {
+                Some("export to another file, or remove that one first".into())
+            }
+            SnapshotError::BadArchive { .. } => Some(
+                "export the snapshot again on the machine it comes from, and copy the whole file"
+                    .into(),
+            ),
+            SnapshotError::NewerArchive { .. } => {
+                Some("import it with that vibedev version or a newer one".into())
+            }
+            SnapshotError::Interrupted { name, .. } => Some(format!(
+                "run `vibedev snapshot restore {name}` again to restore it all"
+            )),
             SnapshotError::NoDataFolder => {
                 Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
             }
@@ -142,6 +210,10 @@ pub struct Manifest {
     pub git: Option<GitHead>,
     /// The app database's latest applied migration, when a Postgres store is in it.
     pub migrations: Option<MigrationHead>,
+    /// The command an automatic snapshot was taken before (`reset-db`, `migrate`); `None` for
+    /// one saved by hand.
+    #[serde(default)]
+    pub auto: Option<String>,
     pub stores: Vec<StoreEntry>,
 }
 
@@ -358,6 +430,21 @@ pub async fn save(
         Some(n) => n.to_string(),
         None => default_name(now, git.as_ref().and_then(|g| g.branch.as_deref())),
     };
+    save_as(engine, project, stores, name, only, git, now, None).await
+}
+
+/// `save` once the name is decided; `auto` marks an automatic snapshot.
+#[allow(clippy::too_many_arguments)]
+async fn save_as(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    name: String,
+    only: &[String],
+    git: Option<GitHead>,
+    now: chrono::DateTime<chrono::Utc>,
+    auto: Option<String>,
+) -> Result<Saved, SnapshotError> {
     check_name(&name)?;
     let project_name = &stores.stack.project;
     let root = root(project_name)?;
@@ -396,10 +483,11 @@ pub async fn save(
         format: FORMAT,
         name: name.clone(),
         project: project_name.clone(),
-        created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         vibedev: crate::cli::VERSION.to_string(),
         git,
         migrations,
+        auto,
         stores: stores_saved,
     };
     let finish = || -> std::io::Result<()> {
@@ -428,6 +516,119 @@ pub async fn save(
         path: dest,
         skipped,
     })
+}
+
+/// What an automatic save did.
+#[derive(Debug)]
+pub struct AutoSaved {
+    pub saved: Saved,
+    /// Older automatic snapshots removed to keep the newest `keep`.
+    pub removed: Vec<String>,
+}
+
+/// Before `command` changes the app database: saves it as the automatic snapshot
+/// `auto-<command>-<time>`, then removes the oldest automatic ones beyond `keep`. `None` when
+/// the app database does not exist yet (nothing to lose). The caller holds the project's lock.
+pub async fn save_automatic(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    command: &str,
+    keep: usize,
+) -> Result<Option<AutoSaved>, SnapshotError> {
+    save_automatic_unwrapped(engine, project, stores, command, keep)
+        .await
+        .map_err(|source| SnapshotError::AutoSave {
+            command: command.to_string(),
+            source: Box::new(source),
+        })
+}
+
+async fn save_automatic_unwrapped(
+    engine: &Engine,
+    project: &Project,
+    stores: &Stores<'_>,
+    command: &str,
+    keep: usize,
+) -> Result<Option<AutoSaved>, SnapshotError> {
+    let Ok(db) = stores.database() else {
+        return Ok(None);
+    };
+    let admin = db
+        .target
+        .connect_admin()
+        .await
+        .map_err(|e| SnapshotError::Save {
+            service: db.service.clone(),
+            message: format!(
+                "as admin user {:?}: {}",
+                db.target.app.admin_user,
+                crate::pg::pg_error(&e)
+            ),
+        })?;
+    let exists = admin
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&db.target.app.database],
+        )
+        .await
+        .map_err(|e| SnapshotError::Save {
+            service: db.service.clone(),
+            message: format!(
+                "cannot look up the app database: {}",
+                crate::pg::pg_error(&e)
+            ),
+        })?
+        .is_some();
+    drop(admin);
+    if !exists {
+        return Ok(None);
+    }
+    let project_name = &stores.stack.project;
+    let root = root(project_name)?;
+    let now = chrono::Utc::now();
+    let base = format!("auto-{command}-{}", now.format("%Y%m%d-%H%M%S"));
+    let name = (1..)
+        .map(|n| match n {
+            1 => base.clone(),
+            n => format!("{base}-{n}"),
+        })
+        .find(|n| !root.join(n).exists())
+        .unwrap_or(base);
+    let git = crate::git::head(&project.root).map(|(commit, branch)| GitHead { commit, branch });
+    let only = [db.service.clone()];
+    let saved = save_as(
+        engine,
+        project,
+        stores,
+        name,
+        &only,
+        git,
+        now,
+        Some(command.to_string()),
+    )
+    .await?;
+    let automatic: Vec<String> = list(project_name)?
+        .into_iter()
+        .filter(|m| m.auto.is_some())
+        .map(|m| m.name)
+        .collect();
+    let extra = automatic.len().saturating_sub(keep.max(1));
+    let removed = automatic[..extra].to_vec();
+    remove(project_name, &removed)?;
+    Ok(Some(AutoSaved { saved, removed }))
+}
+
+/// The newest automatic snapshot's name.
+pub fn last_automatic(project: &str) -> Result<String, SnapshotError> {
+    list(project)?
+        .into_iter()
+        .rev()
+        .find(|m| m.auto.is_some())
+        .map(|m| m.name)
+        .ok_or_else(|| SnapshotError::NoAutomatic {
+            project: project.to_string(),
+        })
 }
 
 /// Removes what interrupted saves left (the caller holds the project's lock, so no save of
@@ -529,6 +730,52 @@ async fn migration_head(project: &Project, store: &Store<'_>) -> Option<Migratio
         latest,
         latest_when: newest.created_at,
     })
+}
+
+/// Where a restored app database stands against the project's migrations folder.
+#[derive(Debug)]
+pub struct MigrationCheck {
+    /// The app database's service.
+    pub service: String,
+    /// Migrations of the folder newer than the database's newest, in journal order: `--migrate`
+    /// (or `vibedev migrate`) applies them.
+    pub pending: Vec<String>,
+    /// Migrations the database records that the folder does not list: the snapshot was taken
+    /// with a newer folder (another branch, a later commit).
+    pub unknown: usize,
+    /// How many migrations the folder lists.
+    pub journal_len: usize,
+}
+
+impl MigrationCheck {
+    /// True when the database is neither behind nor ahead of the folder.
+    pub fn in_step(&self) -> bool {
+        self.pending.is_empty() && self.unknown == 0
+    }
+}
+
+/// Compares the app database (as a restore left it) with the project's migrations folder;
+/// `None` when the project has no migrations folder or the database is not running.
+pub async fn check_migrations(
+    project: &Project,
+    stores: &Stores<'_>,
+) -> Result<Option<MigrationCheck>, migrate::MigrateError> {
+    let Ok(db) = stores.database() else {
+        return Ok(None);
+    };
+    let paths = project.paths();
+    let Some(journal) = migrate::project_journal(&paths, paths.migrations_named)? else {
+        return Ok(None);
+    };
+    let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
+    let bookkeeping = Bookkeeping::configured(&project.file.migrations);
+    let plan = migrate::runner::status(&client, &journal, &bookkeeping).await?;
+    Ok(Some(MigrationCheck {
+        service: db.service,
+        pending: plan.pending().iter().map(|e| e.tag.clone()).collect(),
+        unknown: plan.unknown_rows.len(),
+        journal_len: journal.migrations.len(),
+    }))
 }
 
 /// Every file under `dir` with its size and CRC32C, by path relative to `dir`.
@@ -680,6 +927,138 @@ pub fn remove(project: &str, names: &[String]) -> Result<Vec<u64>, SnapshotError
     Ok(freed)
 }
 
+/// What `export` wrote.
+#[derive(Debug)]
+pub struct Exported {
+    pub manifest: Manifest,
+    /// The file's size.
+    pub bytes: u64,
+}
+
+/// Writes snapshot `name` into one compressed, checksummed file (see [`archive`]). The
+/// snapshot's files are checked against its manifest first: a damaged one is not exported.
+pub async fn export(project: &str, name: &str, file: &Path) -> Result<Exported, SnapshotError> {
+    let (manifest, dir) = load(project, name)?;
+    for store in &manifest.stores {
+        verify(name, &dir.join("stores").join(&store.service), &store.files)?;
+    }
+    let file = file.to_path_buf();
+    blocking(move || {
+        let bytes = archive::export(&manifest, &dir, &file)?;
+        Ok(Exported { manifest, bytes })
+    })
+    .await
+}
+
+/// Imports a file `export` wrote as snapshot `name` (default: the name it was exported
+/// under) of `project`. The file is checked whole, unpacked beside the project's snapshots,
+/// every store checked against the manifest, and only then renamed into place.
+pub async fn import(
+    project: &str,
+    file: &Path,
+    name: Option<&str>,
+) -> Result<Manifest, SnapshotError> {
+    let root = root(project)?;
+    if let Some(name) = name {
+        check_name(name)?;
+        if root.join(name).exists() {
+            return Err(SnapshotError::Exists {
+                project: project.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+    let (project, file, name) = (
+        project.to_string(),
+        file.to_path_buf(),
+        name.map(str::to_string),
+    );
+    blocking(move || {
+        remove_partial_saves(&root);
+        let partial = root.join(format!("{PARTIAL}import-{}", std::process::id()));
+        let result = import_into(&project, &root, &file, name, &partial);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        result
+    })
+    .await
+}
+
+fn import_into(
+    project: &str,
+    root: &Path,
+    file: &Path,
+    name: Option<String>,
+    partial: &Path,
+) -> Result<Manifest, SnapshotError> {
+    let mut manifest = archive::unpack(file, partial)?;
+    for store in &manifest.stores {
+        let dir = partial.join("stores").join(&store.service);
+        verify(&manifest.name, &dir, &store.files).map_err(|e| SnapshotError::BadArchive {
+            path: file.to_path_buf(),
+            why: match e {
+                SnapshotError::Damaged { why, .. } => {
+                    why.replace(&format!("{}/", dir.display()), "")
+                }
+                other => other.to_string(),
+            },
+        })?;
+    }
+    let name = name.unwrap_or_else(|| manifest.name.clone());
+    check_name(&name)?;
+    let dest = root.join(&name);
+    if dest.exists() {
+        return Err(SnapshotError::Exists {
+            project: project.to_string(),
+            name,
+        });
+    }
+    manifest.name = name;
+    manifest.project = project.to_string();
+    let io = |source| SnapshotError::Io {
+        action: "write snapshot",
+        path: dest.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| io(std::io::Error::other(e)))?;
+    std::fs::write(partial.join(MANIFEST), bytes).map_err(io)?;
+    std::fs::rename(partial, &dest).map_err(io)?;
+    Ok(manifest)
+}
+
+/// Runs file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> Result<T, SnapshotError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(SnapshotError::Io {
+            action: "finish",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
+/// Removes every snapshot of `project` (and what interrupted saves left): how many there were
+/// and their size.
+pub fn remove_all(project: &str) -> Result<(usize, u64), SnapshotError> {
+    let snapshots = list(project)?;
+    let root = root(project)?;
+    match std::fs::remove_dir_all(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                action: "remove",
+                path: root,
+                source,
+            });
+        }
+    }
+    Ok((snapshots.len(), snapshots.iter().map(Manifest::bytes).sum()))
+}
+
 /// One store a restore changed.
 #[derive(Debug)]
 pub struct RestoredStore {
@@ -696,6 +1075,7 @@ pub async fn restore(
     stores: &Stores<'_>,
     name: &str,
     only: &[String],
+    progress: &RestoreProgress,
 ) -> Result<(Manifest, Vec<RestoredStore>), SnapshotError> {
     check_only(stores, only)?;
     let (manifest, dir) = load(&stores.stack.project, name)?;
@@ -729,6 +1109,7 @@ pub async fn restore(
     for (entry, _) in &plan {
         verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
     }
+    progress.plan(plan.iter().map(|(_, t)| t.store.service.to_string()));
     let restores = plan.iter().map(|(entry, t)| {
         let dir = dir.join("stores").join(&entry.service);
         async move {
@@ -741,6 +1122,9 @@ pub async fn restore(
                 exec: &exec,
             };
             let result = t.kind.snapshot_restore(&t.store, &io).await;
+            if result.is_ok() {
+                progress.done(t.store.service);
+            }
             (t.store.service.to_string(), result)
         }
     });
@@ -763,6 +1147,48 @@ pub async fn restore(
         });
     }
     Ok((manifest, restored))
+}
+
+/// Which stores a restore set out to replace and which it has replaced, readable when the
+/// restore is stopped midway (Ctrl-C).
+#[derive(Debug, Default)]
+pub struct RestoreProgress {
+    state: std::sync::Mutex<(Vec<String>, Vec<String>)>,
+}
+
+impl RestoreProgress {
+    fn plan(&self, services: impl Iterator<Item = String>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = services.collect();
+        }
+    }
+
+    fn done(&self, service: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1.push(service.to_string());
+        }
+    }
+
+    /// (services restored, services not yet: they keep their data as it was).
+    pub fn split(&self) -> (Vec<String>, Vec<String>) {
+        let Ok(s) = self.state.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let kept = s.0.iter().filter(|p| !s.1.contains(p)).cloned().collect();
+        (s.1.clone(), kept)
+    }
+}
+
+/// After a restore was stopped midway: removes what the stores it had not finished were
+/// building beside their data (their data itself is as it was).
+pub async fn abandon_restore(stores: &Stores<'_>, progress: &RestoreProgress) {
+    let (_, unfinished) = progress.split();
+    let running = targets(stores);
+    let cleanups = running
+        .iter()
+        .filter(|t| unfinished.iter().any(|s| s == t.store.service))
+        .map(|t| t.kind.snapshot_abandon(&t.store));
+    futures_util::future::join_all(cleanups).await;
 }
 
 /// Checks that every file of a store is there with its recorded size and checksum.
@@ -850,5 +1276,74 @@ mod tests {
         std::fs::write(dir.path().join("data/0.copy"), b"row").unwrap();
         let err = verify("s", dir.path(), &files).unwrap_err().to_string();
         assert!(err.contains("3 bytes"), "{err}");
+    }
+
+    fn exported(dir: &Path) -> PathBuf {
+        let snap = dir.join("snap");
+        std::fs::create_dir_all(snap.join("stores/redis")).unwrap();
+        std::fs::write(snap.join("stores/redis/keys.bin"), vec![7u8; 100_000]).unwrap();
+        let files = checksums(&snap.join("stores/redis")).unwrap();
+        let manifest = Manifest {
+            format: FORMAT,
+            name: "s".into(),
+            project: "p".into(),
+            created: "2026-11-30T02:15:30.000Z".into(),
+            vibedev: "0".into(),
+            git: None,
+            migrations: None,
+            auto: None,
+            stores: vec![StoreEntry {
+                service: "redis".into(),
+                kind: "redis".into(),
+                saved: Counted::new(1, "keys"),
+                bytes: 100_000,
+                files,
+            }],
+        };
+        let file = dir.join("s.vdsnap");
+        let bytes = archive::export(&manifest, &snap, &file).unwrap();
+        assert_eq!(bytes, std::fs::metadata(&file).unwrap().len());
+        assert!(bytes < 10_000, "compressed: {bytes}");
+        file
+    }
+
+    #[test]
+    fn exports_unpack_whole_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = exported(dir.path());
+        let into = dir.path().join("into");
+        let m = archive::unpack(&file, &into).unwrap();
+        assert_eq!(m.stores[0].service, "redis");
+        verify("s", &into.join("stores/redis"), &m.stores[0].files).unwrap();
+
+        let bytes = std::fs::read(&file).unwrap();
+        let write = |b: &[u8]| {
+            let f = dir.path().join("bad.vdsnap");
+            std::fs::write(&f, b).unwrap();
+            f
+        };
+        let refused = |b: &[u8]| {
+            let into = dir.path().join(format!("into-{}", b.len()));
+            let err = archive::unpack(&write(b), &into).unwrap_err();
+            assert!(!into.join(MANIFEST).exists());
+            err.to_string()
+        };
+        let mut corrupt = bytes.clone();
+        corrupt[30] ^= 1;
+        assert!(refused(&corrupt).contains("corrupt"));
+        assert!(refused(&bytes[..bytes.len() - 5]).contains("truncated"));
+        assert!(refused(&bytes[..bytes.len() / 2]).contains("truncated"));
+        assert!(refused(b"PK\x03\x04 a zip").contains("not a snapshot file"));
+        let mut future = bytes.clone();
+        future[16..20].copy_from_slice(&2u32.to_le_bytes());
+        let err = archive::unpack(&write(&future), &dir.path().join("f")).unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::NewerArchive { found: 2, .. }),
+            "{err}"
+        );
+        // An existing file is never overwritten.
+        let m = archive::unpack(&file, &dir.path().join("again")).unwrap();
+        let err = archive::export(&m, &dir.path().join("again"), &file).unwrap_err();
+        assert!(matches!(err, SnapshotError::FileExists { .. }), "{err}");
     }
 }

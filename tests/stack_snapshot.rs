@@ -632,3 +632,417 @@ fn renamed_services_restore_and_projects_never_mix() {
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
     assert_eq!(keys, ["other"]);
 }
+
+/// Writes `drizzle/` with these `(tag, when, sql)` migrations as drizzle-kit does.
+fn write_migrations(p: &TestProject, migrations: &[(&str, i64, &str)]) {
+    let dir = p.path().join("drizzle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("meta")).unwrap();
+    let entries: Vec<Value> = migrations
+        .iter()
+        .enumerate()
+        .map(|(idx, (tag, when, _))| {
+            json!({"idx": idx, "version": "7", "when": when, "tag": tag, "breakpoints": true})
+        })
+        .collect();
+    std::fs::write(
+        dir.join("meta/_journal.json"),
+        serde_json::to_string_pretty(
+            &json!({"version": "7", "dialect": "postgresql", "entries": entries}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for (tag, _, sql) in migrations {
+        std::fs::write(dir.join(format!("{tag}.sql")), sql).unwrap();
+    }
+}
+
+const MIGRATIONS: [(&str, i64, &str); 3] = [
+    (
+        "0000_items",
+        1_790_000_000_000,
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);",
+    ),
+    (
+        "0001_price",
+        1_790_000_100_000,
+        "ALTER TABLE items ADD COLUMN price integer DEFAULT 0 NOT NULL;",
+    ),
+    (
+        "0002_orders",
+        1_790_000_200_000,
+        "CREATE TABLE orders (id serial PRIMARY KEY, item integer REFERENCES items (id));",
+    ),
+];
+
+/// The columns of `table`, in order.
+fn columns(rt: &tokio::runtime::Runtime, url: &str, table: &str) -> Vec<String> {
+    let c = pg(rt, url);
+    rt.block_on(c.query(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' \
+         AND table_name = $1 ORDER BY ordinal_position",
+        &[&table],
+    ))
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+fn item_names(rt: &tokio::runtime::Runtime, url: &str) -> Vec<String> {
+    let c = pg(rt, url);
+    rt.block_on(c.query("SELECT name FROM items ORDER BY id", &[]))
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn an_older_snapshot_lists_its_pending_migrations_and_a_newer_one_warns_of_drift() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-migrations"), data.path());
+    write_migrations(&p, &MIGRATIONS[..1]);
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("INSERT INTO items (name) VALUES ('a'), ('b')"))
+        .unwrap();
+    drop(c);
+    let save = p.ok(&["snapshot", "save", "old"]);
+    assert!(save.stdout.contains("saved snapshot old"), "{save}");
+
+    // The folder moves on two migrations; the database follows.
+    write_migrations(&p, &MIGRATIONS);
+    p.ok(&["migrate"]);
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+    p.ok(&["snapshot", "save", "new"]);
+
+    // The old snapshot comes back as it was, and says what it lacks.
+    let restore = p.ok(&["snapshot", "restore", "old"]);
+    assert!(
+        restore.stderr.contains(
+            "postgres is 2 migrations behind the migrations folder: 0001_price, 0002_orders"
+        ),
+        "{restore}"
+    );
+    assert!(restore.stderr.contains("--migrate"), "{restore}");
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name"]);
+    assert!(columns(&rt, &url, "orders").is_empty());
+    let status = p.run(&["migrate", "status", "--exit-code"]);
+    assert!(status.stdout.contains("1 applied, 2 pending"), "{status}");
+
+    // --migrate applies them on top of the restored rows.
+    let migrated = p.ok(&["snapshot", "restore", "old", "--migrate"]);
+    assert!(
+        migrated.stdout.contains("applied 2 migrations"),
+        "{migrated}"
+    );
+    assert!(!migrated.stderr.contains("behind"), "{migrated}");
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+    assert_eq!(columns(&rt, &url, "orders"), ["id", "item"]);
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+    p.ok(&["migrate", "status", "--exit-code"]);
+
+    // A checkout whose folder stops at the first migration: the newer snapshot is drift.
+    write_migrations(&p, &MIGRATIONS[..1]);
+    let drift = p.ok(&["snapshot", "restore", "new"]);
+    assert!(drift.stderr.contains("drift: snapshot new"), "{drift}");
+    assert!(drift.stderr.contains("(taken at 0002_orders)"), "{drift}");
+    assert!(
+        drift
+            .stderr
+            .contains("records 2 migrations the folder does not list"),
+        "{drift}"
+    );
+    assert!(!drift.stderr.contains("behind"), "{drift}");
+    assert_eq!(columns(&rt, &url, "orders"), ["id", "item"]);
+}
+
+/// Names of the project's snapshots (oldest first) with the command an automatic one was
+/// taken before.
+fn snapshots(p: &TestProject) -> Vec<(String, Option<String>)> {
+    p.ok(&["snapshot", "list", "--json"]).json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["auto"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reset_db_and_migrate_save_the_database_first_and_restore_last_undoes_them() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-auto"), data.path());
+    p.write_config("[snapshots]\nkeep = 2\n");
+    write_migrations(&p, &MIGRATIONS[..1]);
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("INSERT INTO items (name) VALUES ('a'), ('b')"))
+        .unwrap();
+    drop(c);
+    p.ok(&["snapshot", "save", "mine"]);
+
+    let reset = p.ok(&["reset-db", "--yes"]);
+    assert!(
+        reset
+            .stderr
+            .contains("saved automatic snapshot auto-reset-db-"),
+        "{reset}"
+    );
+    assert!(reset.stderr.contains("snapshot restore --last"), "{reset}");
+    assert!(item_names(&rt, &url).is_empty());
+    let listed = snapshots(&p);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[1].1.as_deref(), Some("reset-db"));
+    let table = p.ok(&["snapshot", "list"]);
+    assert!(table.stdout.contains("before reset-db"), "{table}");
+
+    let undo = p.ok(&["snapshot", "restore", "--last"]);
+    assert!(
+        undo.stdout
+            .contains(&format!("restored snapshot {}", listed[1].0)),
+        "{undo}"
+    );
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+
+    // migrate saves only when it has something to apply.
+    write_migrations(&p, &MIGRATIONS);
+    let migrate = p.ok(&["migrate"]);
+    assert!(
+        migrate
+            .stderr
+            .contains("saved automatic snapshot auto-migrate-"),
+        "{migrate}"
+    );
+    let again = p.ok(&["migrate"]);
+    assert!(!again.stderr.contains("automatic snapshot"), "{again}");
+    assert_eq!(snapshots(&p).len(), 3);
+
+    // A third automatic one: the oldest goes (keep = 2); the one saved by hand stays.
+    p.ok(&["reset-db", "--yes"]);
+    let listed = snapshots(&p);
+    let autos: Vec<&str> = listed
+        .iter()
+        .filter_map(|(_, auto)| auto.as_deref())
+        .collect();
+    assert_eq!(autos, ["migrate", "reset-db"], "{listed:?}");
+    assert_eq!(listed[0], ("mine".to_string(), None));
+    // --last is the newest: the database as migrate left it, rows and all.
+    p.ok(&["snapshot", "restore", "--last"]);
+    assert_eq!(item_names(&rt, &url), ["a", "b"]);
+    assert_eq!(columns(&rt, &url, "items"), ["id", "name", "price"]);
+
+    // `auto = false` turns them off; the name and --last go together with nothing else.
+    p.write_config("[snapshots]\nauto = false\n");
+    let reset = p.ok(&["reset-db", "--yes"]);
+    assert!(!reset.stderr.contains("automatic snapshot"), "{reset}");
+    assert_eq!(snapshots(&p).len(), 3);
+    let both = p.run(&["snapshot", "restore", "mine", "--last"]);
+    assert_eq!(both.code, Some(2), "{both}");
+}
+
+/// The folder names under the project's snapshot folder (snapshots and anything left behind).
+fn snapshot_folders(root: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_exported_snapshot_comes_back_after_down_volumes_and_damaged_files_are_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-export"), data.path());
+    p.ok(&["up"]);
+    let vars = env(&p);
+    let rt = runtime();
+    fill(&rt, &vars);
+    let before = (
+        pg_state(&rt, &vars["DATABASE_URL"]),
+        firestore_state(&rt, &vars),
+        gcs_state(&rt, &vars),
+        redis_state(&vars["REDIS_URL"]),
+    );
+    p.ok(&["snapshot", "save", "base"]);
+    let file = files.path().join("base.vdsnap");
+    let file_arg = file.to_str().unwrap();
+    let export = p.ok(&["snapshot", "export", "base", file_arg]);
+    assert!(export.stdout.contains("exported snapshot base"), "{export}");
+    let again = p.run(&["snapshot", "export", "base", file_arg]);
+    assert_eq!(again.code, Some(2), "{again}");
+    assert!(again.stderr.contains("already exists"), "{again}");
+
+    // Data volumes go; snapshots stay.
+    let down = p.ok(&["down", "--volumes"]);
+    assert!(down.stdout.contains("removed"), "{down}");
+    assert!(down.stderr.contains("1 snapshot kept"), "{down}");
+    p.ok(&["up"]);
+    let vars = env(&p);
+    assert_ne!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert!(firestore_state(&rt, &vars).is_empty());
+    let root = data.path().join("vibedev/snapshots").join(&p.name);
+    assert_eq!(snapshot_folders(&root), ["base"]);
+
+    // Damaged files are refused with the reason, and nothing changes.
+    let bytes = std::fs::read(&file).unwrap();
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    for (what, content, reason) in [
+        ("corrupt", &corrupt[..], "it is corrupt"),
+        (
+            "truncated",
+            &bytes[..bytes.len() * 2 / 3],
+            "it is truncated",
+        ),
+    ] {
+        let bad = files.path().join(format!("{what}.vdsnap"));
+        std::fs::write(&bad, content).unwrap();
+        let run = p.run(&["snapshot", "import", bad.to_str().unwrap(), what]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(
+            run.stderr.contains("cannot be imported") && run.stderr.contains(reason),
+            "{run}"
+        );
+        assert!(run.stderr.contains("nothing was changed"), "{run}");
+        assert_eq!(snapshot_folders(&root), ["base"], "{what}");
+    }
+
+    // The file, imported under another name, restores every store as it was saved.
+    let import = p.ok(&["snapshot", "import", file_arg, "shared"]);
+    assert!(
+        import.stdout.contains("imported snapshot shared"),
+        "{import}"
+    );
+    assert_eq!(snapshot_folders(&root), ["base", "shared"]);
+    p.ok(&["snapshot", "restore", "shared"]);
+    assert_eq!(pg_state(&rt, &vars["DATABASE_URL"]), before.0);
+    assert_eq!(firestore_state(&rt, &vars), before.1);
+    assert_eq!(gcs_state(&rt, &vars), before.2);
+    assert_eq!(redis_state(&vars["REDIS_URL"]), before.3);
+    // Imported under its own name, it meets the snapshot it came from.
+    let twice = p.run(&["snapshot", "import", file_arg]);
+    assert_eq!(twice.code, Some(2), "{twice}");
+    assert!(
+        twice.stderr.contains("already has a snapshot \"base\""),
+        "{twice}"
+    );
+
+    // --snapshots goes with --volumes only, and removes this project's snapshots.
+    let alone = p.run(&["down", "--snapshots"]);
+    assert_eq!(alone.code, Some(2), "{alone}");
+    assert_eq!(snapshot_folders(&root), ["base", "shared"]);
+    let all = p.ok(&["down", "--volumes", "--snapshots"]);
+    assert!(all.stdout.contains("removed 2 snapshots"), "{all}");
+    assert!(!root.exists());
+    let list = p.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("has no snapshots yet"), "{list}");
+}
+
+/// The advisory lock a reset of app database `db` holds (vibedev's key: the first 8 bytes of
+/// SHA-256 of `vibedev:reset:<db>`, big-endian).
+fn reset_lock_key(db: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("vibedev:reset:{db}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap())
+}
+
+#[test]
+fn ctrl_c_during_a_postgres_restore_leaves_the_previous_data_and_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-ctrl-c"), data.path());
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 5000) g;",
+    ))
+    .unwrap();
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = pg_state(&rt, &url);
+    rt.block_on(
+        c.batch_execute("INSERT INTO items (name) VALUES ('late'); CREATE TABLE newer (x int);"),
+    )
+    .unwrap();
+    drop(c);
+    let current = pg_state(&rt, &url);
+
+    // The test holds the lock a reset of the app database takes: the restore builds the new
+    // database beside the app's, then waits for the lock to swap it in. Ctrl-C comes then.
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        &rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    let key = reset_lock_key("vibesdk");
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&key]))
+        .unwrap();
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = || -> bool {
+        rt.block_on(admin.query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+               AND query LIKE 'SELECT pg_try_advisory_lock%') \
+             AND EXISTS (SELECT 1 FROM pg_database WHERE datname = 'vibesdk__vibedev_restore')",
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !waiting() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to wait for the swap"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(
+        run.stderr
+            .contains("interrupted: postgres keeps its data as it was"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("vibedev snapshot restore base` again"),
+        "{run}"
+    );
+    assert_eq!(pg_state(&rt, &url), current);
+    let staging: i64 = rt
+        .block_on(admin.query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'vibesdk__vibedev_%'",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(staging, 0, "what the restore was building is gone");
+
+    // Once the lock is free, the same restore goes through.
+    rt.block_on(admin.execute("SELECT pg_advisory_unlock($1)", &[&key]))
+        .unwrap();
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+}

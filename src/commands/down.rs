@@ -1,8 +1,10 @@
-//! `vibedev down [--volumes]`: remove this project's containers and network (and volumes).
+//! `vibedev down [--volumes [--snapshots]]`: remove this project's containers and network (and
+//! volumes; and its snapshots, which are kept otherwise).
 
 use crate::cli::DownArgs;
 use crate::error::Result;
 use crate::reconcile;
+use crate::snapshot;
 use crate::ui::count;
 
 use super::Context;
@@ -48,6 +50,25 @@ pub async fn run(ctx: &Context, args: DownArgs) -> Result<u8> {
             count(summary.networks.len(), "network", "networks"),
             count(summary.volumes.len(), "volume", "volumes")
         ));
+    }
+    if args.snapshots {
+        let (n, bytes) = snapshot::remove_all(&project.name)?;
+        if n > 0 {
+            ctx.ui.out(&format!(
+                "{}: removed {} ({})",
+                project.name,
+                count(n, "snapshot", "snapshots"),
+                crate::text::size(bytes)
+            ));
+        }
+    } else if args.volumes {
+        let kept = snapshot::list(&project.name).map_or(0, |s| s.len());
+        if kept > 0 {
+            ctx.ui.info(&format!(
+                "{} kept (`vibedev down --volumes --snapshots` removes them too)",
+                count(kept, "snapshot", "snapshots")
+            ));
+        }
     }
     Ok(0)
 }

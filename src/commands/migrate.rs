@@ -1,4 +1,5 @@
 //! `vibedev migrate [--allow-out-of-order]` and `vibedev migrate status [--exit-code] [--json]`.
+//! Before applying anything, the app database is saved as an automatic snapshot (`[snapshots]`).
 
 use serde::Serialize;
 
@@ -6,10 +7,13 @@ use crate::cli::{MigrateArgs, MigrateCommand, MigrateStatusArgs};
 use crate::data::{self, Database, Stores};
 use crate::error::{Exit, Result};
 use crate::migrate::{self, Bookkeeping, EntryState, Journal, Plan, runner};
+use crate::snapshot;
 use crate::ui::Ui;
 
 use super::Context;
-use super::report::{branch_line, migrate_summary, reporters, warn_unknown_rows};
+use super::report::{
+    auto_snapshot_lines, branch_line, migrate_summary, reporters, warn_unknown_rows,
+};
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -41,6 +45,18 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
         None => {
             let _lock = ctx.lock(&stack.project, "migrate").await?;
             on_branch(false).await?;
+            if let Some(keep) = project.file.snapshots.auto_keep() {
+                let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
+                let plan = runner::status(&client, &journal, &bookkeeping).await?;
+                drop(client);
+                if !plan.to_apply(args.allow_out_of_order).is_empty()
+                    && let Some(done) =
+                        snapshot::save_automatic(&engine, &project, &stores, "migrate", keep)
+                            .await?
+                {
+                    auto_snapshot_lines(&ctx.ui, "migrate", &done);
+                }
+            }
             let outcome = data::migrate(
                 &project,
                 &db,

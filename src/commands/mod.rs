@@ -25,7 +25,7 @@ pub mod status_table;
 pub mod up;
 pub mod watch;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, SnapshotCommand};
 use crate::config::Project;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -168,6 +168,10 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
                 Some(watch_args) => watch::run(&ctx, watch_args).await,
                 None => Ok(code),
             }
+        }
+        // A restore handles Ctrl-C itself: it says which stores kept their data.
+        Command::Snapshot(args) if matches!(args.command, SnapshotCommand::Restore(_)) => {
+            snapshot::run(&ctx, args).await
         }
         command => {
             let hint = match &command {

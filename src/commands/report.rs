@@ -170,6 +170,22 @@ pub fn migrate_summary(
     }
 }
 
+/// Says which automatic snapshot was taken before `command` changed the app database, and which
+/// older ones went.
+pub fn auto_snapshot_lines(ui: &Ui, command: &str, done: &crate::snapshot::AutoSaved) {
+    let m = &done.saved.manifest;
+    ui.info(&format!(
+        "saved automatic snapshot {} ({}) before {command}; `vibedev snapshot restore --last` brings it back",
+        m.name,
+        crate::text::size(m.bytes())
+    ));
+    for name in &done.removed {
+        ui.detail(&format!(
+            "removed automatic snapshot {name} (`[snapshots] keep`)"
+        ));
+    }
+}
+
 /// Warns about bookkeeping rows for migrations the journal no longer lists.
 pub fn warn_unknown_rows(
     ui: &Ui,

@@ -1,5 +1,6 @@
 //! `vibedev reset-db [--yes] [--no-seed] [--all] [--no-template]`: replace the app database with a
 //! clean, migrated, seeded one (cloned from a template), and with --all the other stores too.
+//! The app database is saved as an automatic snapshot first (`[snapshots]`).
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -11,10 +12,11 @@ use crate::error::{CommandError, Error, Exit, Result};
 use crate::migrate;
 use crate::migrate::seed::SeedFile;
 use crate::migrate::template::{self, ResetOptions, Source};
+use crate::snapshot;
 use crate::ui::{self, Ui};
 
 use super::Context;
-use super::report::{emptied_lines, migrate_reporter, reporters, seeded_line};
+use super::report::{auto_snapshot_lines, emptied_lines, migrate_reporter, reporters, seeded_line};
 
 pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
@@ -50,6 +52,12 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
         return Ok(Exit::Failure.code());
     }
     let _lock = ctx.lock(&stack.project, "reset-db").await?;
+    if let Some(keep) = project.file.snapshots.auto_keep()
+        && let Some(done) =
+            snapshot::save_automatic(&engine, &project, &stores, "reset-db", keep).await?
+    {
+        auto_snapshot_lines(&ctx.ui, "reset-db", &done);
+    }
     let start = Instant::now();
     let database = async {
         let report = migrate_reporter(&ctx.ui, &db.service);

@@ -230,14 +230,20 @@ impl Diagnostic for SnapshotError {
             SnapshotError::BadName { .. }
             | SnapshotError::UnknownOnly { .. }
             | SnapshotError::NotFound { .. }
+            | SnapshotError::NoAutomatic { .. }
+            | SnapshotError::FileExists { .. }
             | SnapshotError::Exists { .. } => Exit::Usage,
             SnapshotError::Engine(e) => e.exit_code(),
+            SnapshotError::AutoSave { source, .. } => source.exit_code(),
+            SnapshotError::Interrupted { .. } => Exit::Interrupted,
             SnapshotError::Nothing
             | SnapshotError::NotRunning { .. }
             | SnapshotError::NewerFormat { .. }
             | SnapshotError::Damaged { .. }
             | SnapshotError::Save { .. }
             | SnapshotError::Restore { .. }
+            | SnapshotError::BadArchive { .. }
+            | SnapshotError::NewerArchive { .. }
             | SnapshotError::NoDataFolder
             | SnapshotError::Io { .. } => Exit::Failure,
         }

@@ -466,6 +466,12 @@ pub trait ServiceKind: Send + Sync {
         let name = self.name();
         Box::pin(async move { Err(format!("a {name} service keeps no data to snapshot")) })
     }
+
+    /// Removes what a [`ServiceKind::snapshot_restore`] stopped midway (Ctrl-C) built beside
+    /// the store; the store itself is left as it is. Best effort.
+    fn snapshot_abandon<'a>(&'a self, _store: &'a Store<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// RFC 3986's unreserved characters stay; everything else is percent-encoded.

@@ -198,6 +198,14 @@ impl ServiceKind for Postgres {
             snapshot::restore(&target, io).await
         })
     }
+
+    fn snapshot_abandon<'a>(&'a self, store: &'a Store<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(target) = store.postgres() {
+                snapshot::abandon(&target).await;
+            }
+        })
+    }
 }
 
 /// The Postgres accounts of a service. The compose file's values win: a `POSTGRES_USER` other

@@ -211,6 +211,19 @@ impl Drop for TestProject {
         if self.dir.path().join("vibedev.toml").exists() {
             let _ = self.cmd(&["down", "--volumes", "--quiet"]).output();
         }
+        // Snapshots (`reset-db` and `migrate` take automatic ones) live in the user's data folder.
+        let data = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "XDG_DATA_HOME")
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| std::env::var_os("XDG_DATA_HOME").map(PathBuf::from))
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+        if let Some(data) = data {
+            let _ = std::fs::remove_dir_all(data.join("vibedev/snapshots").join(&self.name));
+        }
         // Whatever `down` could not reach (a test may leave the config broken): by label.
         let label = format!("label=dev.vibedev.project={}", self.name);
         for (list, remove) in [

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::super::snapshot::{ContainerExec, read, read_json, write, write_json};
 use super::super::{Counted, SnapshotIo};
+use crate::migrate::{advisory_lock, advisory_unlock, lock_key, silent};
 use crate::pg::{
     self, PgTarget, PostgresApp, create_database_sql, pg_error, quote_ident, quote_literal,
     server_version,
@@ -25,6 +26,12 @@ const COPY_WORKERS: usize = 4;
 
 /// Bytes read from a table's file per message when restoring.
 const CHUNK: usize = 1 << 20;
+
+/// The suffix of the database a restore builds beside the app database.
+const STAGING: &str = "__vibedev_restore";
+
+/// How long the swap waits for a reset of the app database to finish.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What the snapshot records beside the schema and the rows.
 #[derive(Debug, Serialize, Deserialize)]
@@ -309,7 +316,7 @@ pub async fn restore(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, 
             version / 10000
         ));
     }
-    let staging = side_name(db, "__vibedev_restore");
+    let staging = side_name(db, STAGING);
     let replaced = side_name(db, "__vibedev_replaced");
     for name in [&staging, &replaced] {
         drop_database(&admin, name).await?;
@@ -327,9 +334,28 @@ pub async fn restore(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, 
         let _ = drop_database(&admin, &staging).await;
         return Err(e);
     }
-    swap(&admin, db, &staging, &replaced, version).await?;
+    // The swap waits for a reset of the app database in progress (from any machine driving
+    // this engine): the two never replace it at the same time.
+    let key = lock_key("reset", db);
+    if let Err(e) = advisory_lock(&admin, key, "reset-db", LOCK_TIMEOUT, &silent()).await {
+        let _ = drop_database(&admin, &staging).await;
+        return Err(e.to_string());
+    }
+    let swapped = swap(&admin, db, &staging, &replaced, version).await;
+    advisory_unlock(&admin, key).await;
+    if let Err(e) = swapped {
+        let _ = drop_database(&admin, &staging).await;
+        return Err(e);
+    }
     drop_database(&admin, &replaced).await?;
     Ok(Counted::new(meta.tables.len() as u64, "tables"))
+}
+
+/// Drops the database a restore stopped midway was building (its sessions are ended first).
+pub async fn abandon(target: &PgTarget) {
+    if let Ok(admin) = target.connect_admin().await {
+        let _ = drop_database(&admin, &side_name(&target.app.database, STAGING)).await;
+    }
 }
 
 fn text(dir: &Path, name: &str) -> Result<String, String> {
