@@ -8,8 +8,6 @@ use sha2::{Digest, Sha256};
 use crate::config::Project;
 use crate::git::{self, Checkout};
 pub use crate::migrate::branch::BranchDatabase;
-use crate::pg::BranchOf;
-use crate::stack::Stack;
 
 /// The longest slug; a longer name is cut and gets a hash of the whole name.
 pub const MAX_SLUG: usize = 40;
@@ -116,37 +114,6 @@ pub fn current(project: &Project) -> Result<Option<OnBranch>, BranchError> {
         });
     }
     Ok(Some(OnBranch { branch, slug }))
-}
-
-/// Points the stack's services at the branch's own data (see [`current`]): the Postgres
-/// services at its database, and each kind whose data follows at its own names (the project id
-/// the stack serves included); returns the branch, when there is one.
-pub fn apply(project: &Project, stack: &mut Stack) -> Result<Option<OnBranch>, BranchError> {
-    let Some(on) = current(project)? else {
-        return Ok(None);
-    };
-    let config = &project.file.branches;
-    let default_project = stack.gcp_project.clone();
-    for spec in &mut stack.services {
-        if let Some(kind) = spec.kind
-            && let Some(project_id) =
-                kind.follow_branch(config, &mut spec.settings, &default_project, &on)
-        {
-            stack.gcp_project = project_id;
-        }
-        if !config.database {
-            continue;
-        }
-        if let Some(app) = &mut spec.settings.postgres {
-            let default_database = app.database.clone();
-            app.database = database_name(&default_database, &on.slug);
-            app.branch = Some(BranchOf {
-                branch: on.branch.clone(),
-                default_database,
-            });
-        }
-    }
-    Ok(Some(on))
 }
 
 /// One database of the app database's family, with the git branch it belongs to.

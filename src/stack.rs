@@ -9,9 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::branches::{BranchError, OnBranch};
 use crate::compose::{self, ComposeFile, ComposeSource, Healthcheck, PortSpec};
 use crate::config::{ConfigError, Project};
 use crate::engine::build::BuildRequest;
+use crate::pg::BranchOf;
 use crate::services::{Kind, Settings, SettingsInput, WaitFor};
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -223,6 +225,37 @@ impl Stack {
     /// The first service of a kind.
     pub fn of_kind(&self, kind: Kind) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.kind == Some(kind))
+    }
+
+    /// Points the stack's services at the branch's own data (see [`crate::branches::current`]): the Postgres
+    /// services at its database, and each kind whose data follows at its own names (the project id
+    /// the stack serves included); returns the branch, when there is one.
+    pub fn follow_branch(&mut self, project: &Project) -> Result<Option<OnBranch>, BranchError> {
+        let Some(on) = crate::branches::current(project)? else {
+            return Ok(None);
+        };
+        let config = &project.file.branches;
+        let default_project = self.gcp_project.clone();
+        for spec in &mut self.services {
+            if let Some(kind) = spec.kind
+                && let Some(project_id) =
+                    kind.follow_branch(config, &mut spec.settings, &default_project, &on)
+            {
+                self.gcp_project = project_id;
+            }
+            if !config.database {
+                continue;
+            }
+            if let Some(app) = &mut spec.settings.postgres {
+                let default_database = app.database.clone();
+                app.database = crate::branches::database_name(&default_database, &on.slug);
+                app.branch = Some(BranchOf {
+                    branch: on.branch.clone(),
+                    default_database,
+                });
+            }
+        }
+        Ok(Some(on))
     }
 
     /// Adds active profiles (`up --profile NAME`).

@@ -56,7 +56,7 @@ impl Context {
         let project = self.project()?;
         let mut stack = Stack::resolve(&project)?;
         crate::autoports::apply_recorded(&project, &mut stack)?;
-        crate::branches::apply(&project, &mut stack)?;
+        stack.follow_branch(&project)?;
         for warning in &stack.warnings {
             self.ui.warn(warning);
         }

@@ -199,7 +199,7 @@ async fn stack_vars(ctx: &Context, project: &Project, quiet: bool) -> Vec<(Strin
         crate::stack::Stack::resolve(project)
             .map_err(Error::from)
             .and_then(|mut stack| {
-                crate::branches::apply(project, &mut stack)?;
+                stack.follow_branch(project)?;
                 Ok(stack)
             })
     } else {

@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> Result<u8> {
     if choice == Some(autoports::Choice::Fixed) {
         // The recorded auto ports were applied when the stack was read: read it afresh.
         stack = crate::stack::Stack::resolve(&project)?;
-        crate::branches::apply(&project, &mut stack)?;
+        stack.follow_branch(&project)?;
         stack.activate_profiles(&args.profiles);
     }
     ctx.settle_ports(&project, &mut stack, choice, &engine)

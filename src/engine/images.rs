@@ -22,6 +22,18 @@ pub enum PullEvent {
     Done { elapsed: Duration },
 }
 
+/// What the engine says about an image, as a kind needs it to choose how to start a container of
+/// it (a service kind's `launch`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The image's id (`sha256:...`).
+    pub id: String,
+    /// Its `ENTRYPOINT` (empty when it has none).
+    pub entrypoint: Vec<String>,
+    /// Its `CMD`.
+    pub cmd: Vec<String>,
+}
+
 impl Engine {
     /// True when the image is present locally.
     pub async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
@@ -43,10 +55,10 @@ impl Engine {
 
     /// What a kind of service reads about an image to choose how to start it; `None` when the
     /// engine does not have it or cannot say.
-    pub async fn image_facts(&self, image: &str) -> Option<crate::services::ImageFacts> {
+    pub async fn image_facts(&self, image: &str) -> Option<ImageFacts> {
         let info = self.docker.inspect_image(image).await.ok()?;
         let config = info.config.unwrap_or_default();
-        Some(crate::services::ImageFacts {
+        Some(ImageFacts {
             id: info.id?,
             entrypoint: config.entrypoint.unwrap_or_default(),
             cmd: config.cmd.unwrap_or_default(),

@@ -212,17 +212,7 @@ impl Store<'_> {
     }
 }
 
-/// What the engine says about an image, as a kind needs it to choose how to start a container of
-/// it ([`ServiceKind::launch`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageFacts {
-    /// The image's id (`sha256:...`).
-    pub id: String,
-    /// Its `ENTRYPOINT` (empty when it has none).
-    pub entrypoint: Vec<String>,
-    /// Its `CMD`.
-    pub cmd: Vec<String>,
-}
+pub use crate::engine::images::ImageFacts;
 
 /// The service's own start, as the compose file gives it ([`ServiceKind::launch`]).
 #[derive(Debug, Clone, Copy)]
