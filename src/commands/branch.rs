@@ -2,15 +2,13 @@
 //! git branches (`[branches] database = true`), with their Firestore data and buckets
 //! (`firestore`, `bucket`).
 
-use std::io::IsTerminal;
-
 use chrono::Utc;
 
 use crate::branches::{self, Listed};
 use crate::cli::{BranchArgs, BranchCommand};
 use crate::config::Project;
 use crate::data::{self, Database, Stores};
-use crate::error::{CommandError, Error, Exit, Result};
+use crate::error::{CommandError, Exit, Result};
 use crate::services::BranchData;
 use crate::text::{ago, bytes, count};
 
@@ -205,9 +203,6 @@ fn json(l: &Listed, held: &[(String, BranchData)]) -> serde_json::Value {
 
 /// Asks on the terminal; without one, refuses (scripts pass --yes).
 async fn confirm(ctx: &Context, databases: usize, total: u64) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::BranchPruneNeedsConfirmation { databases }.into());
-    }
     let question = format!(
         "Remove {} with {} of data?",
         if databases == 1 {
@@ -217,9 +212,8 @@ async fn confirm(ctx: &Context, databases: usize, total: u64) -> Result<bool> {
         },
         bytes(total)
     );
-    let ui = ctx.ui.clone();
-    tokio::task::spawn_blocking(move || ui.confirm(&question))
-        .await
-        .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
-        .map_err(|e| Error::io("cannot read the answer", e))
+    ctx.ask(question, || {
+        CommandError::BranchPruneNeedsConfirmation { databases }.into()
+    })
+    .await
 }

@@ -135,6 +135,19 @@ impl Context {
     }
 
     /// The engine, with the relay of a `tcp://` engine's ports on when the project asks for it.
+    /// Asks `question` on the terminal; without one, fails with `refusal` (scripts pass --yes).
+    pub async fn ask(&self, question: String, refusal: impl FnOnce() -> Error) -> Result<bool> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(refusal());
+        }
+        let ui = self.ui.clone();
+        tokio::task::spawn_blocking(move || ui.confirm(&question))
+            .await
+            .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
+            .map_err(|e| Error::io("cannot read the answer", e))
+    }
+
     pub async fn engine(&self) -> Result<Engine> {
         let forward = self.forward_ports()?;
         let engine = Engine::connect().await?.with_forwarding(forward);

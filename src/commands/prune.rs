@@ -1,11 +1,9 @@
 //! `vibedev prune [--yes] [PROJECT...]`: remove the stacks whose checkout no longer exists
 //! (containers, network, volumes and recorded ports), after saying what and how much.
 
-use std::io::IsTerminal;
-
 use crate::autoports::PortFiles;
 use crate::cli::PruneArgs;
-use crate::error::{CommandError, Error, Exit, Result};
+use crate::error::{CommandError, Exit, Result};
 use crate::reconcile;
 use crate::stacks::{self, StackSummary};
 use crate::text::{bytes, count};
@@ -90,9 +88,6 @@ fn describe(s: &StackSummary) -> String {
 
 /// Asks on the terminal; without one, refuses (scripts pass --yes).
 async fn confirm(ctx: &Context, stacks: usize, total: u64) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::PruneNeedsConfirmation { stacks }.into());
-    }
     let question = format!(
         "Remove {} with {} of data?",
         if stacks == 1 {
@@ -102,9 +97,8 @@ async fn confirm(ctx: &Context, stacks: usize, total: u64) -> Result<bool> {
         },
         bytes(total)
     );
-    let ui = ctx.ui.clone();
-    tokio::task::spawn_blocking(move || ui.confirm(&question))
-        .await
-        .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
-        .map_err(|e| Error::io("cannot read the answer", e))
+    ctx.ask(question, || {
+        CommandError::PruneNeedsConfirmation { stacks }.into()
+    })
+    .await
 }

@@ -2,7 +2,6 @@
 //! clean, migrated, seeded one (cloned from a template), and with --all the other stores too.
 //! The app database is saved as an automatic snapshot first (`[snapshots]`).
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::cli::ResetDbArgs;
@@ -47,7 +46,7 @@ pub async fn run(ctx: &Context, args: ResetDbArgs) -> Result<u8> {
     } else {
         "a clean, migrated and seeded one"
     };
-    if !args.yes && !confirm(&ctx.ui, &project.name, &pg.app.database, what, args.all).await? {
+    if !args.yes && !confirm(ctx, &project.name, &pg.app.database, what, args.all).await? {
         ctx.ui.info("nothing was changed");
         return Ok(Exit::Failure.code());
     }
@@ -130,24 +129,26 @@ fn spawn_prepare_spare(project: &Project, no_seed: bool) {
 }
 
 /// Asks on a terminal; refuses without one.
-async fn confirm(ui: &Ui, project: &str, database: &str, what: &str, all: bool) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::NeedsConfirmation {
-            database: database.to_string(),
-        }
-        .into());
-    }
+async fn confirm(
+    ctx: &Context,
+    project: &str,
+    database: &str,
+    what: &str,
+    all: bool,
+) -> Result<bool> {
     let also = if all {
         ", and empty Redis, the Firestore emulator and the buckets"
     } else {
         ""
     };
     let question = format!("Replace database {database:?} of {project} with {what}{also}?");
-    let ui = ui.clone();
-    tokio::task::spawn_blocking(move || ui.confirm(&question))
-        .await
-        .map_err(|e| Error::io("cannot ask for confirmation", std::io::Error::other(e)))?
-        .map_err(|e| Error::io("cannot read the answer", e))
+    ctx.ask(question, || {
+        CommandError::NeedsConfirmation {
+            database: database.to_string(),
+        }
+        .into()
+    })
+    .await
 }
 
 /// `--all`: empties every other store (Redis, the Firestore emulator, the buckets), then

@@ -99,10 +99,6 @@ impl ServiceKind for Firestore {
         "firestore_dir = \"seed/firestore\""
     }
 
-    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
-        seeds.firestore_dir.is_some()
-    }
-
     fn seed_folder<'a>(&self, seeds: &'a SeedPaths) -> Option<&'a std::path::Path> {
         seeds.firestore_dir.as_deref()
     }

@@ -225,10 +225,6 @@ impl ServiceKind for Gcs {
         "bucket_dir = \"seed/bucket\""
     }
 
-    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
-        seeds.bucket_dir.is_some()
-    }
-
     fn seed_folder<'a>(&self, seeds: &'a SeedPaths) -> Option<&'a std::path::Path> {
         seeds.bucket_dir.as_deref()
     }

@@ -351,9 +351,9 @@ pub trait ServiceKind: Send + Sync {
         ""
     }
 
-    /// True when the project names seed data for this kind.
-    fn seed_configured(&self, _seeds: &SeedPaths) -> bool {
-        false
+    /// True when the project names seed data for this kind (by default: its seed folder).
+    fn seed_configured(&self, seeds: &SeedPaths) -> bool {
+        self.seed_folder(seeds).is_some()
     }
 
     /// The folder `watch` follows for this kind's seed, when it has one.
