@@ -293,8 +293,10 @@ impl Engine {
             .docker
             .get_container_archive_info(&id, Some(options))
             .await;
+        // With its anonymous volumes (an image's `VOLUME`s), so a look leaves nothing behind.
         let remove = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
             .force(true)
+            .v(true)
             .build();
         let _ = self.docker.remove_container(&id, Some(remove)).await;
         match found {

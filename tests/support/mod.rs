@@ -227,7 +227,7 @@ impl Drop for TestProject {
         // Whatever `down` could not reach (a test may leave the config broken): by label.
         let label = format!("label=dev.vibedev.project={}", self.name);
         for (list, remove) in [
-            (&["ps", "-aq", "--filter"][..], &["rm", "-f"][..]),
+            (&["ps", "-aq", "--filter"][..], &["rm", "-f", "-v"][..]),
             (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
             (&["volume", "ls", "-q", "--filter"], &["volume", "rm", "-f"]),
         ] {
