@@ -110,20 +110,6 @@ impl PortsError {
     }
 }
 
-/// The folder vibedev keeps per-user state in: `$XDG_STATE_HOME/vibedev`, else
-/// `$HOME/.local/state/vibedev`.
-pub fn state_dir() -> Option<PathBuf> {
-    let from = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    from("XDG_STATE_HOME")
-        .filter(|p| p.is_absolute())
-        .or_else(|| from("HOME").map(|h| h.join(".local/state")))
-        .map(|d| d.join("vibedev"))
-}
-
 /// The port files of every project, in one folder.
 #[derive(Debug, Clone)]
 pub struct PortFiles {
@@ -133,7 +119,9 @@ pub struct PortFiles {
 impl PortFiles {
     /// The folder of port files under the user's state folder (not created until written).
     pub fn open() -> Result<PortFiles, PortsError> {
-        let dir = state_dir().ok_or(PortsError::NoStateDir)?.join("ports");
+        let dir = crate::dirs::state_dir()
+            .ok_or(PortsError::NoStateDir)?
+            .join("ports");
         Ok(PortFiles { dir })
     }
 
@@ -273,7 +261,7 @@ pub fn apply(stack: &mut Stack, assigned: &[Assigned]) {
 /// Applies the recorded ports when the project uses auto ports; the stack is left as resolved
 /// otherwise. For commands that read the stack without changing it (`status`, `doctor`, ...).
 pub fn apply_recorded(project: &Project, stack: &mut Stack) -> Result<(), PortsError> {
-    if project.file.ports != Some(PortsMode::Auto) && state_dir().is_none() {
+    if project.file.ports != Some(PortsMode::Auto) && crate::dirs::state_dir().is_none() {
         return Ok(());
     }
     let file = match PortFiles::open() {
@@ -413,7 +401,7 @@ pub fn assign(
         }
         return Ok(Assignment::default());
     }
-    if !configured_auto && choice.is_none() && state_dir().is_none() {
+    if !configured_auto && choice.is_none() && crate::dirs::state_dir().is_none() {
         return Ok(Assignment::default());
     }
     let files = match PortFiles::open() {

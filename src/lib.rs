@@ -10,6 +10,7 @@ pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod data;
+pub mod dirs;
 pub mod doctor;
 pub mod engine;
 pub mod envfile;

@@ -264,14 +264,8 @@ pub struct FileEntry {
 /// else `~/.local/share/vibedev/snapshots/<project>`. Outside every checkout, and untouched by
 /// `vibedev down --volumes`.
 pub fn root(project: &str) -> Result<PathBuf, SnapshotError> {
-    let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        _ => match std::env::var_os("HOME") {
-            Some(home) if !home.is_empty() => PathBuf::from(home).join(".local/share"),
-            _ => return Err(SnapshotError::NoDataFolder),
-        },
-    };
-    Ok(base.join("vibedev").join("snapshots").join(project))
+    let base = crate::dirs::data_dir().ok_or(SnapshotError::NoDataFolder)?;
+    Ok(base.join("snapshots").join(project))
 }
 
 /// Checks a snapshot name: letters, digits, `.`, `_`, `-`; a folder name on every system.

@@ -73,6 +73,12 @@ pub fn ago(d: Duration) -> String {
     }
 }
 
+/// The last `n` non-blank lines of `text`, joined with `; ` (a tool's error output on one line).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,7 +235,7 @@ impl Relay {
             path: path.to_path_buf(),
             source,
         };
-        create_private_dir(&self.dir).map_err(|e| state(&self.dir, e))?;
+        crate::dirs::create_private(&self.dir).map_err(|e| state(&self.dir, e))?;
         let log_path = self.log(project);
         let log = std::fs::File::create(&log_path).map_err(|e| state(&log_path, e))?;
         let program = std::env::current_exe().map_err(|source| RelayError::Spawn {
@@ -271,7 +271,7 @@ impl Relay {
                 let _ = child.wait().await;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 Err(RelayError::Start {
-                    message: match last_lines(&log, 3) {
+                    message: match crate::text::last_lines(&log, 3) {
                         m if m.is_empty() => "it exited at once".into(),
                         m => m,
                     },
@@ -456,20 +456,6 @@ pub fn remote_tcp_host(url: &str) -> Option<String> {
 fn is_loopback(ip: &str) -> bool {
     ip.parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("; ")
-}
-
-/// Creates a folder only its owner can enter (it holds the relays' control sockets).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

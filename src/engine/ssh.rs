@@ -274,7 +274,7 @@ impl Tunnel {
             path: path.to_path_buf(),
             source,
         };
-        create_private_dir(&self.dir).map_err(|e| state(&self.dir, e))?;
+        crate::dirs::create_private(&self.dir).map_err(|e| state(&self.dir, e))?;
         let lock_path = self.dir.join("lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -353,7 +353,7 @@ impl Tunnel {
             return Ok(());
         }
         let message = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let message = last_lines(&message, 5);
+        let message = crate::text::last_lines(&message, 5);
         Err(SshError::Connect {
             target: self.target.display(),
             message: if message.is_empty() {
@@ -396,7 +396,7 @@ impl Tunnel {
                     target: self.target.display(),
                     port: f.port,
                     remote,
-                    message: last_lines(&String::from_utf8_lossy(&out.stderr), 3),
+                    message: crate::text::last_lines(&String::from_utf8_lossy(&out.stderr), 3),
                 });
             }
             record.forwards.retain(|r| r.port != f.port);
@@ -485,7 +485,7 @@ impl Tunnel {
 
     fn write_record(&self, project: &str, record: &Record) -> Result<(), SshError> {
         let dir = self.records_dir();
-        create_private_dir(&dir).map_err(|source| SshError::State {
+        crate::dirs::create_private(&dir).map_err(|source| SshError::State {
             path: dir.clone(),
             source,
         })?;
@@ -515,20 +515,6 @@ fn parse_master_pid(text: &str) -> Option<u32> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("; ")
-}
-
-/// Creates a folder only its owner can enter (it holds the engine's socket).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! tell what changed while the file reveals nothing about a value beyond the value itself.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::SecretsError;
 
-/// The per-machine key's file name, in [`key_dir`].
+/// The per-machine key's file name, in [`crate::dirs::state_dir`].
 const KEY_FILE: &str = "fingerprint.key";
 /// Bytes of the per-machine key.
 const KEY_LEN: usize = 32;
@@ -62,22 +62,9 @@ impl MachineKey {
 
     /// The machine's key, made (32 random bytes, mode 0600 in a 0700 folder) the first time.
     pub fn load_or_create() -> Result<MachineKey, SecretsError> {
-        let dir = key_dir().ok_or(SecretsError::NoStateDir)?;
+        let dir = crate::dirs::state_dir().ok_or(SecretsError::NoStateDir)?;
         load_or_create_in(&dir)
     }
-}
-
-/// The folder of the per-machine key: `$XDG_STATE_HOME/vibedev`, else `~/.local/state/vibedev`.
-pub fn key_dir() -> Option<PathBuf> {
-    let absolute = |v: std::ffi::OsString| {
-        let p = PathBuf::from(v);
-        p.is_absolute().then_some(p)
-    };
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").and_then(absolute) {
-        return Some(dir.join("vibedev"));
-    }
-    let home = std::env::var_os("HOME").and_then(absolute)?;
-    Some(home.join(".local/state/vibedev"))
 }
 
 fn load_or_create_in(dir: &Path) -> Result<MachineKey, SecretsError> {
@@ -97,7 +84,7 @@ fn load_or_create_in(dir: &Path) -> Result<MachineKey, SecretsError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(bad(e.to_string())),
     }
-    create_dir_private(dir).map_err(|e| bad(format!("cannot create its folder: {e}")))?;
+    crate::dirs::create_private(dir).map_err(|e| bad(format!("cannot create its folder: {e}")))?;
     let bytes: [u8; KEY_LEN] = rand::random();
     // Written whole under a temporary name, then linked into place: a second vibedev making
     // its key at the same moment finds this one (or its own wins and this one is read back).
@@ -120,15 +107,6 @@ fn load_or_create_in(dir: &Path) -> Result<MachineKey, SecretsError> {
 fn set_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(unix)]
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 /// HMAC-SHA256 (RFC 2104) of the concatenated `parts`.
