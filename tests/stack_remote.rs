@@ -4,13 +4,13 @@
 //! stack's ports on 127.0.0.3, which the clients here never use: they reach the services on
 //! 127.0.0.1 only if vibedev's forwards carry the traffic.
 
+mod remote_common;
 mod support;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use remote_common::{engine_binding, host_port, port_open, redis_conn, wait_for};
 use support::TestProject;
 
 /// Where the engine binds the stack's ports: an address of this machine the clients do not use.
@@ -165,23 +165,6 @@ fn children_of(parent: u32) -> Vec<u32> {
     out
 }
 
-fn port_open(host: &str, port: u16) -> bool {
-    let addr = format!("{host}:{port}").parse().expect("address");
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-}
-
-/// Polls `check` until it holds or 60 s pass; returns whether it held.
-fn wait_for(mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
-}
-
 /// A project on the test images whose engine binds its ports on [`ENGINE_BIND`].
 fn remote_project(tag: &str, env: Vec<(String, String)>) -> TestProject {
     let mut p = TestProject::empty(tag);
@@ -195,28 +178,6 @@ fn remote_project(tag: &str, env: Vec<(String, String)>) -> TestProject {
     }
     p.write("vibedev.toml", &text);
     p
-}
-
-/// Host and port of a `scheme://[user[:pw]@]host:port[/...]` URL.
-fn host_port(url: &str) -> (String, u16) {
-    let rest = url.split_once("://").expect("scheme").1;
-    let authority = rest.split('/').next().expect("authority");
-    let hp = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let (h, p) = hp.rsplit_once(':').expect("port");
-    (h.to_string(), p.parse().expect("port number"))
-}
-
-/// The host side of a container port as the engine published it (`docker port`).
-fn engine_binding(p: &TestProject, service: &str, port: &str) -> String {
-    let id = support::container_id(p, service);
-    support::docker(&["port", &id, port])
-}
-
-fn redis_conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .expect("redis url")
-        .get_connection()
-        .expect("redis connection through the forward")
 }
 
 /// `ssh PID N` in `status`'s forwards line.

@@ -4,14 +4,15 @@
 //! forwarding asked for, clients reach the services on 127.0.0.1 only through vibedev's relay of
 //! the ports; without it, they go to the engine's host as before.
 
+mod remote_common;
 mod support;
 
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
+use remote_common::{engine_binding, host_port, port_open, redis_conn, wait_for};
 use support::TestProject;
 
 /// The engine's host as vibedev sees it, and where the stack's ports are bound.
@@ -76,45 +77,6 @@ fn tcp_project(tag: &str, engine: &EngineOnTcp, extra: &str) -> TestProject {
     let text = std::fs::read_to_string(p.path().join("vibedev.toml")).unwrap();
     p.write("vibedev.toml", &format!("bind = \"{ENGINE_HOST}\"\n{text}"));
     p
-}
-
-fn port_open(host: &str, port: u16) -> bool {
-    let addr = format!("{host}:{port}").parse().expect("address");
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-}
-
-/// Polls `check` until it holds or 60 s pass; returns whether it held.
-fn wait_for(mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
-}
-
-/// Host and port of a `scheme://[user[:pw]@]host:port[/...]` URL.
-fn host_port(url: &str) -> (String, u16) {
-    let rest = url.split_once("://").expect("scheme").1;
-    let authority = rest.split('/').next().expect("authority");
-    let hp = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let (h, p) = hp.rsplit_once(':').expect("port");
-    (h.to_string(), p.parse().expect("port number"))
-}
-
-/// The host side of a container port as the engine published it (`docker port`).
-fn engine_binding(p: &TestProject, service: &str, port: &str) -> String {
-    let id = support::container_id(p, service);
-    support::docker(&["port", &id, port])
-}
-
-fn redis_conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .expect("redis url")
-        .get_connection()
-        .expect("redis connection")
 }
 
 /// `relay PID N` in `status`'s forwards line.
