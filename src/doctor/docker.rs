@@ -173,15 +173,11 @@ async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
         let Some(facts) = engine.image_facts(&spec.image).await else {
             continue;
         };
-        let input = crate::services::LaunchInput {
-            entrypoint: spec.entrypoint.as_deref(),
-            command: spec.command.as_deref(),
-            env: &spec.env,
-        };
+        let input = spec.launch_input();
         let Some(target) = kind.launch(&facts, &input).and_then(|l| l.cache_target) else {
             continue;
         };
-        let Some((path, cost)) = kind.launch_cache(&facts) else {
+        let Some((path, cost)) = kind.launch_cache(&facts, &input) else {
             continue;
         };
         match engine.cache_has(&spec.image, target, &path).await {
