@@ -53,6 +53,24 @@ fn pid1(p: &TestProject) -> String {
     docker(&["exec", &id, "cat", "/proc/1/cmdline"]).replace('\0', " ")
 }
 
+/// True when doctor's `start-cache` line names the service among those with their cache made.
+fn cached(doctor: &str, service: &str) -> bool {
+    let line = doctor
+        .lines()
+        .find(|l| l.contains("start-cache"))
+        .unwrap_or_default();
+    let ready = match line.split_once("(cached: ") {
+        Some((_, ready)) => ready,
+        None => line
+            .split_once("start cache ready for ")
+            .map_or("", |(_, r)| r),
+    };
+    ready
+        .trim_end_matches(')')
+        .split(", ")
+        .any(|s| s.trim() == service)
+}
+
 /// Runs `sh -c SCRIPT` in a container with the cache volume mounted at /c.
 fn in_cache(image: &str, script: &str) -> String {
     docker_ok(&[
@@ -104,10 +122,7 @@ fn class_data_archive_per_image_made_used_remade_and_dropped_when_damaged() {
         "{cmd}"
     );
     let doctor = p.run(&["doctor"]);
-    assert!(
-        doctor.stdout.contains("start cache ready for firestore"),
-        "{doctor}"
-    );
+    assert!(cached(&doctor.stdout, "firestore"), "{doctor}");
 
     // another image: another archive, made anew
     p.set("firestore", "image", &format!("{second:?}"));
@@ -217,6 +232,15 @@ fn first_init_kept_per_image_and_settings_and_copied_only_for_the_same() {
     let mut p = TestProject::new("official-pg");
     p.set("postgres", "image", &format!("{first:?}"));
     p.write_config("");
+    let doctor = p.run(&["doctor"]);
+    assert!(
+        !cached(&doctor.stdout, "postgres")
+            && doctor
+                .stdout
+                .contains(&format!("postgres ({first}): a first start"))
+            && doctor.stdout.contains("initdb"),
+        "{doctor}"
+    );
 
     // the first init of this image and these settings: kept
     p.ok(&["up", "postgres"]);
@@ -225,8 +249,13 @@ fn first_init_kept_per_image_and_settings_and_copied_only_for_the_same() {
     assert!(log.contains("PostgreSQL init process complete"), "{log}");
     let fresh = cluster_facts(&p, "postgres");
     assert!(fresh.contains("scram-sha-256"), "{fresh}");
-    let kept = in_cache(&first, &format!("ls /c/postgres/ | grep '^{}-'", &first_id[..12]));
+    let kept = in_cache(
+        &first,
+        &format!("ls /c/postgres/ | grep '^{}-'", &first_id[..12]),
+    );
     assert_eq!(kept.lines().count(), 1, "{kept}");
+    let doctor = p.run(&["doctor"]);
+    assert!(cached(&doctor.stdout, "postgres"), "{doctor}");
     // a cluster that holds data is never copied: only the first init's
     p.ok(&["down", "--volumes"]);
 

@@ -162,8 +162,10 @@ async fn docker_check(engine: &Engine, facts: &EngineFacts, project: Option<&str
 }
 
 /// `start-cache`: the services whose image vibedev starts a faster way with a cache (the
-/// Firestore emulator's class-data archive in Google's emulators image), and whether the cache
-/// for that image is made yet: without it the first start takes the slow path.
+/// Firestore emulator's class-data archive in Google's emulators image, the initialized cluster
+/// of the official Postgres entrypoint for the service's settings), and whether the cache for
+/// that image is made yet: without it the next start (for Postgres: the next on an empty
+/// volume) takes the slow path, and what that costs.
 async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
     const NAME: &str = "start-cache";
     let mut ready = Vec::new();
@@ -194,7 +196,7 @@ async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
     }
     if !slow.is_empty() {
         let mut message = format!(
-            "no start cache yet for this image, so the next start is the slow one: {}",
+            "no start cache yet, so these take the slow path: {}",
             slow.join("; ")
         );
         if !ready.is_empty() {

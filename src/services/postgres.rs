@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::SeedEvent;
 use super::{
-    CACHE_MOUNT, Counted, ImageFacts, Launch, LaunchInput, SeedError, SeedMode, SeedPaths, SeedReporter, Seeded,
-    ServiceKind, Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
+    CACHE_MOUNT, Counted, ImageFacts, Launch, LaunchInput, SeedError, SeedMode, SeedPaths,
+    SeedReporter, Seeded, ServiceKind, Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
 };
 use crate::compose::XVibedev;
 
