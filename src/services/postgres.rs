@@ -306,7 +306,7 @@ fn cluster_key(
 /// database and starts it (a damaged copy is deleted with a warning and the init runs as usual);
 /// when it does not (or no more), a `postgres` first in `PATH` keeps the folder as the entrypoint left it,
 /// initialized and stopped, just before it starts the server (pg_ctl and initdb run their own
-/// `postgres`, not this one).
+/// `postgres`, not this one); of one image's kept clusters the four newest stay.
 const CLUSTER_SCRIPT: &str = r#"d="${PGDATA:-/var/lib/postgresql/data}"; c={MOUNT}/{DIR}; a="$c/{KEY}.tar"
 if [ "$(id -u)" = 0 ] && [ ! -e "$d/PG_VERSION" ] && [ -z "$(ls -A "$d" 2>/dev/null)" ] &&
   [ -z "$(ls -A /docker-entrypoint-initdb.d 2>/dev/null)" ] &&
@@ -327,6 +327,7 @@ d="${PGDATA:-/var/lib/postgresql/data}"
 if [ -n "$a" ] && [ -s "$d/PG_VERSION" ] && [ ! -e "$d/postmaster.pid" ] && [ ! -e "$a" ]; then
   if (umask 077 && tar -cf "$a.$$" -C "$d" .) 2>/dev/null && mv -f "$a.$$" "$a"; then
     echo "vibedev: kept the initialized cluster for later first starts with the same settings ($a)" >&2
+    ls -t "${a%-*}"-*.tar 2>/dev/null | tail -n +5 | while read -r f; do rm -f "$f"; done
   else
     rm -f "$a.$$"
   fi
