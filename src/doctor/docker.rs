@@ -162,8 +162,10 @@ async fn docker_check(engine: &Engine, facts: &EngineFacts, project: Option<&str
 }
 
 /// `start-cache`: the services whose image vibedev starts a faster way with a cache (the
-/// Firestore emulator's class-data archive in Google's emulators image), and whether the cache
-/// for that image is made yet: without it the first start takes the slow path.
+/// Firestore emulator's class-data archive in Google's emulators image, the initialized cluster
+/// of the official Postgres entrypoint for the service's settings), and whether the cache for
+/// that image is made yet: without it the next start (for Postgres: the next on an empty
+/// volume) takes the slow path, and what that costs.
 async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
     const NAME: &str = "start-cache";
     let mut ready = Vec::new();
@@ -173,15 +175,11 @@ async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
         let Some(facts) = engine.image_facts(&spec.image).await else {
             continue;
         };
-        let input = crate::services::LaunchInput {
-            entrypoint: spec.entrypoint.as_deref(),
-            command: spec.command.as_deref(),
-            env: &spec.env,
-        };
+        let input = spec.launch_input();
         let Some(target) = kind.launch(&facts, &input).and_then(|l| l.cache_target) else {
             continue;
         };
-        let Some((path, cost)) = kind.launch_cache(&facts) else {
+        let Some((path, cost)) = kind.launch_cache(&facts, &input) else {
             continue;
         };
         match engine.cache_has(&spec.image, target, &path).await {
@@ -198,7 +196,7 @@ async fn start_cache_check(engine: &Engine, stack: &Stack) -> Check {
     }
     if !slow.is_empty() {
         let mut message = format!(
-            "no start cache yet for this image, so the next start is the slow one: {}",
+            "no start cache yet, so these take the slow path: {}",
             slow.join("; ")
         );
         if !ready.is_empty() {

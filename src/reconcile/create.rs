@@ -7,7 +7,7 @@ use crate::engine::body::{ContainerSpec, MountSpec, container_body};
 use crate::engine::containers::{Claim, ContainerFile, NameInUse};
 use crate::engine::{Engine, EngineError};
 use crate::ready;
-use crate::services::{Kind, Launch, LaunchInput};
+use crate::services::{Kind, Launch};
 use crate::stack::{Mount, ServiceSpec, Stack};
 
 use super::{Cancel, StartTurn, UpError};
@@ -158,14 +158,7 @@ fn copy_owned_files(spec: &ServiceSpec, container: &mut ContainerSpec<'_>) -> Re
 async fn launch(engine: &Engine, spec: &ServiceSpec) -> Option<(Launch, Option<&'static str>)> {
     let kind = spec.kind?;
     let facts = engine.image_facts(&spec.image).await?;
-    let launch = kind.launch(
-        &facts,
-        &LaunchInput {
-            entrypoint: spec.entrypoint.as_deref(),
-            command: spec.command.as_deref(),
-            env: &spec.env,
-        },
-    )?;
+    let launch = kind.launch(&facts, &spec.launch_input())?;
     if launch.cache_target.is_none() {
         return Some((launch, None));
     }

@@ -68,7 +68,11 @@ impl ServiceKind for Firestore {
         })
     }
 
-    fn launch_cache(&self, image: &ImageFacts) -> Option<(String, &'static str)> {
+    fn launch_cache(
+        &self,
+        image: &ImageFacts,
+        _service: &LaunchInput<'_>,
+    ) -> Option<(String, &'static str)> {
         let archive = archive_name(&image.id)?;
         Some((
             format!("{CACHE_MOUNT}/{ARCHIVE_DIR}/{archive}"),
@@ -808,6 +812,7 @@ mod tests {
             entrypoint,
             command,
             env,
+            mount_targets: Vec::new(),
         }
     }
 

@@ -215,11 +215,13 @@ impl Store<'_> {
 pub use crate::engine::images::ImageFacts;
 
 /// The service's own start, as the compose file gives it ([`ServiceKind::launch`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LaunchInput<'a> {
     pub entrypoint: Option<&'a [String]>,
     pub command: Option<&'a [String]>,
     pub env: &'a BTreeMap<String, String>,
+    /// Where the service mounts volumes, host paths and files in the container.
+    pub mount_targets: Vec<&'a str>,
 }
 
 /// How a kind starts a container of an image it recognises: what replaces or adds to the
@@ -314,8 +316,12 @@ pub trait ServiceKind: Send + Sync {
 
     /// For `vibedev doctor`: the path in the container (under [`Launch::cache_target`]) whose
     /// presence means the cache that [`ServiceKind::launch`] speeds starts with is made, and what
-    /// a start costs without it. `None` when the kind keeps no cache for this image.
-    fn launch_cache(&self, _image: &ImageFacts) -> Option<(String, &'static str)> {
+    /// a start costs without it. `None` when the kind keeps no cache for this image and service.
+    fn launch_cache(
+        &self,
+        _image: &ImageFacts,
+        _service: &LaunchInput<'_>,
+    ) -> Option<(String, &'static str)> {
         None
     }
 

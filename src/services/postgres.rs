@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 
 use super::seed::SeedEvent;
 use super::{
-    Counted, ImageFacts, Launch, LaunchInput, SeedError, SeedMode, SeedPaths, SeedReporter, Seeded,
-    ServiceKind, Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
+    CACHE_MOUNT, Counted, ImageFacts, Launch, LaunchInput, SeedError, SeedMode, SeedPaths,
+    SeedReporter, Seeded, ServiceKind, Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
 };
 use crate::compose::XVibedev;
 
@@ -57,6 +57,12 @@ impl ServiceKind for Postgres {
     /// it writes to disk: `POSTGRES_INITDB_ARGS=--no-sync` (its documented way to pass initdb
     /// options) makes the same cluster without waiting for the disk, 2-3 s less on a busy
     /// machine. Only the first start of a volume reads it.
+    ///
+    /// And the first init of an empty volume (initdb, a temporary server, the database, a
+    /// restart) is done once per image and settings: the cluster it leaves is kept in vibedev's
+    /// cache volume, and later first starts with the same image and settings (a new checkout,
+    /// `down --volumes`) begin from a copy of it, which the entrypoint then finds initialized
+    /// ([`CLUSTER_SCRIPT`]).
     fn launch(&self, image: &ImageFacts, service: &LaunchInput<'_>) -> Option<Launch> {
         let entrypoint = service.entrypoint.unwrap_or(&image.entrypoint);
         if entrypoint != ["docker-entrypoint.sh"]
@@ -69,21 +75,52 @@ impl ServiceKind for Postgres {
             .get("POSTGRES_INITDB_ARGS")
             .map(String::as_str)
             .unwrap_or("");
-        if args
+        let mut launch = Launch::default();
+        if !args
             .split_whitespace()
             .any(|a| a == "--no-sync" || a == "-N")
         {
-            return None;
+            let args = if args.trim().is_empty() {
+                "--no-sync".to_string()
+            } else {
+                format!("{args} --no-sync")
+            };
+            launch.env.push(("POSTGRES_INITDB_ARGS".into(), args));
         }
-        let args = if args.trim().is_empty() {
-            "--no-sync".to_string()
-        } else {
-            format!("{args} --no-sync")
-        };
-        Some(Launch {
-            env: vec![("POSTGRES_INITDB_ARGS".into(), args)],
-            ..Launch::default()
-        })
+        let command = service.command.unwrap_or(&image.cmd);
+        if let Some(key) = cluster_key(image, service, command, &launch.env) {
+            let mut words = vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                CLUSTER_SCRIPT
+                    .replace("{MOUNT}", CACHE_MOUNT)
+                    .replace("{DIR}", CLUSTER_DIR)
+                    .replace("{KEY}", &key),
+                "vibedev-postgres".to_string(),
+            ];
+            words.extend(entrypoint.iter().cloned());
+            words.extend(command.iter().cloned());
+            let command = words.split_off(2);
+            launch.entrypoint = Some(words);
+            launch.command = Some(command);
+            launch.cache_target = Some(CACHE_MOUNT);
+        }
+        (launch != Launch::default()).then_some(launch)
+    }
+
+    fn launch_cache(
+        &self,
+        image: &ImageFacts,
+        service: &LaunchInput<'_>,
+    ) -> Option<(String, &'static str)> {
+        let launch = self.launch(image, service)?;
+        launch.cache_target?;
+        let command = service.command.unwrap_or(&image.cmd);
+        let key = cluster_key(image, service, command, &launch.env)?;
+        Some((
+            format!("{CACHE_MOUNT}/{CLUSTER_DIR}/{key}.tar"),
+            "a first start on an empty volume runs initdb, a temporary server and a restart (about 1-2 s more on a small machine); the initialized cluster is kept once that first init is done",
+        ))
     }
 
     fn prepare<'a>(
@@ -207,6 +244,101 @@ impl ServiceKind for Postgres {
         })
     }
 }
+
+/// The folder of the kept initialized clusters in vibedev's cache volume.
+const CLUSTER_DIR: &str = "postgres";
+
+/// What names a kept initialized cluster: the image's id, and a digest of everything the first
+/// init reads (the image, its entrypoint and command, the whole environment the container gets,
+/// the password included), so that no other image or settings ever start from it and nothing
+/// secret shows in the name. `None` (no cluster is kept) when the init reads what the digest
+/// cannot cover: a `*_FILE` variable (its file), a separate WAL folder, or init scripts mounted
+/// into `/docker-entrypoint-initdb.d` (the script also checks the image's own folder is empty).
+fn cluster_key(
+    image: &ImageFacts,
+    service: &LaunchInput<'_>,
+    command: &[String],
+    added: &[(String, String)],
+) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if service
+        .env
+        .keys()
+        .any(|k| k.ends_with("_FILE") || k == "POSTGRES_INITDB_WALDIR")
+        || service.mount_targets.iter().any(|t| {
+            let t = t.trim_end_matches('/');
+            t == "/docker-entrypoint-initdb.d" || t.starts_with("/docker-entrypoint-initdb.d/")
+        })
+    {
+        return None;
+    }
+    let hex = image.id.rsplit(':').next()?;
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut env = service.env.clone();
+    env.extend(added.iter().cloned());
+    let mut digest = Sha256::new();
+    let mut word = |w: &str| {
+        digest.update((w.len() as u64).to_le_bytes());
+        digest.update(w.as_bytes());
+    };
+    word(&image.id);
+    for w in service.entrypoint.unwrap_or(&image.entrypoint) {
+        word(w);
+    }
+    word("\0command");
+    for w in command {
+        word(w);
+    }
+    word("\0env");
+    for (k, v) in &env {
+        word(k);
+        word(v);
+    }
+    let settings = hex::encode(digest.finalize());
+    Some(format!("{}-{}", &hex[..hex.len().min(12)], &settings[..32]))
+}
+
+/// The container's `sh -c` script around the image's entrypoint (its arguments: the entrypoint
+/// and command). On an empty data folder (as root, with no init scripts in the image): when the
+/// kept cluster for these settings exists, it is unpacked there, and the entrypoint finds a
+/// database and starts it (a damaged copy is deleted with a warning and the init runs as usual);
+/// when it does not (or no more), a `postgres` first in `PATH` keeps the folder as the entrypoint left it,
+/// initialized and stopped, just before it starts the server (pg_ctl and initdb run their own
+/// `postgres`, not this one); of one image's kept clusters the four newest stay.
+const CLUSTER_SCRIPT: &str = r#"d="${PGDATA:-/var/lib/postgresql/data}"; c={MOUNT}/{DIR}; a="$c/{KEY}.tar"
+if [ "$(id -u)" = 0 ] && [ ! -e "$d/PG_VERSION" ] && [ -z "$(ls -A "$d" 2>/dev/null)" ] &&
+  [ -z "$(ls -A /docker-entrypoint-initdb.d 2>/dev/null)" ] &&
+  mkdir -p "$c" 2>/dev/null && chmod 1777 "$c" 2>/dev/null; then
+  if [ -s "$a" ]; then
+    mkdir -p "$d"
+    if tar -xf "$a" -C "$d" 2>/dev/null && [ -s "$d/PG_VERSION" ]; then
+      echo "vibedev: the data folder starts as a copy of the cluster this image's first init made with the same settings ($a)" >&2
+    else
+      find "$d" -mindepth 1 -delete 2>/dev/null; rm -f "$a"
+      echo "vibedev: warning: the kept initialized cluster $a is unusable: deleted; initializing as usual" >&2
+    fi
+  fi
+  if [ ! -e "$d/PG_VERSION" ] && s=/tmp/vibedev-postgres && mkdir -p "$s" && cat >"$s/postgres" <<'EOF' && chmod 755 "$s/postgres"; then
+#!/bin/sh
+PATH="${PATH#/tmp/vibedev-postgres:}"; a="$VIBEDEV_CLUSTER"; unset VIBEDEV_CLUSTER
+d="${PGDATA:-/var/lib/postgresql/data}"
+if [ -n "$a" ] && [ -s "$d/PG_VERSION" ] && [ ! -e "$d/postmaster.pid" ] && [ ! -e "$a" ]; then
+  if (umask 077 && tar -cf "$a.$$" -C "$d" .) 2>/dev/null && mv -f "$a.$$" "$a"; then
+    echo "vibedev: kept the initialized cluster for later first starts with the same settings ($a)" >&2
+    ls -t "${a%-*}"-*.tar 2>/dev/null | tail -n +5 | while read -r f; do rm -f "$f"; done
+  else
+    rm -f "$a.$$"
+  fi
+fi
+exec postgres "$@"
+EOF
+    export VIBEDEV_CLUSTER="$a" PATH="$s:$PATH"
+  fi
+fi
+exec "$@"
+"#;
 
 /// The Postgres accounts of a service. The compose file's values win: a `POSTGRES_USER` other
 /// than the image's default `postgres` is the app's own role (with `POSTGRES_PASSWORD` and
@@ -343,22 +475,48 @@ async fn create_database(
 mod tests {
     use super::*;
 
-    #[test]
-    fn initdb_skips_syncing_on_the_official_entrypoint_only() {
-        let image = ImageFacts {
-            id: "sha256:aa".into(),
+    fn image() -> ImageFacts {
+        ImageFacts {
+            id: "sha256:aa00112233445566".into(),
             entrypoint: vec!["docker-entrypoint.sh".into()],
             cmd: vec!["postgres".into()],
-        };
+        }
+    }
+
+    fn input<'a>(
+        env: &'a BTreeMap<String, String>,
+        entrypoint: Option<&'a [String]>,
+        mount_targets: Vec<&'a str>,
+    ) -> LaunchInput<'a> {
+        LaunchInput {
+            entrypoint,
+            command: None,
+            env,
+            mount_targets,
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The kept cluster's file name in the launch script.
+    fn cluster_name(image: &ImageFacts, env: &BTreeMap<String, String>) -> Option<String> {
+        let launch = Postgres.launch(image, &input(env, None, Vec::new()))?;
+        let script = launch.command?.first()?.clone();
+        let start = script.find("a=\"$c/")? + 6;
+        let end = start + script[start..].find(".tar\"")?;
+        Some(script[start..end].to_string())
+    }
+
+    #[test]
+    fn initdb_skips_syncing_on_the_official_entrypoint_only() {
+        let image = image();
         let launch = |env: &BTreeMap<String, String>, entrypoint: Option<&[String]>| {
-            Postgres.launch(
-                &image,
-                &LaunchInput {
-                    entrypoint,
-                    command: None,
-                    env,
-                },
-            )
+            Postgres.launch(&image, &input(env, entrypoint, Vec::new()))
         };
         let mut env = BTreeMap::new();
         assert_eq!(
@@ -369,12 +527,118 @@ mod tests {
         env.insert("POSTGRES_INITDB_ARGS".into(), "--locale=C".into());
         assert_eq!(launch(&env, None).unwrap().env[0].1, "--locale=C --no-sync");
         env.insert("POSTGRES_INITDB_ARGS".into(), "-N".into());
-        assert_eq!(launch(&env, None), None);
+        assert_eq!(launch(&env, None).unwrap().env, []);
         env.clear();
         env.insert("POSTGRES_INITDB_ARGS_FILE".into(), "/run/secrets/a".into());
         assert_eq!(launch(&env, None), None);
         env.clear();
         let own = ["/my-entrypoint.sh".to_string()];
         assert_eq!(launch(&env, Some(&own)), None);
+    }
+
+    #[test]
+    fn the_entrypoint_runs_inside_the_cluster_script_with_the_cache_volume() {
+        let env = env(&[("POSTGRES_PASSWORD", "s3cret")]);
+        let cmd = ["postgres".to_string(), "-c".into(), "fsync=off".into()];
+        let launch = Postgres
+            .launch(
+                &image(),
+                &LaunchInput {
+                    command: Some(&cmd),
+                    ..input(&env, None, vec!["/var/lib/postgresql/data"])
+                },
+            )
+            .unwrap();
+        assert_eq!(launch.entrypoint.unwrap(), ["/bin/sh", "-c"]);
+        let command = launch.command.unwrap();
+        let script = &command[0];
+        assert!(
+            script.contains("c=/vibedev-cache/postgres; a=\"$c/aa0011223344-"),
+            "{script}"
+        );
+        // the image's entrypoint and the service's command follow the script's name
+        assert_eq!(
+            command[1..],
+            [
+                "vibedev-postgres",
+                "docker-entrypoint.sh",
+                "postgres",
+                "-c",
+                "fsync=off"
+            ]
+        );
+        assert_eq!(launch.cache_target, Some(CACHE_MOUNT));
+        assert!(!script.contains("s3cret"));
+        let (path, _) = Postgres
+            .launch_cache(&image(), &input(&env, None, Vec::new()))
+            .unwrap();
+        let name = cluster_name(&image(), &env).unwrap();
+        assert_eq!(path, format!("/vibedev-cache/postgres/{name}.tar"));
+    }
+
+    #[test]
+    fn every_setting_the_init_reads_names_another_cluster() {
+        let base = env(&[
+            ("POSTGRES_USER", "postgres"),
+            ("POSTGRES_PASSWORD", "postgres"),
+            ("POSTGRES_DB", "postgres"),
+        ]);
+        let name = cluster_name(&image(), &base).unwrap();
+        assert_eq!(cluster_name(&image(), &base.clone()), Some(name.clone()));
+        let mut names = vec![name];
+        for (k, v) in [
+            ("POSTGRES_PASSWORD", "other"),
+            ("POSTGRES_USER", "app"),
+            ("POSTGRES_DB", "app"),
+            ("POSTGRES_INITDB_ARGS", "--locale=C"),
+            ("POSTGRES_INITDB_ARGS", "--encoding=LATIN1 --locale=C"),
+            ("LANG", "de_DE.UTF-8"),
+            ("LC_COLLATE", "C"),
+            ("POSTGRES_HOST_AUTH_METHOD", "md5"),
+            ("TZ", "Europe/Paris"),
+        ] {
+            let mut env = base.clone();
+            env.insert(k.into(), v.into());
+            names.push(cluster_name(&image(), &env).unwrap());
+        }
+        let other_image = ImageFacts {
+            id: "sha256:bb00112233445566".into(),
+            ..image()
+        };
+        names.push(cluster_name(&other_image, &base).unwrap());
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "{names:?}");
+    }
+
+    #[test]
+    fn no_cluster_is_kept_when_the_init_reads_what_the_name_cannot_cover() {
+        for extra in [
+            ("POSTGRES_PASSWORD_FILE", "/run/secrets/pw"),
+            ("POSTGRES_INITDB_WALDIR", "/wal"),
+        ] {
+            let env = env(&[extra]);
+            let launch = Postgres
+                .launch(&image(), &input(&env, None, Vec::new()))
+                .unwrap();
+            assert_eq!(launch.cache_target, None, "{extra:?}");
+            assert_eq!(launch.entrypoint, None, "{extra:?}");
+        }
+        let env = BTreeMap::new();
+        for target in [
+            "/docker-entrypoint-initdb.d",
+            "/docker-entrypoint-initdb.d/",
+            "/docker-entrypoint-initdb.d/01.sql",
+        ] {
+            let launch = Postgres
+                .launch(&image(), &input(&env, None, vec![target]))
+                .unwrap();
+            assert_eq!(launch.cache_target, None, "{target}");
+            assert_eq!(
+                Postgres.launch_cache(&image(), &input(&env, None, vec![target])),
+                None
+            );
+        }
     }
 }
