@@ -215,9 +215,17 @@ async fn follow<S, E>(
             }
         }
     }
-    if !partial.is_empty() {
-        send(strip_ansi(&partial));
+    if !partial.is_empty() && !send(strip_ansi(&partial)) {
+        return;
     }
+    // The container stopped: say so rather than fall silent.
+    let end = Line {
+        colour,
+        service: Arc::clone(&label),
+        text: "(the container stopped: its log ends here; reload the page to follow it again)"
+            .into(),
+    };
+    let _ = tx.try_send(end);
 }
 
 fn line_html(line: &Line) -> String {

@@ -76,6 +76,8 @@ pub struct Shared {
     pub token: Token,
     /// The port the server listens on (the guard checks `Host` and `Origin` against it).
     pub port: u16,
+    /// The client readiness probes use (made once: pages probe every second).
+    pub http: reqwest::Client,
     templates: minijinja::Environment<'static>,
     shutdown: watch::Receiver<bool>,
 }
@@ -343,6 +345,7 @@ impl Server {
             engine,
             token: Token::new(),
             port,
+            http: crate::ready::http_client(),
             templates: templates()?,
             shutdown: rx,
         });
