@@ -116,6 +116,16 @@ fn only_the_printed_url_opens_the_ui_and_foreign_pages_are_refused() {
     // Nothing in the stack was started by looking.
     assert_eq!(state_of(&p, "postgres"), "missing");
 
+    // A second server on the same port: refused with the way out, nothing served.
+    let port = ui.port.to_string();
+    let taken = p.run(&["ui", "--no-open", "--port", &port]);
+    assert_eq!(taken.code, Some(2), "{taken}");
+    assert!(
+        taken.stderr.contains(&format!("port {port} is taken")),
+        "{taken}"
+    );
+    assert!(!taken.stdout.contains("token="), "{taken}");
+
     // Ctrl-C ends it as a normal exit, live pages open or not.
     let mut ui = ui;
     let live = ui.events("/live/stack");
@@ -181,13 +191,20 @@ fn stack_page_shows_the_services_and_its_buttons_change_the_containers() {
     assert_eq!(r.status, 401, "{r}");
     assert_eq!(state_of(&p, "redis"), "running");
 
-    // Stop from the page: the real container stops; the live table says so.
+    // Stop from the page: the real container stops; the live table says so, and a followed
+    // log says where it ends.
+    let mut redis_log = ui.events("/live/logs?service=redis");
     let r = ui.post("/stack/redis/stop", "");
     assert_eq!(r.status, 303, "{r}");
     let back = r.header("location").unwrap().to_string();
     assert!(back.starts_with("/?note=redis%20stopped"), "{r}");
     assert_eq!(state_of(&p, "redis"), "exited");
     assert!(live.until("data-state=\"exited\""), "{}", live.seen);
+    assert!(
+        redis_log.until("the container stopped"),
+        "{}",
+        redis_log.seen
+    );
     let r = ui.get(&back);
     assert!(r.body.contains("id=\"note\""), "{r}");
     assert!(r.body.contains("id=\"start-redis\""), "{r}");
