@@ -2,8 +2,8 @@
 //! `chromium-driver` (chromedriver started on a free port for each test) and the `fantoccini`
 //! client. Screenshots go to `target/ui-screenshots/` as the tests' artifacts.
 
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,11 @@ fn chromedriver() -> String {
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of `width` x `height` CSS pixels.
     pub async fn start(width: u32, height: u32) -> Browser {
+        Browser::start_with(width, height, &[]).await
+    }
+
+    /// The same with more Chromium switches (e.g. `--force-dark-mode`).
+    pub async fn start_with(width: u32, height: u32, switches: &[&str]) -> Browser {
         let port = super::free_port();
         // Its own process group, so that the browser it started goes with it even when a
         // failing test never closes the session.
@@ -52,6 +57,7 @@ impl Browser {
             "--disable-dev-shm-usage".to_string(),
             format!("--window-size={width},{height}"),
         ];
+        args.extend(switches.iter().map(|s| s.to_string()));
         if let Ok(extra) = std::env::var("VIBEDEV_TEST_CHROMIUM_ARGS") {
             args.extend(extra.split_whitespace().map(str::to_string));
         }
@@ -104,6 +110,46 @@ impl Browser {
         }
     }
 
+    /// The visible text of the first element matching `css` now (None when there is none).
+    /// Read in one script, so a live section replaced meanwhile cannot leave a stale handle.
+    pub async fn text(&self, css: &str) -> Option<String> {
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.innerText : null;",
+            serde_json::Value::String(css.to_string())
+        );
+        self.js(&script).await.as_str().map(str::to_string)
+    }
+
+    /// Waits up to `secs` for an element matching `css` whose text satisfies `ok`; its text.
+    pub async fn wait_text(&self, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.text(css).await;
+            if let Some(text) = text.as_deref().filter(|t| ok(t)) {
+                return text.to_string();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{css} shows {text:?} on {} after {secs} s",
+                    self.url().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the first element matching `css`, again if a live update replaced it meanwhile.
+    pub async fn click(&self, css: &str) {
+        for _ in 0..20 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() => continue,
+                Err(e) => panic!("cannot click {css}: {e}"),
+            }
+        }
+        panic!("{css} kept being replaced while clicking it");
+    }
+
     /// Every element matching `css` now.
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
         self.client
@@ -133,6 +179,14 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     pub async fn url(&self) -> String {
@@ -184,5 +238,7 @@ fn kill_group(driver: &mut Child) {
 /// `target/ui-screenshots` (beside the test binaries' own temporary folder).
 pub fn screenshot_dir() -> PathBuf {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().map_or(tmp.clone(), |t| t.to_path_buf()).join("ui-screenshots")
+    tmp.parent()
+        .map_or(tmp.clone(), |t| t.to_path_buf())
+        .join("ui-screenshots")
 }

@@ -4,9 +4,9 @@
 //! (`vibedev down --volumes`) when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod secret_manager;
 pub mod secrets;
-pub mod browser;
 pub mod web;
 
 /// `vibedev doctor`'s checks, in the order it runs and prints them (names are stable for scripts).
