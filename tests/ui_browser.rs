@@ -21,7 +21,7 @@ async fn open(browser: &Browser, ui: &UiServer) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stack_page_shows_every_service_ready_and_stops_one() {
+async fn stack_and_logs_pages_show_the_live_stack_and_a_stop_button_stops() {
     let p = TestProject::new("ui-browser-stack");
     p.ok(&["up"]);
     let ui = UiServer::start(&p, &[]);
@@ -42,6 +42,32 @@ async fn stack_page_shows_every_service_ready_and_stops_one() {
         );
     }
     browser.screenshot("stack").await;
+
+    // Logs: a line Postgres writes after the page opened appears without a reload.
+    browser
+        .goto(&format!("http://127.0.0.1:{}/logs", ui.port))
+        .await;
+    browser.find("#log").await;
+    let url = support::env(&p)["DATABASE_URL"].clone();
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the stack's Postgres");
+    tokio::spawn(conn);
+    db.simple_query(
+        "DO $$ BEGIN RAISE LOG 'browser_marker_5d2 written after the page opened'; END $$",
+    )
+    .await
+    .unwrap();
+    browser
+        .wait_text("#log", 30, |t| {
+            t.contains("browser_marker_5d2 written after")
+        })
+        .await;
+    browser.screenshot("logs").await;
+    browser
+        .goto(&format!("http://127.0.0.1:{}/", ui.port))
+        .await;
+    browser.find("#services-table").await;
 
     // Stop Redis from the page (the confirmation is accepted), then the row says so, live.
     browser.click("#stop-redis").await;
