@@ -51,15 +51,22 @@ fn unescape(s: &str) -> String {
 
 /// The text between `start` and the next `end` after it.
 fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
-    let from = s.find(start).unwrap_or_else(|| panic!("no {start:?} in {s}")) + start.len();
-    let to = s[from..].find(end).unwrap_or_else(|| panic!("no {end:?} after {start:?}"));
+    let from = s
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in {s}"))
+        + start.len();
+    let to = s[from..]
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end:?} after {start:?}"));
     &s[from..from + to]
 }
 
 /// A link's `href` from the element with `id`.
 fn href_of(body: &str, id: &str) -> String {
     let tag = format!("id=\"{id}\"");
-    let at = body.find(&tag).unwrap_or_else(|| panic!("no #{id} in {body}"));
+    let at = body
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no #{id} in {body}"));
     let head = &body[..at];
     let open = head.rfind('<').unwrap();
     unescape(between(&body[open..], "href=\"", "\""))
@@ -114,8 +121,14 @@ fn postgres_page_shows_tables_rows_and_migration_states() {
     let r = ui.get("/postgres");
     assert_eq!(r.status, 200, "{r}");
     assert!(r.body.contains(">items</a>"), "{r}");
-    assert!(r.body.contains(">120</td>"), "exact count of a small table: {r}");
-    assert!(r.body.contains("about 20000"), "estimate of a large table: {r}");
+    assert!(
+        r.body.contains(">120</td>"),
+        "exact count of a small table: {r}"
+    );
+    assert!(
+        r.body.contains("about 20000"),
+        "estimate of a large table: {r}"
+    );
     // the migrations in `migrate status`'s words
     assert!(r.body.contains("2 applied, 1 pending"), "{r}");
     assert!(r.body.contains("0002_later"), "{r}");
@@ -124,12 +137,18 @@ fn postgres_page_shows_tables_rows_and_migration_states() {
     let r = ui.get("/postgres/table?schema=public&table=items");
     assert_eq!(r.status, 200, "{r}");
     assert!(r.body.contains(">item-1<"), "{r}");
-    assert!(r.body.contains(">item-50<") && !r.body.contains(">item-51<"), "{r}");
+    assert!(
+        r.body.contains(">item-50<") && !r.body.contains(">item-51<"),
+        "{r}"
+    );
     // the next page moves on
     let next = href_of(&r.body, "next-page");
     assert!(next.contains("offset=50"), "{next}");
     let r = ui.get(&next);
-    assert!(r.body.contains(">item-51<") && !r.body.contains(">item-50<"), "{r}");
+    assert!(
+        r.body.contains(">item-51<") && !r.body.contains(">item-50<"),
+        "{r}"
+    );
     let r = ui.get("/postgres/table?schema=public&table=items&offset=100");
     assert!(r.body.contains(">item-101<"), "{r}");
     assert!(!r.body.contains("id=\"next-page\""), "last page: {r}");
@@ -138,7 +157,10 @@ fn postgres_page_shows_tables_rows_and_migration_states() {
     assert!(r.body.contains("class=\"value empty\"></td>"), "{r}");
     assert!(r.body.contains("class=\"value clipped\""), "{r}");
     assert!(!r.body.contains(&"x".repeat(300)), "long value shown whole");
-    assert_eq!(ui.get("/postgres/table?schema=public&table=nope").status, 404);
+    assert_eq!(
+        ui.get("/postgres/table?schema=public&table=nope").status,
+        404
+    );
 }
 
 /// Writes a document through the emulator's REST API.
@@ -196,33 +218,62 @@ fn firestore_page_shows_typed_fields_and_edits_documents() {
         "tags": {"arrayValue": {"values": [{"stringValue": "math"}, {"integerValue": "1"}]}},
     });
     put_doc(&base, "users/ada", ada.clone());
-    put_doc(&base, "users/ada/posts/p1", json!({"title": {"stringValue": "Notes"}}));
+    put_doc(
+        &base,
+        "users/ada/posts/p1",
+        json!({"title": {"stringValue": "Notes"}}),
+    );
     for i in 0..60 {
-        put_doc(&base, &format!("items/i{i:03}"), json!({"n": {"integerValue": i.to_string()}}));
+        put_doc(
+            &base,
+            &format!("items/i{i:03}"),
+            json!({"n": {"integerValue": i.to_string()}}),
+        );
     }
 
     let ui = UiServer::start(&p, &[]);
     let r = ui.get("/firestore");
     assert_eq!(r.status, 200, "{r}");
-    assert!(r.body.contains(">users</a>") && r.body.contains(">items</a>"), "{r}");
+    assert!(
+        r.body.contains(">users</a>") && r.body.contains(">items</a>"),
+        "{r}"
+    );
 
     // pages of 50, the next one by the emulator's page token
     let r = ui.get("/firestore/c?path=items");
     assert_eq!(r.status, 200, "{r}");
-    assert!(r.body.contains(">i000<") && r.body.contains(">i049<"), "{r}");
+    assert!(
+        r.body.contains(">i000<") && r.body.contains(">i049<"),
+        "{r}"
+    );
     assert!(!r.body.contains(">i050<"), "{r}");
     let r = ui.get(&href_of(&r.body, "next-page"));
-    assert!(r.body.contains(">i050<") && r.body.contains(">i059<"), "{r}");
+    assert!(
+        r.body.contains(">i050<") && r.body.contains(">i059<"),
+        "{r}"
+    );
     assert!(!r.body.contains(">i049<"), "{r}");
 
     // the typed view
     let r = ui.get("/firestore/d?path=users%2Fada");
     assert_eq!(r.status, 200, "{r}");
     for kind in [
-        "timestamp", "reference", "geo point", "bytes", "null", "map", "array", "integer",
-        "double", "string",
+        "timestamp",
+        "reference",
+        "geo point",
+        "bytes",
+        "null",
+        "map",
+        "array",
+        "integer",
+        "double",
+        "string",
     ] {
-        assert!(r.body.contains(&format!("<span class=\"kind\">{kind}</span>")), "{kind}: {r}");
+        assert!(
+            r.body
+                .contains(&format!("<span class=\"kind\">{kind}</span>")),
+            "{kind}: {r}"
+        );
     }
     assert!(r.body.contains("1815-12-10T00:00:00Z"), "{r}");
     assert!(r.body.contains("London"), "{r}");
@@ -230,35 +281,63 @@ fn firestore_page_shows_typed_fields_and_edits_documents() {
     assert!(r.body.contains("$timestamp"), "typed JSON help: {r}");
 
     // the editor's typed JSON saved back unchanged keeps every type
-    let typed = unescape(between(&r.body, "name=\"json\" spellcheck=\"false\">", "</textarea>"));
-    let r = ui.post("/firestore/save", &format!("path=users%2Fada&json={}", enc(&typed)));
+    let typed = unescape(between(
+        &r.body,
+        "name=\"json\" spellcheck=\"false\">",
+        "</textarea>",
+    ));
+    let r = ui.post(
+        "/firestore/save",
+        &format!("path=users%2Fada&json={}", enc(&typed)),
+    );
     assert_eq!(r.status, 303, "{r}");
     assert_eq!(get_doc(&base, "users/ada").unwrap()["fields"], ada);
 
     // an edit with typed values
     let edited = r#"{"name": "Ada L", "born": {"$timestamp": "1815-12-10T01:00:00Z"}, "friend": {"$reference": "users/carol"}}"#;
-    let r = ui.post("/firestore/save", &format!("path=users%2Fada&json={}", enc(edited)));
+    let r = ui.post(
+        "/firestore/save",
+        &format!("path=users%2Fada&json={}", enc(edited)),
+    );
     assert_eq!(r.status, 303, "{r}");
     let fields = get_doc(&base, "users/ada").unwrap()["fields"].clone();
     assert_eq!(fields["name"], json!({"stringValue": "Ada L"}));
-    assert_eq!(fields["born"], json!({"timestampValue": "1815-12-10T01:00:00Z"}));
-    assert_eq!(fields["friend"], json!({"referenceValue": format!("{prefix}users/carol")}));
+    assert_eq!(
+        fields["born"],
+        json!({"timestampValue": "1815-12-10T01:00:00Z"})
+    );
+    assert_eq!(
+        fields["friend"],
+        json!({"referenceValue": format!("{prefix}users/carol")})
+    );
     assert!(fields.get("age").is_none(), "saving replaces the fields");
 
     // a refused edit changes nothing
-    let r = ui.post("/firestore/save", &format!("path=users%2Fada&json={}", enc("{\"t\": {\"$timestamp\": \"soon\"}}")));
+    let r = ui.post(
+        "/firestore/save",
+        &format!(
+            "path=users%2Fada&json={}",
+            enc("{\"t\": {\"$timestamp\": \"soon\"}}")
+        ),
+    );
     assert_eq!(r.status, 400, "{r}");
     assert!(r.body.contains("RFC 3339"), "{r}");
     assert_eq!(get_doc(&base, "users/ada").unwrap()["fields"], fields);
 
     // create, then delete
-    let r = ui.post("/firestore/create", &format!("collection=users&id=carol&json={}", enc("{\"x\": 1}")));
+    let r = ui.post(
+        "/firestore/create",
+        &format!("collection=users&id=carol&json={}", enc("{\"x\": 1}")),
+    );
     assert_eq!(r.status, 303, "{r}");
     assert_eq!(
         get_doc(&base, "users/carol").unwrap()["fields"],
         json!({"x": {"integerValue": "1"}})
     );
-    let r = ui.post("/firestore/create", &format!("collection=users&id=carol&json={}", enc("{}")));
+    let r = ui.post(
+        "/firestore/create",
+        &format!("collection=users&id=carol&json={}", enc("{}")),
+    );
     assert_eq!(r.status, 400, "{r}");
     assert!(r.body.contains("already exists"), "{r}");
 
@@ -318,10 +397,28 @@ fn bucket_page_lists_previews_uploads_and_deletes_objects() {
     let vars = env(&p);
     let gcs = vars["STORAGE_EMULATOR_HOST"].clone();
     let bucket = vars["TEMPLATES_BUCKET"].clone();
-    upload(&gcs, &bucket, "docs/readme.txt", "text/plain", b"Hello from the bucket <b>".to_vec());
-    upload(&gcs, &bucket, "img/pixel.png", "image/png", PIXEL_PNG.to_vec());
+    upload(
+        &gcs,
+        &bucket,
+        "docs/readme.txt",
+        "text/plain",
+        b"Hello from the bucket <b>".to_vec(),
+    );
+    upload(
+        &gcs,
+        &bucket,
+        "img/pixel.png",
+        "image/png",
+        PIXEL_PNG.to_vec(),
+    );
     for i in 0..60 {
-        upload(&gcs, &bucket, &format!("many/o{i:03}.json"), "application/json", b"{}".to_vec());
+        upload(
+            &gcs,
+            &bucket,
+            &format!("many/o{i:03}.json"),
+            "application/json",
+            b"{}".to_vec(),
+        );
     }
 
     let ui = UiServer::start(&p, &[]);
@@ -332,10 +429,16 @@ fn bucket_page_lists_previews_uploads_and_deletes_objects() {
         assert!(r.body.contains(&format!(">{folder}</a>")), "{folder}: {r}");
     }
     let r = ui.get(&format!("/bucket?bucket={bucket}&prefix=many%2F"));
-    assert!(r.body.contains(">o000.json<") && r.body.contains(">o049.json<"), "{r}");
+    assert!(
+        r.body.contains(">o000.json<") && r.body.contains(">o049.json<"),
+        "{r}"
+    );
     assert!(!r.body.contains(">o050.json<"), "{r}");
     let r = ui.get(&href_of(&r.body, "next-page"));
-    assert!(r.body.contains(">o050.json<") && !r.body.contains(">o049.json<"), "{r}");
+    assert!(
+        r.body.contains(">o050.json<") && !r.body.contains(">o049.json<"),
+        "{r}"
+    );
 
     // a text preview (escaped), an image preview, downloads
     let r = ui.get(&format!("/bucket/o?bucket={bucket}&name=docs%2Freadme.txt"));
@@ -347,8 +450,15 @@ fn bucket_page_lists_previews_uploads_and_deletes_objects() {
     let r = ui.get(&format!("/bucket/raw?bucket={bucket}&name=img%2Fpixel.png"));
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.header("content-type"), Some("image/png"));
-    let r = ui.get(&format!("/bucket/raw?bucket={bucket}&name=docs%2Freadme.txt"));
-    assert!(r.header("content-disposition").unwrap_or("").starts_with("attachment"), "{r}");
+    let r = ui.get(&format!(
+        "/bucket/raw?bucket={bucket}&name=docs%2Freadme.txt"
+    ));
+    assert!(
+        r.header("content-disposition")
+            .unwrap_or("")
+            .starts_with("attachment"),
+        "{r}"
+    );
     assert_eq!(r.body, "Hello from the bucket <b>");
 
     // upload through the page's form
@@ -361,11 +471,18 @@ fn bucket_page_lists_previews_uploads_and_deletes_objects() {
     let r = ui.request(
         "POST",
         "/bucket/upload",
-        &[("Cookie", &ui.cookie), ("Origin", &ui.origin()), ("Content-Type", &ct)],
+        &[
+            ("Cookie", &ui.cookie),
+            ("Origin", &ui.origin()),
+            ("Content-Type", &ct),
+        ],
         &form,
     );
     assert_eq!(r.status, 303, "{r}");
-    assert_eq!(object(&gcs, &bucket, "docs/new.txt").as_deref(), Some(&b"uploaded text"[..]));
+    assert_eq!(
+        object(&gcs, &bucket, "docs/new.txt").as_deref(),
+        Some(&b"uploaded text"[..])
+    );
 
     // another origin cannot delete; the page can
     let body = format!("bucket={bucket}&name=docs%2Fnew.txt");
@@ -391,7 +508,10 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
         c.exec(conn).unwrap();
     };
     run(&mut conn, &["SET", "user:string", "hello", "EX", "3600"]);
-    run(&mut conn, &["HSET", "user:hash", "field1", "value1", "field2", "value2"]);
+    run(
+        &mut conn,
+        &["HSET", "user:hash", "field1", "value1", "field2", "value2"],
+    );
     run(&mut conn, &["RPUSH", "user:list", "first", "second"]);
     run(&mut conn, &["SADD", "user:set", "member-a", "member-b"]);
     run(&mut conn, &["ZADD", "user:zset", "1.5", "low", "7", "high"]);
@@ -429,7 +549,10 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
         for part in r.body.split(">page:").skip(1) {
             seen.insert(part[..3].to_string());
         }
-        next = r.body.contains("id=\"next-page\"").then(|| href_of(&r.body, "next-page"));
+        next = r
+            .body
+            .contains("id=\"next-page\"")
+            .then(|| href_of(&r.body, "next-page"));
         pages += 1;
         assert!(pages < 50, "the cursor never ends");
     }
@@ -440,7 +563,10 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
     let value = |key: &str| ui.get(&format!("/redis/key?key={}", enc(key)));
     assert!(value("user:string").body.contains(">hello<"));
     let r = value("user:hash");
-    assert!(r.body.contains(">field2<") && r.body.contains(">value2<"), "{r}");
+    assert!(
+        r.body.contains(">field2<") && r.body.contains(">value2<"),
+        "{r}"
+    );
     assert!(value("user:list").body.contains(">second<"));
     assert!(value("user:set").body.contains(">member-b<"));
     let r = value("user:zset");
@@ -452,7 +578,10 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
     let exists = |conn: &mut redis::Connection| -> i64 {
         redis::cmd("EXISTS").arg("user:hash").query(conn).unwrap()
     };
-    assert_eq!(foreign_post(&ui, "/redis/delete", "key=user%3Ahash").status, 403);
+    assert_eq!(
+        foreign_post(&ui, "/redis/delete", "key=user%3Ahash").status,
+        403
+    );
     assert_eq!(exists(&mut conn), 1);
     let r = ui.post("/redis/delete", "key=user%3Ahash");
     assert_eq!(r.status, 303, "{r}");
@@ -482,5 +611,8 @@ fn data_pages_say_when_the_stack_lacks_or_stopped_a_store() {
     }
     let r = ui.get("/redis");
     assert_eq!(r.status, 200, "{r}");
-    assert!(r.body.contains("id=\"stopped\"") && r.body.contains("vibedev up redis"), "{r}");
+    assert!(
+        r.body.contains("id=\"stopped\"") && r.body.contains("vibedev up redis"),
+        "{r}"
+    );
 }

@@ -34,7 +34,14 @@ pub const TYPED_JSON_HELP: &[(&str, &str)] = &[
 ];
 
 /// The one-key objects that stand for a typed value.
-const SPECIAL: &[&str] = &["$timestamp", "$reference", "$geo", "$bytes", "$double", "$map"];
+const SPECIAL: &[&str] = &[
+    "$timestamp",
+    "$reference",
+    "$geo",
+    "$bytes",
+    "$double",
+    "$map",
+];
 
 /// The emulator as one project's documents are reached.
 pub struct Target {
@@ -276,7 +283,9 @@ impl Target {
             });
         }
         if !resp.status().is_success() {
-            return Err(self.api(failure(&format!("creating a document in {collection}"), resp).await));
+            return Err(
+                self.api(failure(&format!("creating a document in {collection}"), resp).await)
+            );
         }
         let doc: Value = resp
             .json()
@@ -376,7 +385,10 @@ pub fn document_path(path: &str) -> Result<String, BrowseError> {
 fn summary(doc: &Value, prefix: &str) -> Option<DocumentSummary> {
     let path = doc.get("name")?.as_str()?.strip_prefix(prefix)?.to_string();
     let empty = Map::new();
-    let fields = doc.get("fields").and_then(Value::as_object).unwrap_or(&empty);
+    let fields = doc
+        .get("fields")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let parts: Vec<String> = fields
         .iter()
         .take(4)
@@ -635,7 +647,10 @@ fn special_value(key: &str, inner: &Value, prefix: &str) -> Result<Value, String
             let full = if path.starts_with("projects/") {
                 path.to_string()
             } else {
-                format!("{prefix}{}", document_path(path).map_err(|e| e.to_string())?)
+                format!(
+                    "{prefix}{}",
+                    document_path(path).map_err(|e| e.to_string())?
+                )
             };
             json!({ "referenceValue": full })
         }
@@ -708,7 +723,10 @@ mod tests {
         let fields = every_type();
         let typed = fields_to_typed(fields.as_object().unwrap(), P);
         assert_eq!(typed["i"], json!(9007199254740993i64));
-        assert_eq!(typed["t"], json!({"$timestamp": "2024-05-01T12:00:00.123456Z"}));
+        assert_eq!(
+            typed["t"],
+            json!({"$timestamp": "2024-05-01T12:00:00.123456Z"})
+        );
         assert_eq!(typed["r"], json!({"$reference": "users/ada"}));
         assert_eq!(typed["odd"], json!({"$map": {"$timestamp": "x"}}));
         let text = serde_json::to_string_pretty(&typed).unwrap();
@@ -720,8 +738,11 @@ mod tests {
 
     #[test]
     fn plain_json_becomes_the_obvious_types() {
-        let v = parse_typed_document(r#"{"a": 1, "b": 1.5, "c": [true, null], "d": {"e": "f"}}"#, P)
-            .unwrap();
+        let v = parse_typed_document(
+            r#"{"a": 1, "b": 1.5, "c": [true, null], "d": {"e": "f"}}"#,
+            P,
+        )
+        .unwrap();
         assert_eq!(
             v,
             json!({

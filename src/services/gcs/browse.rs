@@ -365,12 +365,21 @@ mod tests {
 
     #[test]
     fn previews_follow_content_types() {
-        assert_eq!(preview_kind("text/plain; charset=utf-8", "a"), PreviewKind::Text);
+        assert_eq!(
+            preview_kind("text/plain; charset=utf-8", "a"),
+            PreviewKind::Text
+        );
         assert_eq!(preview_kind("application/json", "a"), PreviewKind::Text);
         assert_eq!(preview_kind("image/png", "a.png"), PreviewKind::Image);
         assert_eq!(preview_kind("image/svg+xml", "a.svg"), PreviewKind::Text);
-        assert_eq!(preview_kind("application/octet-stream", "x.md"), PreviewKind::Text);
-        assert_eq!(preview_kind("application/octet-stream", "x.bin"), PreviewKind::None);
+        assert_eq!(
+            preview_kind("application/octet-stream", "x.md"),
+            PreviewKind::Text
+        );
+        assert_eq!(
+            preview_kind("application/octet-stream", "x.bin"),
+            PreviewKind::None
+        );
         assert_eq!(preview_kind("application/zip", "x.zip"), PreviewKind::None);
     }
 

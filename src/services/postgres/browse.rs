@@ -308,8 +308,14 @@ mod tests {
     #[test]
     fn large_tables_are_estimated_not_counted() {
         assert_eq!(counted(3, -1), RowCount::Exact(3));
-        assert_eq!(counted(EXACT_COUNT + 1, 1_000_000), RowCount::About(1_000_000));
-        assert_eq!(counted(EXACT_COUNT + 1, -1), RowCount::MoreThan(EXACT_COUNT));
+        assert_eq!(
+            counted(EXACT_COUNT + 1, 1_000_000),
+            RowCount::About(1_000_000)
+        );
+        assert_eq!(
+            counted(EXACT_COUNT + 1, -1),
+            RowCount::MoreThan(EXACT_COUNT)
+        );
         assert_eq!(RowCount::About(5).to_string(), "about 5");
     }
 

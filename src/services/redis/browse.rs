@@ -233,17 +233,26 @@ impl Target {
         let last = (ITEMS - 1).to_string();
         let count = ITEMS.to_string();
         let (len_cmd, read): (&[u8], Vec<&[u8]>) = match row.kind.as_str() {
-            "string" => (b"STRLEN", vec![b"GETRANGE", key, b"0", b"65535"]),
-            "hash" => (b"HLEN", vec![b"HSCAN", key, b"0", b"COUNT", count.as_bytes()]),
-            "list" => (b"LLEN", vec![b"LRANGE", key, b"0", last.as_bytes()]),
-            "set" => (b"SCARD", vec![b"SSCAN", key, b"0", b"COUNT", count.as_bytes()]),
+            "string" => (&b"STRLEN"[..], vec![&b"GETRANGE"[..], key, b"0", b"65535"]),
+            "hash" => (
+                &b"HLEN"[..],
+                vec![&b"HSCAN"[..], key, b"0", b"COUNT", count.as_bytes()],
+            ),
+            "list" => (
+                &b"LLEN"[..],
+                vec![&b"LRANGE"[..], key, b"0", last.as_bytes()],
+            ),
+            "set" => (
+                &b"SCARD"[..],
+                vec![&b"SSCAN"[..], key, b"0", b"COUNT", count.as_bytes()],
+            ),
             "zset" => (
-                b"ZCARD",
-                vec![b"ZRANGE", key, b"0", last.as_bytes(), b"WITHSCORES"],
+                &b"ZCARD"[..],
+                vec![&b"ZRANGE"[..], key, b"0", last.as_bytes(), b"WITHSCORES"],
             ),
             "stream" => (
-                b"XLEN",
-                vec![b"XRANGE", key, b"-", b"+", b"COUNT", count.as_bytes()],
+                &b"XLEN"[..],
+                vec![&b"XRANGE"[..], key, b"-", b"+", b"COUNT", count.as_bytes()],
             ),
             _ => {
                 return Ok(KeyValue {
