@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Form, Multipart, Query, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::stores::{Reached, done_note, failure_text, link, reach, shown};
-use super::{AppState, Page, WebError, live};
+use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::gcs::browse::{PreviewKind, Target, is_raster_image};
 
@@ -55,7 +55,6 @@ struct ListQuery {
     bucket: Option<String>,
     prefix: Option<String>,
     token: Option<String>,
-    done: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +140,7 @@ async fn objects_html(
 async fn index(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let buckets = match target.buckets().await {
@@ -148,7 +148,13 @@ async fn index(
         Err(e) => {
             let failure = shown(e)?;
             return Ok(state
-                .page("bucket.html", NAV, TITLE, context! { failure })?
+                .page(
+                    "bucket.html",
+                    NAV,
+                    TITLE,
+                    &with_failure(&notice, Some(failure)),
+                    context! {},
+                )?
                 .into_response());
         }
     };
@@ -166,7 +172,7 @@ async fn index(
             })
             .collect();
         return Ok(state
-            .page("bucket.html", NAV, TITLE, context! { buckets, note => done_note(q.done.as_deref()) })?
+            .page("bucket.html", NAV, TITLE, &notice, context! { buckets })?
             .into_response());
     };
     let prefix = q.prefix.unwrap_or_default();
@@ -185,13 +191,13 @@ async fn index(
             "bucket.html",
             NAV,
             TITLE,
+            &notice,
             context! {
                 crumbs => crumbs(&bucket, &prefix),
                 others,
                 prefix,
                 objects => minijinja::Value::from_safe_string(objects),
                 live => link("/live/bucket", &live_params),
-                note => done_note(q.done.as_deref()),
                 bucket,
             },
         )?
@@ -223,6 +229,7 @@ async fn live_objects(
 async fn object(
     State(state): State<AppState>,
     Query(q): Query<ObjectQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let meta = target
@@ -239,6 +246,7 @@ async fn object(
             "bucket_object.html",
             NAV,
             TITLE,
+            &with_failure(&notice, failure),
             context! {
                 crumbs => crumbs(&q.bucket, &folder),
                 image => preview.as_ref().is_some_and(|p| p.kind == PreviewKind::Image),
@@ -248,7 +256,6 @@ async fn object(
                 bucket => q.bucket,
                 object => meta,
                 preview,
-                failure,
             },
         )?
         .into_response())
@@ -338,15 +345,15 @@ async fn upload(State(state): State<AppState>, mut form: Multipart) -> Result<Re
     } else {
         format!("{prefix}{}", name.trim())
     };
-    target
+    let outcome = target
         .upload(&bucket, &object, &content_type, bytes)
         .await
-        .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
-    Ok(Redirect::to(&link(
-        "/bucket",
-        &[("bucket", &bucket), ("prefix", &prefix), ("done", "uploaded")],
-    ))
-    .into_response())
+        .map(|()| format!("Uploaded {object}."))
+        .map_err(|e| WebError::BadRequest {
+            what: failure_text(&e),
+        });
+    let back = link("/bucket", &[("bucket", &bucket), ("prefix", &prefix)]);
+    Ok(done(&back, outcome).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,16 +367,20 @@ async fn delete(
     Form(f): Form<DeleteForm>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
-    target
+    let folder = f
+        .name
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/"))
+        .unwrap_or_default();
+    let outcome = target
         .delete(&f.bucket, &f.name)
         .await
-        .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
-    let folder = f.name.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
-    Ok(Redirect::to(&link(
-        "/bucket",
-        &[("bucket", &f.bucket), ("prefix", &folder), ("done", "deleted")],
-    ))
-    .into_response())
+        .map(|()| format!("Deleted {}.", f.name))
+        .map_err(|e| WebError::BadRequest {
+            what: failure_text(&e),
+        });
+    let back = link("/bucket", &[("bucket", &f.bucket), ("prefix", &folder)]);
+    Ok(done(&back, outcome).into_response())
 }
 
 #[cfg(test)]

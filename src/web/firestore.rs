@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::stores::{Reached, done_note, failure_text, link, reach, shown};
-use super::{AppState, Page, WebError, live};
+use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::browse::BrowseError;
 use crate::services::firestore::browse::{TYPED_JSON_HELP, Target};
@@ -54,7 +54,6 @@ fn routes() -> Router<AppState> {
 struct PathQuery {
     path: Option<String>,
     token: Option<String>,
-    done: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +112,7 @@ fn bad(e: BrowseError) -> WebError {
 async fn index(
     State(state): State<AppState>,
     Query(q): Query<PathQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let (collections, next, failure) = match target.collections(None, q.token.as_deref()).await {
@@ -131,12 +131,11 @@ async fn index(
             "firestore.html",
             NAV,
             TITLE,
+            &with_failure(&notice, failure),
             context! {
                 project_id => target.project(),
                 collections,
                 next => next.map(|t| link("/firestore", &[("token", &t)])),
-                failure,
-                note => done_note(q.done.as_deref()),
                 help => TYPED_JSON_HELP,
             },
         )?
@@ -177,6 +176,7 @@ async fn documents_html(
 async fn collection(
     State(state): State<AppState>,
     Query(q): Query<PathQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let path = crate::services::firestore::browse::collection_path(q.path.as_deref().unwrap_or(""))
@@ -191,13 +191,13 @@ async fn collection(
             "firestore.html",
             NAV,
             TITLE,
+            &notice,
             context! {
                 project_id => target.project(),
                 collection => path,
                 crumbs => crumbs(&path),
                 docs => minijinja::Value::from_safe_string(docs),
                 live => link("/live/firestore/c", &live_params),
-                note => done_note(q.done.as_deref()),
                 help => TYPED_JSON_HELP,
                 draft => "{\n  \n}",
             },
@@ -226,8 +226,7 @@ async fn document_page(
     target: &Target,
     path: &str,
     draft: Option<String>,
-    failure: Option<String>,
-    note: Option<&'static str>,
+    notice: &Notice,
 ) -> Result<Response, WebError> {
     let doc = match target.document(path).await {
         Ok(doc) => doc,
@@ -250,7 +249,7 @@ async fn document_page(
         Err(_) => Vec::new(),
     };
     let parent = doc.path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
-    let status = if failure.is_some() {
+    let status = if draft.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -259,14 +258,13 @@ async fn document_page(
         "firestore_document.html",
         NAV,
         TITLE,
+        notice,
         context! {
             crumbs => crumbs(&doc.path),
             parent_href => link("/firestore/c", &[("path", &parent)]),
             draft => draft.unwrap_or_else(|| doc.typed_json.clone()),
             doc,
             subcollections,
-            failure,
-            note,
             help => TYPED_JSON_HELP,
         },
     )?;
@@ -276,11 +274,12 @@ async fn document_page(
 async fn document(
     State(state): State<AppState>,
     Query(q): Query<PathQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let path = crate::services::firestore::browse::document_path(q.path.as_deref().unwrap_or(""))
         .map_err(bad)?;
-    document_page(&state, &target, &path, None, None, done_note(q.done.as_deref())).await
+    document_page(&state, &target, &path, None, &notice).await
 }
 
 async fn create(
@@ -289,19 +288,22 @@ async fn create(
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     match target.create(&f.collection, &f.id, &f.json).await {
-        Ok(path) => Ok(Redirect::to(&link("/firestore/d", &[("path", &path), ("done", "created")]))
-            .into_response()),
+        Ok(path) => Ok(done(
+            &link("/firestore/d", &[("path", &path)]),
+            Ok(format!("Created {path}.")),
+        )
+        .into_response()),
         Err(e @ (BrowseError::Invalid { .. } | BrowseError::Exists { .. })) => {
             let html = state.page(
                 "firestore.html",
                 NAV,
                 TITLE,
+                &with_failure(&Notice::default(), Some(failure_text(&e))),
                 context! {
                     project_id => target.project(),
                     collection => f.collection.clone(),
                     crumbs => crumbs(&f.collection),
                     live => link("/live/firestore/c", &[("path", &f.collection)]),
-                    failure => failure_text(&e),
                     help => TYPED_JSON_HELP,
                     draft => f.json,
                     draft_id => f.id,
@@ -319,13 +321,14 @@ async fn save(
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     match target.replace(&f.path, &f.json).await {
-        Ok(()) => Ok(
-            Redirect::to(&link("/firestore/d", &[("path", &f.path), ("done", "saved")]))
-                .into_response(),
-        ),
+        Ok(()) => Ok(done(
+            &link("/firestore/d", &[("path", &f.path)]),
+            Ok(format!("Saved {}.", f.path)),
+        )
+        .into_response()),
         Err(e @ BrowseError::Invalid { .. }) => {
-            document_page(&state, &target, &f.path, Some(f.json), Some(failure_text(&e)), None)
-                .await
+            let notice = with_failure(&Notice::default(), Some(failure_text(&e)));
+            document_page(&state, &target, &f.path, Some(f.json), &notice).await
         }
         Err(e) => Err(shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what })),
     }
@@ -336,9 +339,13 @@ async fn delete(
     Form(f): Form<DeleteForm>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
-    target.delete(&f.path).await.map_err(bad)?;
     let parent = f.path.rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
-    Ok(Redirect::to(&link("/firestore/c", &[("path", parent), ("done", "deleted")])).into_response())
+    let outcome = target
+        .delete(&f.path)
+        .await
+        .map(|()| format!("Deleted {}.", f.path))
+        .map_err(bad);
+    Ok(done(&link("/firestore/c", &[("path", parent)]), outcome).into_response())
 }
 
 #[cfg(test)]

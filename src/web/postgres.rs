@@ -10,8 +10,8 @@ use axum::routing::get;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::stores::{Reached, failure_text, link, reach, shown};
-use super::{AppState, Page, WebError, live};
+use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::{AppState, Notice, Page, WebError, live};
 use crate::data::{self, DataError, Stores};
 use crate::services::Kind;
 use crate::services::postgres::browse::Target;
@@ -117,7 +117,10 @@ async fn migrations(state: &AppState) -> Result<minijinja::Value, WebError> {
     }
 }
 
-async fn index(State(state): State<AppState>) -> Result<Response, WebError> {
+async fn index(
+    State(state): State<AppState>,
+    Query(notice): Query<Notice>,
+) -> Result<Response, WebError> {
     let target = reached!(&state);
     let tables = tables_html(&state, &target).await?;
     let migrations = migrations(&state).await?;
@@ -126,6 +129,7 @@ async fn index(State(state): State<AppState>) -> Result<Response, WebError> {
             "postgres.html",
             NAV,
             TITLE,
+            &notice,
             context! {
                 database => target.database(),
                 tables => minijinja::Value::from_safe_string(tables),
@@ -149,6 +153,7 @@ async fn live_tables(State(state): State<AppState>) -> Result<Response, WebError
 async fn table(
     State(state): State<AppState>,
     Query(q): Query<TableQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
     let offset = q.offset.unwrap_or(0);
@@ -178,6 +183,7 @@ async fn table(
             "postgres_rows.html",
             NAV,
             TITLE,
+            &with_failure(&notice, failure),
             context! {
                 database => target.database(),
                 schema => q.schema,
@@ -185,7 +191,6 @@ async fn table(
                 rows,
                 next,
                 previous,
-                failure,
             },
         )?
         .into_response())

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::stores::{Reached, done_note, link, reach, shown};
-use super::{AppState, Page, WebError, live};
+use super::stores::{Reached, link, reach, shown, with_failure};
+use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::redis::browse::{KeyParam, Target};
 
@@ -39,7 +39,6 @@ fn routes() -> Router<AppState> {
 struct ListQuery {
     pattern: Option<String>,
     cursor: Option<String>,
-    done: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +90,7 @@ async fn keys_html(
 async fn index(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = match target(&state).await? {
         Reached::Store(t) => t,
@@ -108,11 +108,11 @@ async fn index(
             "redis.html",
             NAV,
             TITLE,
+            &notice,
             context! {
                 pattern,
                 keys => minijinja::Value::from_safe_string(keys),
                 live => link("/live/redis", &live_params),
-                note => done_note(q.done.as_deref()),
             },
         )?
         .into_response())
@@ -140,6 +140,7 @@ async fn live_keys(
 async fn key(
     State(state): State<AppState>,
     Query(q): Query<KeyQuery>,
+    Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = match target(&state).await? {
         Reached::Store(t) => t,
@@ -157,12 +158,12 @@ async fn key(
             "redis_key.html",
             NAV,
             TITLE,
+            &with_failure(&notice, failure),
             context! {
                 key => String::from_utf8_lossy(&name).into_owned(),
                 param => param.name,
                 param_value => param.value,
                 value,
-                failure,
             },
         )?
         .into_response())
@@ -178,11 +179,13 @@ async fn delete(
     };
     let name = KeyParam::parse(q.key.as_deref(), q.hex.as_deref())
         .map_err(|e| WebError::BadRequest { what: e.to_string() })?;
-    if let Err(e) = target.delete(&name).await {
-        let failure = shown(e)?;
-        return Ok(state
-            .page("redis.html", NAV, TITLE, context! { failure, pattern => "*" })?
-            .into_response());
-    }
-    Ok(Redirect::to("/redis?done=deleted").into_response())
+    let shown_key = String::from_utf8_lossy(&name).into_owned();
+    let outcome = match target.delete(&name).await {
+        Ok(true) => Ok(format!("Deleted key {shown_key}.")),
+        Ok(false) => Ok(format!("Key {shown_key} was already gone.")),
+        Err(e) => Err(WebError::BadRequest {
+            what: super::stores::failure_text(&e),
+        }),
+    };
+    Ok(done("/redis", outcome).into_response())
 }

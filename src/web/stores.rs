@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use minijinja::context;
 
-use super::{AppState, Page, WebError};
+use super::{AppState, Notice, Page, WebError};
 use crate::data::Stores;
 use crate::services::browse::BrowseError;
 use crate::services::{Kind, Store};
@@ -57,6 +57,7 @@ pub async fn reach<T>(
             "data_stopped.html",
             nav,
             title,
+            &Notice::default(),
             context! { service => spec.name.clone() },
         )?,
     };
@@ -80,14 +81,11 @@ pub fn failure_text(e: &BrowseError) -> String {
     }
 }
 
-/// The note a page shows after an action it redirected from (`?done=`): fixed words only.
-pub fn done_note(done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "created" => Some("Created."),
-        "saved" => Some("Saved."),
-        "deleted" => Some("Deleted."),
-        "uploaded" => Some("Uploaded."),
-        _ => None,
+/// The notice of a page that shows what a look failed with (beside any it came with).
+pub fn with_failure(notice: &Notice, failure: Option<String>) -> Notice {
+    Notice {
+        note: notice.note.clone(),
+        failure: failure.or_else(|| notice.failure.clone()),
     }
 }
 
@@ -115,11 +113,5 @@ mod tests {
             "/firestore/d?path=users%2Fa%20b&done=saved"
         );
         assert_eq!(link("/redis", &[]), "/redis");
-    }
-
-    #[test]
-    fn notes_are_fixed_words() {
-        assert_eq!(done_note(Some("saved")), Some("Saved."));
-        assert_eq!(done_note(Some("<script>")), None);
     }
 }
