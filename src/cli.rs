@@ -95,6 +95,18 @@ pub enum Command {
     Prune(PruneArgs),
     /// The databases of git branches (`[branches] database = true`): list, remove, prune those whose branch is gone.
     Branch(BranchArgs),
+    /// Serve a local web page over the stack (services, logs, data, secrets' state, snapshots) until Ctrl-C.
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UiArgs {
+    /// Listen on this port of 127.0.0.1 (default: a free one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+    /// Do not open a browser; just print the URL.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -304,6 +316,15 @@ pub struct UpArgs {
     /// Build the images of services with `build:` again, even when nothing changed.
     #[arg(long)]
     pub build: bool,
+    /// Then serve the web page over the stack, as `vibedev ui` does (until Ctrl-C).
+    #[arg(long)]
+    pub ui: bool,
+    /// With --ui: listen on this port of 127.0.0.1 (default: a free one).
+    #[arg(long, requires = "ui", value_name = "N")]
+    pub ui_port: Option<u16>,
+    /// With --ui: do not open a browser.
+    #[arg(long, requires = "ui")]
+    pub no_open: bool,
     /// auto: this checkout gets its own stable, free host ports from now on (as `ports = "auto"`
     /// in vibedev.toml); fixed: the configured ports again.
     #[arg(long, value_enum, value_name = "MODE")]

@@ -17,6 +17,7 @@ use crate::services::seed::SeedError;
 use crate::snapshot::SnapshotError;
 use crate::stack::UnknownService;
 use crate::watch::WatchError;
+use crate::web::WebError;
 
 pub use crate::exit::Exit;
 
@@ -61,6 +62,8 @@ pub enum Error {
     Ports(#[from] PortsError),
     #[error(transparent)]
     Branch(#[from] BranchError),
+    #[error(transparent)]
+    Web(#[from] WebError),
     #[error("interrupted")]
     Interrupted { hint: String },
     #[error("{context}")]

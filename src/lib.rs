@@ -34,6 +34,7 @@ pub mod stacks;
 pub mod text;
 pub mod ui;
 pub mod watch;
+pub mod web;
 
 use std::process::ExitCode;
 

@@ -44,6 +44,21 @@ pub struct Outcome {
     pub prepared: Vec<String>,
 }
 
+/// Whether `up` touched a service in this run: `Some(true)` when its container was created,
+/// recreated or started, `Some(false)` when it was kept, `None` when it was not part of the run.
+pub fn touched(outcomes: &[Outcome]) -> impl Fn(&str) -> Option<bool> + Sync {
+    let steps: Vec<(String, bool)> = outcomes
+        .iter()
+        .map(|o| (o.service.clone(), o.action.changed()))
+        .collect();
+    move |service: &str| {
+        steps
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, changed)| *changed)
+    }
+}
+
 /// Options of one `up`.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {

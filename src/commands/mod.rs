@@ -22,6 +22,7 @@ pub mod seed;
 pub mod snapshot;
 pub mod status;
 pub mod status_table;
+pub mod ui;
 pub mod up;
 pub mod watch;
 
@@ -148,6 +149,26 @@ impl Context {
             .map_err(|e| Error::io("cannot read the answer", e))
     }
 
+    /// Serves the web UI (see [`crate::web`]) until Ctrl-C: prints its URL (with the run's
+    /// token) and opens a browser when asked and there is one.
+    pub async fn serve_ui(&self, port: u16, open: bool) -> Result<()> {
+        let (project, stack) = self.stack()?;
+        let engine = self.engine().await?;
+        let server = crate::web::Server::bind(port, project, stack, engine).await?;
+        let url = server.url();
+        self.ui.out(&format!("vibedev ui: {url}"));
+        if open && crate::web::open_browser(&url, server.port()) {
+            self.ui.detail("opened in the browser");
+        }
+        self.ui.info("serving until Ctrl-C");
+        server
+            .serve(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    }
+
     pub async fn engine(&self) -> Result<Engine> {
         let forward = self.forward_ports()?;
         let engine = Engine::connect().await?.with_forwarding(forward);
@@ -176,12 +197,22 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
                 poll: args.poll,
                 profiles: args.profiles.clone(),
             });
+            let then_ui = args.ui.then(|| (args.ui_port.unwrap_or(0), !args.no_open));
             let code = up::run(&ctx, args).await?;
-            match then_watch {
-                Some(watch_args) => watch::run(&ctx, watch_args).await,
-                None => Ok(code),
+            match (then_watch, then_ui) {
+                (Some(watch_args), Some((port, open))) => {
+                    let (watched, served) =
+                        tokio::join!(watch::run(&ctx, watch_args), ctx.serve_ui(port, open));
+                    served?;
+                    watched
+                }
+                (Some(watch_args), None) => watch::run(&ctx, watch_args).await,
+                (None, Some((port, open))) => ctx.serve_ui(port, open).await.map(|()| code),
+                (None, None) => Ok(code),
             }
         }
+        // The server ends on Ctrl-C as a normal exit.
+        Command::Ui(args) => ui::run(&ctx, args).await,
         // A restore handles Ctrl-C itself: it says which stores kept their data.
         Command::Snapshot(args) if matches!(args.command, SnapshotCommand::Restore(_)) => {
             snapshot::run(&ctx, args).await
@@ -222,5 +253,6 @@ async fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
         Command::Ls(args) => ls::run(ctx, args).await,
         Command::Prune(args) => prune::run(ctx, args).await,
         Command::Branch(args) => branch::run(ctx, args).await,
+        Command::Ui(args) => ui::run(ctx, args).await,
     }
 }

@@ -205,20 +205,7 @@ pub fn warn_unknown_rows(
     }
 }
 
-/// Whether `up` touched a service in this run: `Some(true)` when its container was created,
-/// recreated or started, `Some(false)` when it was kept, `None` when it was not part of the run.
-pub fn touched(outcomes: &[crate::reconcile::Outcome]) -> impl Fn(&str) -> Option<bool> + Sync {
-    let steps: Vec<(String, bool)> = outcomes
-        .iter()
-        .map(|o| (o.service.clone(), o.action.changed()))
-        .collect();
-    move |service: &str| {
-        steps
-            .iter()
-            .find(|(s, _)| s == service)
-            .map(|(_, changed)| *changed)
-    }
-}
+pub use crate::reconcile::touched;
 
 /// What `up` (and `watch`) say about the data once the stack is ready.
 pub fn after_up(ui: &Ui, paths: &crate::config::Paths, done: &crate::data::AfterUp) {

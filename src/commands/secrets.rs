@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::cli::{SecretsArgs, SecretsCommand, SecretsDiffArgs, SecretsPullArgs};
 use crate::error::{Exit, Result};
-use crate::secrets::ENV_FILE;
 use crate::secrets::status::{self, SecretsStatus, State};
 use crate::secrets::sync::{self, PullOptions};
 use crate::ui;
@@ -107,36 +106,7 @@ async fn diff(ctx: &Context, args: SecretsDiffArgs) -> Result<u8> {
 
 /// One variable's state in words (names and version numbers only).
 fn describe(state: &State) -> String {
-    let v = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
-    match state {
-        State::InSync { version: Some(n) } => format!("in sync (version {n})"),
-        State::InSync { version: None } => "in sync".into(),
-        State::Changed {
-            local_version: None,
-            latest_version: None,
-        } => "changed in the template".into(),
-        State::Changed {
-            local_version,
-            latest_version,
-        } => format!(
-            "changed in Secret Manager: local {}, latest {}",
-            v(local_version),
-            v(latest_version)
-        ),
-        State::EditedLocally { version } => {
-            format!("edited in {ENV_FILE} since the pull of version {version}")
-        }
-        State::Missing { version } if version == "latest" => "missing in Secret Manager".into(),
-        State::Missing { version } => format!("version {version} missing in Secret Manager"),
-        State::NoAccess { role } => format!("no access: ask for {role} on the secret"),
-        State::Disabled {
-            version,
-            latest_version: Some(latest),
-        } => format!("version {version} disabled or destroyed (latest now {latest})"),
-        State::Disabled { version, .. } => format!("version {version} disabled or destroyed"),
-        State::NotPulled => format!("not in {ENV_FILE} yet"),
-        State::NotInTemplate => format!("in {ENV_FILE}, no longer in the template"),
-    }
+    state.describe()
 }
 
 /// `all 4 variables in sync ...` or the counts per state and the way to fix them.

@@ -217,6 +217,17 @@ impl Engine {
         }
     }
 
+    /// Stops a container (its own stop signal, then SIGKILL after `grace_secs`); it stays, with
+    /// its anonymous volumes, for a later start. Stopping a stopped container is fine.
+    pub async fn stop_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
+        let stop = StopContainerOptionsBuilder::default().t(grace_secs).build();
+        match self.docker.stop_container(id, Some(stop)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_modified(&e) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("stop container {id}"), e)),
+        }
+    }
+
     /// Stops (with the container's own stop signal and a grace period) and removes a container
     /// and its anonymous volumes. Named volumes are never removed here.
     pub async fn remove_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {

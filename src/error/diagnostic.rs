@@ -17,6 +17,7 @@ use crate::services::seed::SeedError;
 use crate::snapshot::SnapshotError;
 use crate::stack::UnknownService;
 use crate::watch::WatchError;
+use crate::web::WebError;
 
 impl Diagnostic for Error {
     fn exit_code(&self) -> Exit {
@@ -36,6 +37,7 @@ impl Diagnostic for Error {
             Error::Command(e) => e.exit_code(),
             Error::Ports(e) => e.exit_code(),
             Error::Branch(e) => e.exit_code(),
+            Error::Web(e) => e.exit_code(),
             Error::Interrupted { .. } => Exit::Interrupted,
             Error::Io { .. } => Exit::Failure,
         }
@@ -58,6 +60,7 @@ impl Diagnostic for Error {
             Error::Command(e) => Diagnostic::hint(e),
             Error::Ports(e) => Diagnostic::hint(e),
             Error::Branch(e) => Diagnostic::hint(e),
+            Error::Web(e) => Diagnostic::hint(e),
             Error::Interrupted { hint } => Some(hint.clone()),
             Error::Io { .. } => None,
         }
@@ -523,5 +526,28 @@ mod tests {
             init.hint().as_deref(),
             Some("check that /p is writable; files written before this one stay")
         );
+    }
+}
+
+impl Diagnostic for WebError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            WebError::Bind { .. } | WebError::BadRequest { .. } | WebError::NotFound { .. } => {
+                Exit::Usage
+            }
+            WebError::Serve(_) | WebError::Template { .. } | WebError::Stopped { .. } => {
+                Exit::Failure
+            }
+            WebError::Engine(e) => e.exit_code(),
+            WebError::Data(e) => e.exit_code(),
+            WebError::Up(e) => e.exit_code(),
+            WebError::Lock(e) => e.exit_code(),
+            WebError::Snapshot(e) => e.exit_code(),
+            WebError::Secrets(e) => e.exit_code(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        WebError::hint(self)
     }
 }

@@ -14,7 +14,7 @@ use super::client::{Failure, FailureKind, Fetched};
 use super::records::{Header, MachineKey, Record};
 use super::sync::{Settings, read_existing};
 use super::template::Encoding;
-use super::{FetchFailure, Planned, Reporter, SecretsError, file_bytes, render_value};
+use super::{ENV_FILE, FetchFailure, Planned, Reporter, SecretsError, file_bytes, render_value};
 
 /// The role that lets an account read secret values.
 pub const ACCESSOR_ROLE: &str = "roles/secretmanager.secretAccessor";
@@ -54,6 +54,40 @@ pub enum State {
 impl State {
     pub fn in_sync(&self) -> bool {
         matches!(self, State::InSync { .. })
+    }
+
+    /// One variable's state in words (names and version numbers only).
+    pub fn describe(&self) -> String {
+        let v = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        match self {
+            State::InSync { version: Some(n) } => format!("in sync (version {n})"),
+            State::InSync { version: None } => "in sync".into(),
+            State::Changed {
+                local_version: None,
+                latest_version: None,
+            } => "changed in the template".into(),
+            State::Changed {
+                local_version,
+                latest_version,
+            } => format!(
+                "changed in Secret Manager: local {}, latest {}",
+                v(local_version),
+                v(latest_version)
+            ),
+            State::EditedLocally { version } => {
+                format!("edited in {ENV_FILE} since the pull of version {version}")
+            }
+            State::Missing { version } if version == "latest" => "missing in Secret Manager".into(),
+            State::Missing { version } => format!("version {version} missing in Secret Manager"),
+            State::NoAccess { role } => format!("no access: ask for {role} on the secret"),
+            State::Disabled {
+                version,
+                latest_version: Some(latest),
+            } => format!("version {version} disabled or destroyed (latest now {latest})"),
+            State::Disabled { version, .. } => format!("version {version} disabled or destroyed"),
+            State::NotPulled => format!("not in {ENV_FILE} yet"),
+            State::NotInTemplate => format!("in {ENV_FILE}, no longer in the template"),
+        }
     }
 
     /// A stable one-word name (as in `--json`).

@@ -6,6 +6,7 @@
 
 pub mod secret_manager;
 pub mod secrets;
+pub mod web;
 
 /// `vibedev doctor`'s checks, in the order it runs and prints them (names are stable for scripts).
 pub const DOCTOR_CHECKS: [&str; 13] = [
