@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
+use minijinja::value::Serde;
 use serde::Deserialize;
 
 use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
@@ -121,7 +122,7 @@ async fn objects_html(
         .map(|o| {
             context! {
                 href => link("/bucket/o", &[("bucket", bucket), ("name", &o.name)]),
-                ..minijinja::Value::from_serialize(o)
+                ..minijinja::Value::from(Serde(o))
             }
         })
         .collect();
@@ -181,6 +182,7 @@ async fn index(
     if let Some(t) = q.token.as_deref() {
         live_params.push(("token", t));
     }
+    let live = link("/live/bucket", &live_params);
     let others: Vec<(String, String)> = buckets
         .iter()
         .filter(|b| **b != bucket)
@@ -197,7 +199,7 @@ async fn index(
                 others,
                 prefix,
                 objects => minijinja::Value::from_safe_string(objects),
-                live => link("/live/bucket", &live_params),
+                live,
                 bucket,
             },
         )?
@@ -254,8 +256,8 @@ async fn object(
                 download => link("/bucket/raw", &[("bucket", &q.bucket), ("name", &q.name), ("download", "1")]),
                 back => link("/bucket", &[("bucket", &q.bucket), ("prefix", &folder)]),
                 bucket => q.bucket,
-                object => meta,
-                preview,
+                object => Serde(meta),
+                preview => Serde(preview),
             },
         )?
         .into_response())

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
+use minijinja::value::Serde;
 use serde::Deserialize;
 
 use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
@@ -136,7 +137,7 @@ async fn index(
                 project_id => target.project(),
                 collections,
                 next => next.map(|t| link("/firestore", &[("token", &t)])),
-                help => TYPED_JSON_HELP,
+                help => Serde(TYPED_JSON_HELP),
             },
         )?
         .into_response())
@@ -158,7 +159,7 @@ async fn documents_html(
         .map(|d| {
             context! {
                 href => link("/firestore/d", &[("path", &d.path)]),
-                ..minijinja::Value::from_serialize(&d)
+                ..minijinja::Value::from(Serde(&d))
             }
         })
         .collect();
@@ -186,6 +187,8 @@ async fn collection(
     if let Some(t) = q.token.as_deref() {
         live_params.push(("token", t));
     }
+    let live = link("/live/firestore/c", &live_params);
+    let crumbs = crumbs(&path);
     Ok(state
         .page(
             "firestore.html",
@@ -195,10 +198,10 @@ async fn collection(
             context! {
                 project_id => target.project(),
                 collection => path,
-                crumbs => crumbs(&path),
+                crumbs,
                 docs => minijinja::Value::from_safe_string(docs),
-                live => link("/live/firestore/c", &live_params),
-                help => TYPED_JSON_HELP,
+                live,
+                help => Serde(TYPED_JSON_HELP),
                 draft => "{\n  \n}",
             },
         )?
@@ -263,9 +266,9 @@ async fn document_page(
             crumbs => crumbs(&doc.path),
             parent_href => link("/firestore/c", &[("path", &parent)]),
             draft => draft.unwrap_or_else(|| doc.typed_json.clone()),
-            doc,
+            doc => Serde(doc),
             subcollections,
-            help => TYPED_JSON_HELP,
+            help => Serde(TYPED_JSON_HELP),
         },
     )?;
     Ok((status, html).into_response())
@@ -304,7 +307,7 @@ async fn create(
                     collection => f.collection.clone(),
                     crumbs => crumbs(&f.collection),
                     live => link("/live/firestore/c", &[("path", &f.collection)]),
-                    help => TYPED_JSON_HELP,
+                    help => Serde(TYPED_JSON_HELP),
                     draft => f.json,
                     draft_id => f.id,
                 },

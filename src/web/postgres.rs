@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
+use minijinja::value::Serde;
 use serde::Deserialize;
 
 use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
@@ -71,7 +72,7 @@ async fn tables_html(state: &AppState, target: &Target) -> Result<String, WebErr
         .map(|t| {
             context! {
                 href => link("/postgres/table", &[("schema", &t.schema), ("table", &t.name)]),
-                ..minijinja::Value::from_serialize(t)
+                ..minijinja::Value::from(Serde(t))
             }
         })
         .collect();
@@ -188,7 +189,7 @@ async fn table(
                 database => target.database(),
                 schema => q.schema,
                 table => q.table,
-                rows,
+                rows => Serde(rows),
                 next,
                 previous,
             },

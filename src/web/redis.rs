@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::context;
+use minijinja::value::Serde;
 use serde::Deserialize;
 
 use super::stores::{Reached, link, reach, shown, with_failure};
@@ -103,6 +104,7 @@ async fn index(
     if let Some(c) = q.cursor.as_deref() {
         live_params.push(("cursor", c));
     }
+    let live = link("/live/redis", &live_params);
     Ok(state
         .page(
             "redis.html",
@@ -112,7 +114,7 @@ async fn index(
             context! {
                 pattern,
                 keys => minijinja::Value::from_safe_string(keys),
-                live => link("/live/redis", &live_params),
+                live,
             },
         )?
         .into_response())
@@ -163,7 +165,7 @@ async fn key(
                 key => String::from_utf8_lossy(&name).into_owned(),
                 param => param.name,
                 param_value => param.value,
-                value,
+                value => Serde(value),
             },
         )?
         .into_response())
