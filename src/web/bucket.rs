@@ -242,7 +242,11 @@ async fn object(
         Ok(p) => (Some(p), None),
         Err(e) => (None, Some(failure_text(&e))),
     };
-    let folder = q.name.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
+    let folder = q
+        .name
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/"))
+        .unwrap_or_default();
     Ok(state
         .page(
             "bucket_object.html",
@@ -278,11 +282,21 @@ async fn raw(
         .read(&q.bucket, &q.name, None)
         .await
         .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
-    let ct = meta.content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = meta
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let inline = q.download.is_none() && is_raster_image(&ct);
     let mut resp = bytes.into_response();
     let headers = resp.headers_mut();
-    let content_type = if inline { ct.as_str() } else { "application/octet-stream" };
+    let content_type = if inline {
+        ct.as_str()
+    } else {
+        "application/octet-stream"
+    };
     if let Ok(v) = HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
@@ -290,7 +304,10 @@ async fn raw(
         let file = q.name.rsplit('/').next().unwrap_or(&q.name);
         let disposition = format!(
             "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-            file.replace(|c: char| !c.is_ascii_graphic() || c == '"' || c == '\\', "_"),
+            file.replace(
+                |c: char| !c.is_ascii_graphic() || c == '"' || c == '\\',
+                "_"
+            ),
             crate::services::encode(file)
         );
         if let Ok(v) = HeaderValue::from_str(&disposition) {

@@ -98,7 +98,11 @@ fn crumbs(path: &str) -> Vec<(String, String)> {
             so_far.push('/');
         }
         so_far.push_str(seg);
-        let page = if i % 2 == 0 { "/firestore/c" } else { "/firestore/d" };
+        let page = if i % 2 == 0 {
+            "/firestore/c"
+        } else {
+            "/firestore/d"
+        };
         out.push((seg.to_string(), link(page, &[("path", &so_far)])));
     }
     out
@@ -240,18 +244,23 @@ async fn document_page(
             });
         }
     };
-    let subcollections: Vec<(String, String)> = match target.collections(Some(&doc.path), None).await {
-        Ok(page) => page
-            .items
-            .into_iter()
-            .map(|c| {
-                let href = link("/firestore/c", &[("path", &format!("{}/{c}", doc.path))]);
-                (c, href)
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let parent = doc.path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+    let subcollections: Vec<(String, String)> =
+        match target.collections(Some(&doc.path), None).await {
+            Ok(page) => page
+                .items
+                .into_iter()
+                .map(|c| {
+                    let href = link("/firestore/c", &[("path", &format!("{}/{c}", doc.path))]);
+                    (c, href)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    let parent = doc
+        .path
+        .rsplit_once('/')
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
     let status = if draft.is_some() {
         StatusCode::BAD_REQUEST
     } else {
