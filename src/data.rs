@@ -174,6 +174,22 @@ impl<'a> Stores<'a> {
     }
 }
 
+/// Where each migration of the project's journal stands on the app database, as `vibedev
+/// migrate status` says it (read-only); `None` when the project has no migrations folder.
+pub async fn migration_status(
+    project: &Project,
+    db: &Database,
+) -> Result<Option<migrate::Plan>, DataError> {
+    let Some(journal) = migrate::project_journal(&project.paths(), false)? else {
+        return Ok(None);
+    };
+    let bookkeeping = migrate::Bookkeeping::configured(&project.file.migrations);
+    let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
+    Ok(Some(
+        migrate::runner::status(&client, &journal, &bookkeeping).await?,
+    ))
+}
+
 /// The current git branch's own database, as a command found or made it.
 #[derive(Debug)]
 pub struct BranchUse {

@@ -109,7 +109,7 @@ async fn status(
         for line in status_table(&ctx.ui, &plan) {
             ctx.ui.out(&line);
         }
-        ctx.ui.out(&status_summary(&plan));
+        ctx.ui.out(&plan.summary());
         warn_unknown_rows(&ctx.ui, &plan.unknown_rows, bookkeeping);
     }
     Ok(if args.exit_code && !plan.in_step() {
@@ -125,54 +125,22 @@ pub fn status_table(ui: &Ui, plan: &Plan) -> Vec<String> {
         .entries
         .iter()
         .map(|e| {
-            let (state, note) = match &e.state {
-                EntryState::Applied { .. } => (console::style("applied").green(), String::new()),
-                EntryState::Pending => (console::style("pending").yellow(), String::new()),
-                EntryState::Drifted { recorded_hash, .. } => (
-                    console::style("drifted").red(),
-                    format!(
-                        "file changed since it was applied (recorded {}, file {})",
-                        &recorded_hash[..recorded_hash.len().min(12)],
-                        &e.hash[..12]
-                    ),
-                ),
-                EntryState::OutOfOrder => (
-                    console::style("out of order").red(),
-                    "older than the newest applied migration: drizzle-orm skips it".to_string(),
-                ),
+            let state = match &e.state {
+                EntryState::Applied { .. } => console::style(e.state.label()).green(),
+                EntryState::Pending => console::style(e.state.label()).yellow(),
+                EntryState::Drifted { .. } | EntryState::OutOfOrder => {
+                    console::style(e.state.label()).red()
+                }
             };
-            vec![e.tag.clone(), state.to_string(), when(e.when), note]
+            vec![e.tag.clone(), state.to_string(), e.when_utc(), e.note()]
         })
         .collect();
     ui.table(&["migration", "state", "when", "note"], &rows)
 }
 
-fn status_summary(plan: &Plan) -> String {
-    let mut parts = Vec::new();
-    for label in ["applied", "pending", "drifted", "out of order"] {
-        let n = plan.with_state(label).len();
-        if n > 0 || label == "applied" {
-            parts.push(format!("{n} {label}"));
-        }
-    }
-    parts.join(", ")
-}
-
-/// A journal `when` (milliseconds since the epoch) as UTC.
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn journal_when_reads_as_utc() {
-        assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
-    }
 
     #[test]
     fn status_summary_counts_states() {
@@ -186,6 +154,6 @@ mod tests {
             }],
             unknown_rows: vec![],
         };
-        assert_eq!(status_summary(&plan), "0 applied, 1 pending");
+        assert_eq!(plan.summary(), "0 applied, 1 pending");
     }
 }

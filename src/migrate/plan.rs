@@ -169,6 +169,42 @@ impl Plan {
             .iter()
             .all(|e| matches!(e.state, EntryState::Applied { .. }))
     }
+
+    /// `2 applied, 1 pending`: how many entries are in each state (applied always said).
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for label in ["applied", "pending", "drifted", "out of order"] {
+            let n = self.with_state(label).len();
+            if n > 0 || label == "applied" {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+impl PlannedEntry {
+    /// The journal's `when` (milliseconds since the epoch) as UTC.
+    pub fn when_utc(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.when)
+            .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| self.when.to_string())
+    }
+
+    /// What `migrate status` says beside an entry whose state needs explaining.
+    pub fn note(&self) -> String {
+        match &self.state {
+            EntryState::Drifted { recorded_hash, .. } => format!(
+                "file changed since it was applied (recorded {}, file {})",
+                &recorded_hash[..recorded_hash.len().min(12)],
+                &self.hash[..self.hash.len().min(12)]
+            ),
+            EntryState::OutOfOrder => {
+                "older than the newest applied migration: drizzle-orm skips it".to_string()
+            }
+            EntryState::Applied { .. } | EntryState::Pending => String::new(),
+        }
+    }
 }
 
 fn find_row(
@@ -197,6 +233,18 @@ pub fn drizzle_newest(rows: &[AppliedRow]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_when_reads_as_utc() {
+        let e = PlannedEntry {
+            index: 0,
+            tag: "a".into(),
+            when: 0,
+            hash: "h".into(),
+            state: EntryState::Pending,
+        };
+        assert_eq!(e.when_utc(), "1970-01-01 00:00:00 UTC");
+    }
 
     fn mig(tag: &str, when: i64, hash: &str) -> Migration {
         Migration {

@@ -2,6 +2,8 @@
 //! holds anything, seed documents read from `<collection>/<id>.json` files, and snapshots (every
 //! document of every collection and subcollection, with its typed fields).
 
+pub mod browse;
+
 use std::path::Path;
 
 use futures_util::stream::{self, StreamExt};

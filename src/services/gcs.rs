@@ -2,6 +2,8 @@
 //! new or changed, compared by size and CRC32C; pruned where a command asks for it), and
 //! snapshots (every bucket's objects with their bytes and metadata).
 
+pub mod browse;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 

@@ -5,6 +5,7 @@
 //! Callers loop over the stack's services and call the trait; nothing outside this folder
 //! matches on a kind or a service name. Free of Docker plumbing.
 
+pub mod browse;
 pub mod firestore;
 pub mod gcs;
 pub mod postgres;

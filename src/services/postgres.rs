@@ -14,6 +14,7 @@ use super::{
 };
 use crate::compose::XVibedev;
 
+pub mod browse;
 mod snapshot;
 use crate::migrate::seed::{self as sql_seed, SeedFile};
 use crate::pg::{

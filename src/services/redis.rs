@@ -2,6 +2,8 @@
 //! `vibedev reset-db --all` (`FLUSHALL` over the wire protocol, no client library needed), and
 //! snapshots: every key of every database as `DUMP` gives it, with its time to live.
 
+pub mod browse;
+
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;

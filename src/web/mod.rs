@@ -7,10 +7,15 @@ pub mod live;
 
 mod actions;
 mod assets;
+mod bucket;
+mod firestore;
 mod logs;
+mod postgres;
+mod redis;
 mod secrets;
 mod snapshots;
 mod stack;
+mod stores;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,6 +53,11 @@ const PAGES: &[Page] = &[
     logs::PAGE,
     secrets::PAGE,
     snapshots::PAGE,
+    stores::PAGE,
+    postgres::PAGE,
+    firestore::PAGE,
+    bucket::PAGE,
+    redis::PAGE,
 ];
 
 /// The navigation: (key, label, path). A page passes its key to [`Shared::page`].

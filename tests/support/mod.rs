@@ -4,6 +4,7 @@
 //! (`vibedev down --volumes`) when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod secret_manager;
 pub mod secrets;
 pub mod web;
