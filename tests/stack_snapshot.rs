@@ -353,8 +353,9 @@ fn fill(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
         .unwrap();
 }
 
-/// Changes everything: new rows, a dropped table, deleted and new documents, new and deleted
-/// objects, flushed Redis.
+/// Changes everything: new rows, a dropped table, deleted and new documents, a new object, an
+/// object with other bytes of the same size, one with the same bytes and other metadata,
+/// flushed Redis.
 fn change_everything(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
     let c = pg(rt, &vars["DATABASE_URL"]);
     rt.block_on(async {
@@ -368,14 +369,24 @@ fn change_everything(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, Strin
     delete_doc(rt, vars, "apps/app3");
     put_doc(rt, vars, "apps/new", json!({"n": {"integerValue": "99"}}));
     gcs_delete(rt, vars, "bin/blob");
+    let mut blob = (0..=255u8).cycle().take(70_000).collect::<Vec<_>>();
+    blob[35_000] ^= 0xff;
+    gcs_upload(
+        rt,
+        vars,
+        "bin/blob",
+        "application/x-custom",
+        json!({}),
+        &blob,
+    );
     gcs_upload(rt, vars, "new.txt", "text/plain", json!({}), b"new");
     gcs_upload(
         rt,
         vars,
         "templates/react/package.json",
         "text/plain",
-        json!({}),
-        b"changed",
+        json!({"owner": "bob"}),
+        b"{\"name\":\"react\"}",
     );
     let mut conn = redis_conn(&vars["REDIS_URL"]);
     redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
