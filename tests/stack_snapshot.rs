@@ -1133,7 +1133,9 @@ fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_
     // Nothing is connected to the app database: the save keeps a copy of it in the server.
     p.ok(&["snapshot", "save", "one"]);
     let kept = "vibesdk__vibedev_kept";
-    let first_mark = database_comment(&rt, &admin, kept).expect("a kept copy").unwrap();
+    let first_mark = database_comment(&rt, &admin, kept)
+        .expect("a kept copy")
+        .unwrap();
     let meta = std::fs::read_to_string(
         data.path()
             .join("vibedev/snapshots")
@@ -1147,8 +1149,13 @@ fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_
     let two = pg_state(&rt, &url);
     wait_unconnected(&rt, &admin, "vibesdk");
     p.ok(&["snapshot", "save", "two"]);
-    let second_mark = database_comment(&rt, &admin, kept).expect("a kept copy").unwrap();
-    assert_ne!(first_mark, second_mark, "the newer save's copy replaced the older");
+    let second_mark = database_comment(&rt, &admin, kept)
+        .expect("a kept copy")
+        .unwrap();
+    assert_ne!(
+        first_mark, second_mark,
+        "the newer save's copy replaced the older"
+    );
 
     // The older snapshot's copy is gone: it comes back from its files, the newer copy stays.
     write("DROP TABLE items;");

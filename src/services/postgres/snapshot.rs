@@ -23,8 +23,8 @@ use super::super::snapshot::{ContainerExec, read, read_json, write, write_json};
 use super::super::{Counted, SnapshotIo};
 use crate::migrate::{advisory_lock, advisory_unlock, lock_key, silent};
 use crate::pg::{
-    self, PgTarget, PostgresApp, create_database_sql, pg_error, quote_ident, quote_literal,
-    server_version, snapshot_copy_name, create_empty_database_sql,
+    self, PgTarget, PostgresApp, create_database_sql, create_empty_database_sql, pg_error,
+    quote_ident, quote_literal, server_version, snapshot_copy_name,
 };
 
 /// Connections copying tables at once.
@@ -104,26 +104,43 @@ fn query_error(what: &str) -> impl Fn(tokio_postgres::Error) -> String + '_ {
 
 /// Saves the app database into `io.dir`.
 pub async fn save(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, String> {
-    let kept = keep_copy(target).await;
+    // The connection holding the kept copy's lock until the files are written.
+    let admin = target.connect_admin().await.ok();
+    let kept = match &admin {
+        Some(admin) => keep_copy(target, admin).await,
+        None => None,
+    };
     let source = kept
         .as_ref()
         .map_or(target.app.database.as_str(), |k| k.database.as_str());
     let saved = save_from(target, source, kept.clone(), io).await;
-    if let (Err(_), Some(k)) = (&saved, &kept)
-        && let Ok(admin) = target.connect_admin().await
-    {
-        let _ = drop_database(&admin, &k.database).await;
+    if let (Err(_), Some(k), Some(admin)) = (&saved, &kept, &admin) {
+        let _ = drop_database(admin, &k.database).await;
     }
     saved
+}
+
+/// Takes the lock on the kept copy of the app database: a save replacing it and a restore
+/// swapping it in never meet (two machines may drive one engine). Held until `admin` closes.
+async fn lock_kept(admin: &tokio_postgres::Client, database: &str) -> bool {
+    admin
+        .query_one(
+            "SELECT pg_try_advisory_lock($1)",
+            &[&lock_key("snapshot-copy", database)],
+        )
+        .await
+        .is_ok_and(|row| row.get::<_, bool>(0))
 }
 
 /// Copies the app database inside the server, replacing the copy an earlier save kept, when
 /// no other session is connected to it (a copy needs its source to itself, and a save never
 /// ends the app's sessions). `None` when it is not made: the save reads the app database.
-async fn keep_copy(target: &PgTarget) -> Option<Kept> {
-    let admin = target.connect_admin().await.ok()?;
-    let version = server_version(&admin).await.ok()?;
+async fn keep_copy(target: &PgTarget, admin: &tokio_postgres::Client) -> Option<Kept> {
+    let version = server_version(admin).await.ok()?;
     let db = &target.app.database;
+    if !lock_kept(admin, db).await {
+        return None;
+    }
     let others: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
@@ -139,7 +156,7 @@ async fn keep_copy(target: &PgTarget) -> Option<Kept> {
         database: snapshot_copy_name(db),
         token: format!("{:032x}", rand::random::<u128>()),
     };
-    drop_database(&admin, &kept.database).await.ok()?;
+    drop_database(admin, &kept.database).await.ok()?;
     admin
         .batch_execute(&create_database_sql(
             &kept.database,
@@ -157,7 +174,7 @@ async fn keep_copy(target: &PgTarget) -> Option<Kept> {
         ))
         .await;
     if marked.is_err() {
-        let _ = drop_database(&admin, &kept.database).await;
+        let _ = drop_database(admin, &kept.database).await;
         return None;
     }
     Some(kept)
@@ -413,7 +430,9 @@ pub async fn restore(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, 
     }
     // The copy kept at save time when the server still holds it, else one built from the files.
     let (staging, built) = match &meta.kept {
-        Some(kept) if is_kept(&admin, kept).await => (kept.database.clone(), false),
+        Some(kept) if lock_kept(&admin, db).await && is_kept(&admin, kept).await => {
+            (kept.database.clone(), false)
+        }
         _ => {
             build(target, &admin, &building, &meta, version, io.dir).await?;
             (building, true)
