@@ -1166,6 +1166,25 @@ fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_
         Some(Some(second_mark.clone()))
     );
 
+    // While another vibedev (another machine on this engine) holds the copy's lock, a restore
+    // leaves the copy alone and restores from the files.
+    let copy_key = {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"vibedev:snapshot-copy:vibesdk");
+        i64::from_be_bytes(digest[..8].try_into().unwrap())
+    };
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&copy_key]))
+        .unwrap();
+    write("INSERT INTO items (name) VALUES ('three');");
+    p.ok(&["snapshot", "restore", "two"]);
+    assert_eq!(pg_state(&rt, &url), two);
+    assert_eq!(
+        database_comment(&rt, &admin, kept),
+        Some(Some(second_mark.clone()))
+    );
+    rt.block_on(admin.execute("SELECT pg_advisory_unlock($1)", &[&copy_key]))
+        .unwrap();
+
     // The newest snapshot's copy is swapped in (and so used up); the data is the saved data,
     // owned as before, without the copy's mark.
     write("INSERT INTO items (name) VALUES ('three');");
