@@ -189,6 +189,31 @@ pub fn create_database_sql(
     sql
 }
 
+/// `CREATE DATABASE name TEMPLATE template0 OWNER owner`, an empty database: from PostgreSQL 15
+/// through the WAL, as template0 is small, so no checkpoint flushes every dirty page of the
+/// server first (as copying files would).
+pub fn create_empty_database_sql(name: &str, owner: &str, server_version: i32) -> String {
+    let mut sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 OWNER {}",
+        quote_ident(name),
+        quote_ident(owner)
+    );
+    if server_version >= 150000 {
+        sql.push_str(" STRATEGY WAL_LOG");
+    }
+    sql
+}
+
+/// The copy of `database` the newest snapshot save keeps in the server for a fast restore.
+pub fn snapshot_copy_name(database: &str) -> String {
+    let suffix = "__vibedev_kept";
+    let mut base = database.to_string();
+    while base.len() + suffix.len() > 63 {
+        base.pop();
+    }
+    format!("{base}{suffix}")
+}
+
 /// `"name"` with embedded quotes doubled.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))

@@ -353,8 +353,9 @@ fn fill(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
         .unwrap();
 }
 
-/// Changes everything: new rows, a dropped table, deleted and new documents, new and deleted
-/// objects, flushed Redis.
+/// Changes everything: new rows, a dropped table, deleted and new documents, a new object, an
+/// object with other bytes of the same size, one with the same bytes and other metadata,
+/// flushed Redis.
 fn change_everything(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) {
     let c = pg(rt, &vars["DATABASE_URL"]);
     rt.block_on(async {
@@ -368,14 +369,24 @@ fn change_everything(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, Strin
     delete_doc(rt, vars, "apps/app3");
     put_doc(rt, vars, "apps/new", json!({"n": {"integerValue": "99"}}));
     gcs_delete(rt, vars, "bin/blob");
+    let mut blob = (0..=255u8).cycle().take(70_000).collect::<Vec<_>>();
+    blob[35_000] ^= 0xff;
+    gcs_upload(
+        rt,
+        vars,
+        "bin/blob",
+        "application/x-custom",
+        json!({}),
+        &blob,
+    );
     gcs_upload(rt, vars, "new.txt", "text/plain", json!({}), b"new");
     gcs_upload(
         rt,
         vars,
         "templates/react/package.json",
         "text/plain",
-        json!({}),
-        b"changed",
+        json!({"owner": "bob"}),
+        b"{\"name\":\"react\"}",
     );
     let mut conn = redis_conn(&vars["REDIS_URL"]);
     redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
@@ -1045,4 +1056,171 @@ fn ctrl_c_during_a_postgres_restore_leaves_the_previous_data_and_says_so() {
         .unwrap();
     p.ok(&["snapshot", "restore", "base"]);
     assert_eq!(pg_state(&rt, &url), saved);
+}
+
+/// Waits until no client session is connected to database `db` (a closed client's session
+/// ends on the server a moment after the client is dropped).
+fn wait_unconnected(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client, db: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n: i64 = rt
+            .block_on(admin.query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+                &[&db],
+            ))
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions on {db} never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The comment on database `db`, `None` when the database does not exist.
+fn database_comment(
+    rt: &tokio::runtime::Runtime,
+    admin: &tokio_postgres::Client,
+    db: &str,
+) -> Option<Option<String>> {
+    rt.block_on(admin.query_opt(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+        &[&db],
+    ))
+    .unwrap()
+    .map(|r| r.get(0))
+}
+
+#[test]
+fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kept"), data.path());
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        &rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    let owner = |rt: &tokio::runtime::Runtime| -> String {
+        rt.block_on(admin.query_one(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = 'vibesdk'",
+            &[],
+        ))
+        .unwrap()
+        .get(0)
+    };
+    let app_owner = owner(&rt);
+    let write = |sql: &str| {
+        let c = pg(&rt, &url);
+        rt.block_on(c.batch_execute(sql)).unwrap();
+        drop(c);
+        wait_unconnected(&rt, &admin, "vibesdk");
+    };
+    write(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE INDEX items_name ON items (name);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 3000) g;",
+    );
+    let one = pg_state(&rt, &url);
+    wait_unconnected(&rt, &admin, "vibesdk");
+
+    // Nothing is connected to the app database: the save keeps a copy of it in the server.
+    p.ok(&["snapshot", "save", "one"]);
+    let kept = "vibesdk__vibedev_kept";
+    let first_mark = database_comment(&rt, &admin, kept)
+        .expect("a kept copy")
+        .unwrap();
+    let meta = std::fs::read_to_string(
+        data.path()
+            .join("vibedev/snapshots")
+            .join(&p.name)
+            .join("one/stores/postgres/meta.json"),
+    )
+    .unwrap();
+    assert!(meta.contains("\"kept\""), "{meta}");
+
+    write("INSERT INTO items (name) VALUES ('two'); CREATE TABLE newer (x int);");
+    let two = pg_state(&rt, &url);
+    wait_unconnected(&rt, &admin, "vibesdk");
+    p.ok(&["snapshot", "save", "two"]);
+    let second_mark = database_comment(&rt, &admin, kept)
+        .expect("a kept copy")
+        .unwrap();
+    assert_ne!(
+        first_mark, second_mark,
+        "the newer save's copy replaced the older"
+    );
+
+    // The older snapshot's copy is gone: it comes back from its files, the newer copy stays.
+    write("DROP TABLE items;");
+    p.ok(&["snapshot", "restore", "one"]);
+    assert_eq!(pg_state(&rt, &url), one);
+    assert_eq!(
+        database_comment(&rt, &admin, kept),
+        Some(Some(second_mark.clone()))
+    );
+
+    // While another vibedev (another machine on this engine) holds the copy's lock, a restore
+    // leaves the copy alone and restores from the files.
+    let copy_key = {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"vibedev:snapshot-copy:vibesdk");
+        i64::from_be_bytes(digest[..8].try_into().unwrap())
+    };
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&copy_key]))
+        .unwrap();
+    write("INSERT INTO items (name) VALUES ('three');");
+    p.ok(&["snapshot", "restore", "two"]);
+    assert_eq!(pg_state(&rt, &url), two);
+    assert_eq!(
+        database_comment(&rt, &admin, kept),
+        Some(Some(second_mark.clone()))
+    );
+    rt.block_on(admin.execute("SELECT pg_advisory_unlock($1)", &[&copy_key]))
+        .unwrap();
+
+    // The newest snapshot's copy is swapped in (and so used up); the data is the saved data,
+    // owned as before, without the copy's mark.
+    write("INSERT INTO items (name) VALUES ('three');");
+    p.ok(&["snapshot", "restore", "two"]);
+    assert_eq!(pg_state(&rt, &url), two);
+    assert_eq!(database_comment(&rt, &admin, kept), None);
+    assert_eq!(database_comment(&rt, &admin, "vibesdk"), Some(None));
+    assert_eq!(owner(&rt), app_owner);
+    let leftovers: i64 = rt
+        .block_on(admin.query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'vibesdk\\_\\_vibedev\\_%'",
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(leftovers, 0);
+    // Used up, the copy is no longer there: the same snapshot restores from its files.
+    write("DELETE FROM items;");
+    p.ok(&["snapshot", "restore", "two"]);
+    assert_eq!(pg_state(&rt, &url), two);
+
+    // A session on the app database (a running app): the save keeps no copy and ends no
+    // session; the snapshot restores from its files.
+    let app = pg(&rt, &url);
+    rt.block_on(app.batch_execute("INSERT INTO items (name) VALUES ('four')"))
+        .unwrap();
+    let four = pg_state(&rt, &url);
+    p.ok(&["snapshot", "save", "four"]);
+    assert_eq!(database_comment(&rt, &admin, kept), None);
+    let alive: i64 = rt
+        .block_on(app.query_one("SELECT count(*) FROM items", &[]))
+        .unwrap()
+        .get(0);
+    assert!(alive > 0);
+    drop(app);
+    write("DELETE FROM items;");
+    p.ok(&["snapshot", "restore", "four"]);
+    assert_eq!(pg_state(&rt, &url), four);
 }

@@ -10,7 +10,9 @@ use tokio_postgres::Client;
 use super::template::{self, ResetOptions};
 use super::{MigrateError, Reporter, advisory_lock, advisory_unlock, lock_key};
 use crate::config::BranchSource;
-use crate::pg::{BranchOf, PgTarget, create_database_sql, quote_ident, quote_literal};
+use crate::pg::{
+    BranchOf, PgTarget, create_database_sql, quote_ident, quote_literal, snapshot_copy_name,
+};
 
 /// How many times a copy is tried while clients of the source reconnect as fast as they are
 /// ended.
@@ -271,11 +273,12 @@ pub async fn remove(target: &PgTarget, database: &str) -> Result<Vec<String>, Mi
     let mut dropped = Vec::new();
     let family: Vec<String> = admin
         .query(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) OR starts_with(datname, $2) OR datname = $3 ORDER BY datname",
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) OR starts_with(datname, $2) OR datname = $3 OR datname = $4 ORDER BY datname",
             &[
                 &template::template_prefix(database, true),
                 &template::template_prefix(database, false),
                 &template::staging_name(database),
+                &snapshot_copy_name(database),
             ],
         )
         .await

@@ -462,10 +462,26 @@ async fn restore_objects(
     let client = &client;
     let base = &store.base_url();
     let existing = list_buckets(client, base).await?;
+    let mut held = HashMap::new();
     for bucket in &index.buckets {
-        create_bucket(client, base, store.gcp_project, bucket).await?;
+        if existing.contains(bucket) {
+            for item in list_items(client, base, bucket).await.map_err(message)? {
+                if let Some(name) = item.get("name").and_then(|n| n.as_str()) {
+                    held.insert((bucket.clone(), name.to_string()), item);
+                }
+            }
+        } else {
+            create_bucket(client, base, store.gcp_project, bucket).await?;
+        }
     }
+    // What the server already holds byte for byte, with the same metadata, stays as it is.
     let objects = &index.objects;
+    uploads.retain(|(i, bytes)| {
+        let object = &objects[*i];
+        !held
+            .get(&(object.bucket.clone(), object.name.clone()))
+            .is_some_and(|item| same_object(item, object, bytes))
+    });
     let results: Vec<Result<(), String>> = stream::iter(uploads)
         .map(|(i, bytes): (usize, Vec<u8>)| async move {
             upload_with_metadata(client, base, &objects[i], bytes).await
@@ -504,6 +520,16 @@ async fn restore_objects(
         }
     }
     Ok(())
+}
+
+/// Whether the listed `item` is `object` (whose bytes are `bytes`): same size, same CRC32C and
+/// the same kept metadata.
+fn same_object(item: &serde_json::Value, object: &SavedObject, bytes: &[u8]) -> bool {
+    json_u64(item.get("size")) == bytes.len() as u64
+        && item.get("crc32c").and_then(|c| c.as_str()) == Some(crc32c_base64(bytes).as_str())
+        && KEPT_METADATA
+            .iter()
+            .all(|k| item.get(*k) == object.resource.get(*k))
 }
 
 /// Uploads one object with its metadata (a multipart upload: the resource, then the bytes).

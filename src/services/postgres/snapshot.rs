@@ -4,6 +4,12 @@
 //! binary over several connections at once. Restoring builds a new database beside the app
 //! database (schema, rows, sequence values, then indexes and constraints) and swaps the two
 //! names in one transaction, so a failure at any point leaves the app database as it was.
+//!
+//! When nothing else is connected to the app database, a save first copies it inside the
+//! server (`CREATE DATABASE ... TEMPLATE`, file by file) and dumps the files from that copy,
+//! which it keeps: restoring that snapshot on the same server then swaps the kept copy in
+//! without rebuilding anything. One copy is kept per app database (the newest save's); a
+//! restore uses it up, and the files stay the snapshot's durable, portable form.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -17,8 +23,8 @@ use super::super::snapshot::{ContainerExec, read, read_json, write, write_json};
 use super::super::{Counted, SnapshotIo};
 use crate::migrate::{advisory_lock, advisory_unlock, lock_key, silent};
 use crate::pg::{
-    self, PgTarget, PostgresApp, create_database_sql, pg_error, quote_ident, quote_literal,
-    server_version,
+    self, PgTarget, PostgresApp, create_database_sql, create_empty_database_sql, pg_error,
+    quote_ident, quote_literal, server_version, snapshot_copy_name,
 };
 
 /// Connections copying tables at once.
@@ -41,6 +47,23 @@ struct Meta {
     database: String,
     tables: Vec<Table>,
     sequences: Vec<Sequence>,
+    /// The copy of the database kept in the server at save time, if one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kept: Option<Kept>,
+}
+
+/// A copy of the saved database inside the server: `database`, marked with `token` (its
+/// comment) so that a later save's copy of that name is never taken for this one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    database: String,
+    token: String,
+}
+
+impl Kept {
+    fn comment(&self) -> String {
+        format!("{{\"vibedev_snapshot\":\"{}\"}}", self.token)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,8 +104,91 @@ fn query_error(what: &str) -> impl Fn(tokio_postgres::Error) -> String + '_ {
 
 /// Saves the app database into `io.dir`.
 pub async fn save(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, String> {
+    // The connection holding the kept copy's lock until the files are written.
+    let admin = target.connect_admin().await.ok();
+    let kept = match &admin {
+        Some(admin) => keep_copy(target, admin).await,
+        None => None,
+    };
+    let source = kept
+        .as_ref()
+        .map_or(target.app.database.as_str(), |k| k.database.as_str());
+    let saved = save_from(target, source, kept.clone(), io).await;
+    if let (Err(_), Some(k), Some(admin)) = (&saved, &kept, &admin) {
+        let _ = drop_database(admin, &k.database).await;
+    }
+    saved
+}
+
+/// Takes the lock on the kept copy of the app database: a save replacing it and a restore
+/// swapping it in never meet (two machines may drive one engine). Held until `admin` closes.
+async fn lock_kept(admin: &tokio_postgres::Client, database: &str) -> bool {
+    admin
+        .query_one(
+            "SELECT pg_try_advisory_lock($1)",
+            &[&lock_key("snapshot-copy", database)],
+        )
+        .await
+        .is_ok_and(|row| row.get::<_, bool>(0))
+}
+
+/// Copies the app database inside the server, replacing the copy an earlier save kept, when
+/// no other session is connected to it (a copy needs its source to itself, and a save never
+/// ends the app's sessions). `None` when it is not made: the save reads the app database.
+async fn keep_copy(target: &PgTarget, admin: &tokio_postgres::Client) -> Option<Kept> {
+    let version = server_version(admin).await.ok()?;
+    let db = &target.app.database;
+    if !lock_kept(admin, db).await {
+        return None;
+    }
+    let others: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            &[db],
+        )
+        .await
+        .ok()?
+        .get(0);
+    if others > 0 {
+        return None;
+    }
+    let kept = Kept {
+        database: snapshot_copy_name(db),
+        token: format!("{:032x}", rand::random::<u128>()),
+    };
+    drop_database(admin, &kept.database).await.ok()?;
+    admin
+        .batch_execute(&create_database_sql(
+            &kept.database,
+            Some(db),
+            &target.app.user,
+            version,
+        ))
+        .await
+        .ok()?;
+    let marked = admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(&kept.database),
+            quote_literal(&kept.comment())
+        ))
+        .await;
+    if marked.is_err() {
+        let _ = drop_database(admin, &kept.database).await;
+        return None;
+    }
+    Some(kept)
+}
+
+/// Saves database `source` (the app database or its kept copy) into `io.dir`.
+async fn save_from(
+    target: &PgTarget,
+    source: &str,
+    kept: Option<Kept>,
+    io: &SnapshotIo<'_>,
+) -> Result<Counted, String> {
     let app = &target.app;
-    let admin = admin_on(target, &app.database).await?;
+    let admin = admin_on(target, source).await?;
     admin
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
@@ -136,9 +242,9 @@ pub async fn save(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, Str
     std::fs::create_dir_all(io.dir.join("data"))
         .map_err(|e| format!("cannot create {}: {e}", io.dir.display()))?;
     let (pre, post, copied) = tokio::join!(
-        dump_schema(io.exec, app, &snapshot, "pre-data"),
-        dump_schema(io.exec, app, &snapshot, "post-data"),
-        copy_out_all(target, &snapshot, &tables, io.dir),
+        dump_schema(io.exec, app, source, &snapshot, "pre-data"),
+        dump_schema(io.exec, app, source, &snapshot, "post-data"),
+        copy_out_all(target, source, &snapshot, &tables, io.dir),
     );
     write(io.dir, "pre-data.sql", pre?.as_bytes())?;
     write(io.dir, "post-data.sql", post?.as_bytes())?;
@@ -152,6 +258,7 @@ pub async fn save(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, Str
             database: app.database.clone(),
             tables,
             sequences,
+            kept,
         },
     )?;
     admin
@@ -180,6 +287,7 @@ async fn admin_on(target: &PgTarget, database: &str) -> Result<tokio_postgres::C
 async fn dump_schema(
     exec: &dyn ContainerExec,
     app: &PostgresApp,
+    database: &str,
     snapshot: &str,
     section: &str,
 ) -> Result<String, String> {
@@ -192,7 +300,7 @@ async fn dump_schema(
         "--username",
         &app.admin_user,
         "--dbname",
-        &app.database,
+        database,
     ]
     .map(str::to_string)
     .to_vec();
@@ -232,6 +340,7 @@ fn without_meta_commands(text: &str) -> String {
 /// Copies every table's rows into its file, several tables at once, all from `snapshot`.
 async fn copy_out_all(
     target: &PgTarget,
+    database: &str,
     snapshot: &str,
     tables: &[Table],
     dir: &Path,
@@ -240,7 +349,7 @@ async fn copy_out_all(
     let workers = (0..COPY_WORKERS.min(tables.len())).map(|_| {
         let queue = queue.clone();
         async move {
-            let client = admin_on(target, &target.app.database).await?;
+            let client = admin_on(target, database).await?;
             client
                 .batch_execute(&format!(
                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
@@ -296,8 +405,6 @@ fn query_error_owned(what: String) -> impl Fn(tokio_postgres::Error) -> String {
 /// Replaces the app database with the one saved in `io.dir`.
 pub async fn restore(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, String> {
     let meta: Meta = read_json(io.dir, "meta.json")?;
-    let pre = text(io.dir, "pre-data.sql")?;
-    let post = text(io.dir, "post-data.sql")?;
     let db = &target.app.database;
     let admin = target.connect_admin().await.map_err(|e| {
         format!(
@@ -316,39 +423,87 @@ pub async fn restore(target: &PgTarget, io: &SnapshotIo<'_>) -> Result<Counted, 
             version / 10000
         ));
     }
-    let staging = side_name(db, STAGING);
     let replaced = side_name(db, "__vibedev_replaced");
-    for name in [&staging, &replaced] {
+    let building = side_name(db, STAGING);
+    for name in [&building, &replaced] {
         drop_database(&admin, name).await?;
     }
+    // The copy kept at save time when the server still holds it, else one built from the files.
+    let (staging, built) = match &meta.kept {
+        Some(kept) if lock_kept(&admin, db).await && is_kept(&admin, kept).await => {
+            (kept.database.clone(), false)
+        }
+        _ => {
+            build(target, &admin, &building, &meta, version, io.dir).await?;
+            (building, true)
+        }
+    };
+    // What a failure leaves: a built database is dropped, a kept copy stays for the next try.
+    let give_up = |e: String| async {
+        if built {
+            let _ = drop_database(&admin, &staging).await;
+        }
+        e
+    };
+    // The swap waits for a reset of the app database in progress (from any machine driving
+    // this engine): the two never replace it at the same time.
+    let key = lock_key("reset", db);
+    if let Err(e) = advisory_lock(&admin, key, "reset-db", LOCK_TIMEOUT, &silent()).await {
+        return Err(give_up(e.to_string()).await);
+    }
+    let swapped = swap(&admin, db, &staging, &replaced, version).await;
+    advisory_unlock(&admin, key).await;
+    if let Err(e) = swapped {
+        return Err(give_up(e).await);
+    }
+    if !built {
+        // The kept copy's mark is not the app database's.
+        let _ = admin
+            .batch_execute(&format!("COMMENT ON DATABASE {} IS NULL", quote_ident(db)))
+            .await;
+    }
+    drop_database(&admin, &replaced).await?;
+    Ok(Counted::new(meta.tables.len() as u64, "tables"))
+}
+
+/// Whether the server still holds `kept`, the copy made when the snapshot was saved.
+async fn is_kept(admin: &tokio_postgres::Client, kept: &Kept) -> bool {
+    let comment: Option<String> = admin
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&kept.database],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.get(0));
+    comment.as_deref() == Some(kept.comment().as_str())
+}
+
+/// Builds `staging` from the snapshot's files (dropped again if that fails).
+async fn build(
+    target: &PgTarget,
+    admin: &tokio_postgres::Client,
+    staging: &str,
+    meta: &Meta,
+    version: i32,
+    dir: &Path,
+) -> Result<(), String> {
+    let pre = text(dir, "pre-data.sql")?;
+    let post = text(dir, "post-data.sql")?;
     admin
-        .batch_execute(&create_database_sql(
-            &staging,
-            Some("template0"),
+        .batch_execute(&create_empty_database_sql(
+            staging,
             &target.app.user,
             version,
         ))
         .await
         .map_err(query_error("cannot create the database to restore into"))?;
-    if let Err(e) = fill(target, &staging, &meta, &pre, &post, io.dir).await {
-        let _ = drop_database(&admin, &staging).await;
+    if let Err(e) = fill(target, staging, meta, &pre, &post, dir).await {
+        let _ = drop_database(admin, staging).await;
         return Err(e);
     }
-    // The swap waits for a reset of the app database in progress (from any machine driving
-    // this engine): the two never replace it at the same time.
-    let key = lock_key("reset", db);
-    if let Err(e) = advisory_lock(&admin, key, "reset-db", LOCK_TIMEOUT, &silent()).await {
-        let _ = drop_database(&admin, &staging).await;
-        return Err(e.to_string());
-    }
-    let swapped = swap(&admin, db, &staging, &replaced, version).await;
-    advisory_unlock(&admin, key).await;
-    if let Err(e) = swapped {
-        let _ = drop_database(&admin, &staging).await;
-        return Err(e);
-    }
-    drop_database(&admin, &replaced).await?;
-    Ok(Counted::new(meta.tables.len() as u64, "tables"))
+    Ok(())
 }
 
 /// Drops the database a restore stopped midway was building (its sessions are ended first).
