@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use minijinja::context;
 use minijinja::value::Serde;
 use serde::Deserialize;
@@ -98,7 +98,11 @@ async fn index(
         Reached::Page(p) => return Ok(p.into_response()),
     };
     let pattern = q.pattern.unwrap_or_default();
-    let pattern = if pattern.is_empty() { "*".to_string() } else { pattern };
+    let pattern = if pattern.is_empty() {
+        "*".to_string()
+    } else {
+        pattern
+    };
     let keys = keys_html(&state, &target, &pattern, q.cursor.as_deref()).await?;
     let mut live_params = vec![("pattern", pattern.as_str())];
     if let Some(c) = q.cursor.as_deref() {
@@ -148,8 +152,10 @@ async fn key(
         Reached::Store(t) => t,
         Reached::Page(p) => return Ok(p.into_response()),
     };
-    let name = KeyParam::parse(q.key.as_deref(), q.hex.as_deref())
-        .map_err(|e| WebError::BadRequest { what: e.to_string() })?;
+    let name =
+        KeyParam::parse(q.key.as_deref(), q.hex.as_deref()).map_err(|e| WebError::BadRequest {
+            what: e.to_string(),
+        })?;
     let (value, failure) = match target.value(&name).await {
         Ok(v) => (Some(v), None),
         Err(e) => (None, Some(shown(e)?)),
@@ -179,8 +185,10 @@ async fn delete(
         Reached::Store(t) => t,
         Reached::Page(p) => return Ok(p.into_response()),
     };
-    let name = KeyParam::parse(q.key.as_deref(), q.hex.as_deref())
-        .map_err(|e| WebError::BadRequest { what: e.to_string() })?;
+    let name =
+        KeyParam::parse(q.key.as_deref(), q.hex.as_deref()).map_err(|e| WebError::BadRequest {
+            what: e.to_string(),
+        })?;
     let shown_key = String::from_utf8_lossy(&name).into_owned();
     let outcome = match target.delete(&name).await {
         Ok(true) => Ok(format!("Deleted key {shown_key}.")),

@@ -53,7 +53,9 @@ impl UiServer {
                 );
             }
         };
-        let rest = url.strip_prefix("http://127.0.0.1:").expect("127.0.0.1 URL");
+        let rest = url
+            .strip_prefix("http://127.0.0.1:")
+            .expect("127.0.0.1 URL");
         let (port, query) = rest.split_once("/?token=").expect("token in URL");
         let port: u16 = port.parse().expect("port");
         let token = query.to_string();
