@@ -254,6 +254,12 @@ fn firestore_page_shows_typed_fields_and_edits_documents() {
     );
     assert!(!r.body.contains(">i049<"), "{r}");
 
+    // the collection's list is live
+    let mut events = ui.events("/live/firestore/c?path=users");
+    assert!(events.until(">ada<"), "first fragment: {}", events.seen);
+    put_doc(&base, "users/zoe", json!({"n": {"integerValue": "1"}}));
+    assert!(events.until(">zoe<"), "{}", events.seen);
+
     // the typed view
     let r = ui.get("/firestore/d?path=users%2Fada");
     assert_eq!(r.status, 200, "{r}");
@@ -541,6 +547,12 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
     assert!(row.contains(">59m") || row.contains(">1h00m"), "TTL: {row}");
     assert!(between(&r.body, ">user:hash</a>", "</tr>").contains("no expiry"));
     assert!(!r.body.contains("page:"), "the pattern filters: {r}");
+
+    // the list is live: a key set after the page opened arrives over its event stream
+    let mut events = ui.events("/live/redis?pattern=user%3A*");
+    assert!(events.until("user:string"), "first fragment: {}", events.seen);
+    run(&mut conn, &["SET", "user:late", "1"]);
+    assert!(events.until("user:late"), "{}", events.seen);
 
     // pages follow SCAN's cursor until every key was seen
     let mut seen = std::collections::BTreeSet::new();
