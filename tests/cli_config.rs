@@ -184,6 +184,7 @@ fn help_lists_the_commands() {
         "ls",
         "prune",
         "branch",
+        "ui",
         "help",
     ];
     assert_eq!(table, expected, "the command table of:\n{run}");

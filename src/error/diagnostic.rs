@@ -399,6 +399,29 @@ impl Diagnostic for CommandError {
     }
 }
 
+impl Diagnostic for WebError {
+    fn exit_code(&self) -> Exit {
+        match self {
+            WebError::Bind { .. } | WebError::BadRequest { .. } | WebError::NotFound { .. } => {
+                Exit::Usage
+            }
+            WebError::Serve(_) | WebError::Template { .. } | WebError::Stopped { .. } => {
+                Exit::Failure
+            }
+            WebError::Engine(e) => e.exit_code(),
+            WebError::Data(e) => e.exit_code(),
+            WebError::Up(e) => e.exit_code(),
+            WebError::Lock(e) => e.exit_code(),
+            WebError::Snapshot(e) => e.exit_code(),
+            WebError::Secrets(e) => e.exit_code(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        WebError::hint(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,28 +549,5 @@ mod tests {
             init.hint().as_deref(),
             Some("check that /p is writable; files written before this one stay")
         );
-    }
-}
-
-impl Diagnostic for WebError {
-    fn exit_code(&self) -> Exit {
-        match self {
-            WebError::Bind { .. } | WebError::BadRequest { .. } | WebError::NotFound { .. } => {
-                Exit::Usage
-            }
-            WebError::Serve(_) | WebError::Template { .. } | WebError::Stopped { .. } => {
-                Exit::Failure
-            }
-            WebError::Engine(e) => e.exit_code(),
-            WebError::Data(e) => e.exit_code(),
-            WebError::Up(e) => e.exit_code(),
-            WebError::Lock(e) => e.exit_code(),
-            WebError::Snapshot(e) => e.exit_code(),
-            WebError::Secrets(e) => e.exit_code(),
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        WebError::hint(self)
     }
 }

@@ -36,7 +36,9 @@ where
     Fut: Future<Output = Result<String, WebError>> + Send + 'static,
 {
     let stop = Box::pin(state.shutting_down());
-    let ticks = tokio::time::interval(INTERVAL);
+    let mut ticks = tokio::time::interval(INTERVAL);
+    // A slow render (a busy engine) delays the next one rather than bunching them up.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = futures_util::stream::unfold(
         (render, ticks, None::<u64>, stop),
         |(mut render, mut ticks, mut last, mut stop)| async move {

@@ -86,6 +86,8 @@ pub struct Shared {
     pub token: Token,
     /// The port the server listens on (the guard checks `Host` and `Origin` against it).
     pub port: u16,
+    /// The client readiness probes use (made once: pages probe every second).
+    pub http: reqwest::Client,
     templates: minijinja::Environment<'static>,
     shutdown: watch::Receiver<bool>,
 }
@@ -353,6 +355,7 @@ impl Server {
             engine,
             token: Token::new(),
             port,
+            http: crate::ready::http_client(),
             templates: templates()?,
             shutdown: rx,
         });
@@ -389,14 +392,20 @@ impl Server {
             stop.await;
             let _ = tx.send(true);
         };
+        let port = self.state.port;
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
-        tokio::select! {
+        let served = tokio::select! {
             r = serve.into_future() => r.map_err(WebError::Serve),
             _ = async {
                 let _ = down.wait_for(|d| *d).await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             } => Ok(()),
+        };
+        // The file that opened the browser names a token that is dead now: not kept.
+        if let Some(file) = redirect_path(port) {
+            let _ = std::fs::remove_file(file);
         }
+        served
     }
 }
 
@@ -460,13 +469,21 @@ pub fn open_browser(url: &str, port: u16) -> bool {
     false
 }
 
-/// `<state>/ui/open-PORT.html`, readable by this user only, redirecting to `url`.
+/// `<state>/ui/open-PORT.html`.
+fn redirect_path(port: u16) -> Option<std::path::PathBuf> {
+    Some(
+        crate::dirs::state_dir()?
+            .join("ui")
+            .join(format!("open-{port}.html")),
+    )
+}
+
+/// Writes `<state>/ui/open-PORT.html`, readable by this user only, redirecting to `url`.
 fn redirect_file(url: &str, port: u16) -> Option<std::path::PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = crate::dirs::state_dir()?.join("ui");
-    crate::dirs::create_private(&dir).ok()?;
-    let path = dir.join(format!("open-{port}.html"));
+    let path = redirect_path(port)?;
+    crate::dirs::create_private(path.parent()?).ok()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

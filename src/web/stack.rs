@@ -74,13 +74,13 @@ struct Row {
 async fn services(state: &Shared) -> Result<String, WebError> {
     let stack = &state.stack;
     let runtimes = runtime::observe(&state.engine, stack).await?;
-    let http = crate::ready::http_client();
+    let http = &state.http;
     let ready = join_all(
         stack
             .services
             .iter()
             .zip(&runtimes)
-            .map(|(spec, rt)| runtime::probe_once(stack, spec, rt, &http)),
+            .map(|(spec, rt)| runtime::probe_once(stack, spec, rt, http)),
     )
     .await;
     let rows: Vec<Row> = runtime::status_rows(stack, &runtimes, &ready)

@@ -26,8 +26,12 @@ impl UiServer {
     pub fn start(project: &TestProject, extra: &[&str]) -> UiServer {
         let mut args = vec!["ui", "--no-open", "--port", "0"];
         args.extend_from_slice(extra);
-        let mut child = project
-            .cmd(&args)
+        UiServer::spawn(project.cmd(&args))
+    }
+
+    /// Runs `cmd` (a `vibedev ui ...` command) and reads the URL it prints.
+    pub fn spawn(mut cmd: std::process::Command) -> UiServer {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -37,8 +41,8 @@ impl UiServer {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
-                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                    let _ = tx.send(url.to_string());
+                if let Some(url) = line.strip_prefix("vibedev ui: ") {
+                    let _ = tx.send(url.trim().to_string());
                 }
             }
         });
@@ -137,15 +141,39 @@ impl UiServer {
             self.cookie
         );
         stream.write_all(head.as_bytes()).expect("send");
-        Events {
+        let mut events = Events {
             stream,
             seen: String::new(),
-        }
+        };
+        // The server answers once the stream is set up (log followers attached).
+        assert!(events.until("\r\n\r\n"), "no answer: {}", events.seen);
+        assert!(events.seen.starts_with("HTTP/1.1 200"), "{}", events.seen);
+        events
     }
 
-    /// Whether the process still runs.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// `text` as the templates write it (minijinja's HTML escaping).
+    pub fn escaped(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#x27;")
+            .replace('/', "&#x2f;")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit; `None` if it did not end in time.
+    pub fn interrupt(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: signalling our own child process by pid.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 
