@@ -550,7 +550,11 @@ fn redis_page_finds_keys_by_pattern_shows_values_and_deletes() {
 
     // the list is live: a key set after the page opened arrives over its event stream
     let mut events = ui.events("/live/redis?pattern=user%3A*");
-    assert!(events.until("user:string"), "first fragment: {}", events.seen);
+    assert!(
+        events.until("user:string"),
+        "first fragment: {}",
+        events.seen
+    );
     run(&mut conn, &["SET", "user:late", "1"]);
     assert!(events.until("user:late"), "{}", events.seen);
 
