@@ -55,7 +55,8 @@ fn routes() -> Router<AppState> {
 struct ListQuery {
     bucket: Option<String>,
     prefix: Option<String>,
-    token: Option<String>,
+    /// The store's page token (not `token`: that names the UI's own).
+    page: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,7 +133,7 @@ async fn objects_html(
             bucket,
             folders,
             objects,
-            next => listing.next.map(|t| link("/bucket", &[("bucket", bucket), ("prefix", prefix), ("token", &t)])),
+            next => listing.next.map(|t| link("/bucket", &[("bucket", bucket), ("prefix", prefix), ("page", &t)])),
             first => token.is_some().then(|| link("/bucket", &[("bucket", bucket), ("prefix", prefix)])),
         },
     )
@@ -177,10 +178,10 @@ async fn index(
             .into_response());
     };
     let prefix = q.prefix.unwrap_or_default();
-    let objects = objects_html(&state, &target, &bucket, &prefix, q.token.as_deref()).await?;
+    let objects = objects_html(&state, &target, &bucket, &prefix, q.page.as_deref()).await?;
     let mut live_params = vec![("bucket", bucket.as_str()), ("prefix", prefix.as_str())];
-    if let Some(t) = q.token.as_deref() {
-        live_params.push(("token", t));
+    if let Some(t) = q.page.as_deref() {
+        live_params.push(("page", t));
     }
     let live = link("/live/bucket", &live_params);
     let others: Vec<(String, String)> = buckets
@@ -213,7 +214,7 @@ async fn live_objects(
     let target = Arc::new(reached!(&state));
     let bucket = q.bucket.unwrap_or_default();
     let prefix = q.prefix.unwrap_or_default();
-    let token = q.token;
+    let token = q.page;
     let st = state.clone();
     Ok(live::fragment(&state, move || {
         let (st, target, bucket, prefix, token) = (

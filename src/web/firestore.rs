@@ -54,7 +54,8 @@ fn routes() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize)]
 struct PathQuery {
     path: Option<String>,
-    token: Option<String>,
+    /// The store's page token (not `token`: that names the UI's own).
+    page: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +121,7 @@ async fn index(
     Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
-    let (collections, next, failure) = match target.collections(None, q.token.as_deref()).await {
+    let (collections, next, failure) = match target.collections(None, q.page.as_deref()).await {
         Ok(page) => (page.items, page.next, None),
         Err(e) => (Vec::new(), None, Some(shown(e)?)),
     };
@@ -140,7 +141,7 @@ async fn index(
             context! {
                 project_id => target.project(),
                 collections,
-                next => next.map(|t| link("/firestore", &[("token", &t)])),
+                next => next.map(|t| link("/firestore", &[("page", &t)])),
                 help => Serde(TYPED_JSON_HELP),
             },
         )?
@@ -172,7 +173,7 @@ async fn documents_html(
         context! {
             docs,
             failure,
-            next => next.map(|t| link("/firestore/c", &[("path", path), ("token", &t)])),
+            next => next.map(|t| link("/firestore/c", &[("path", path), ("page", &t)])),
             first => token.is_some().then(|| link("/firestore/c", &[("path", path)])),
         },
     )
@@ -186,10 +187,10 @@ async fn collection(
     let target = reached!(&state);
     let path = crate::services::firestore::browse::collection_path(q.path.as_deref().unwrap_or(""))
         .map_err(bad)?;
-    let docs = documents_html(&state, &target, &path, q.token.as_deref()).await?;
+    let docs = documents_html(&state, &target, &path, q.page.as_deref()).await?;
     let mut live_params = vec![("path", path.as_str())];
-    if let Some(t) = q.token.as_deref() {
-        live_params.push(("token", t));
+    if let Some(t) = q.page.as_deref() {
+        live_params.push(("page", t));
     }
     let live = link("/live/firestore/c", &live_params);
     let crumbs = crumbs(&path);
@@ -218,7 +219,7 @@ async fn live_documents(
 ) -> Result<Response, WebError> {
     let target = Arc::new(reached!(&state));
     let path = q.path.unwrap_or_default();
-    let token = q.token;
+    let token = q.page;
     let st = state.clone();
     Ok(live::fragment(&state, move || {
         let (st, target, path, token) = (st.clone(), target.clone(), path.clone(), token.clone());

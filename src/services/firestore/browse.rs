@@ -363,7 +363,7 @@ fn checked_path(path: &str, want_even: bool) -> Result<String, BrowseError> {
             "{path:?} is not a Firestore path"
         )));
     }
-    if (segments.len() % 2 == 0) != want_even {
+    if segments.len().is_multiple_of(2) != want_even {
         let what = if want_even {
             "a document's path is collection/id[/subcollection/id]"
         } else {

@@ -9,11 +9,11 @@ use crate::services::Store;
 use crate::services::browse::{BrowseError, PAGE_SIZE, VALUE_CHARS, clip};
 
 /// Keys `SCAN` is asked to look at per call.
-const SCAN_COUNT: usize = 200;
+const SCAN_COUNT: usize = PAGE_SIZE;
 
 /// `SCAN` calls for one page at most: a pattern that matches little still answers quickly
 /// (the page may then be short, with a next page).
-const SCAN_CALLS: usize = 25;
+const SCAN_CALLS: usize = 100;
 
 /// Items of a hash, list, set, sorted set or stream shown.
 pub const ITEMS: usize = 100;
