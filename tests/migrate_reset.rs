@@ -133,7 +133,9 @@ fn template_is_rebuilt_once_when_a_migration_changes() {
     let p = seeded_project("reset-template");
     let databases = |p: &TestProject, spare: bool| {
         admin_db(p).strings(&format!(
-            "SELECT datname::text FROM pg_database WHERE datname LIKE 'vibesdk\\_\\_vibedev\\_%' \
+            "SELECT datname::text FROM pg_database \
+             WHERE (datname LIKE 'vibesdk\\_\\_vibedev\\_seeded\\_%' \
+             OR datname LIKE 'vibesdk\\_\\_vibedev\\_bare\\_%') \
              AND (datname LIKE '%\\_spare\\_%') = {spare} ORDER BY 1"
         ))
     };

@@ -123,6 +123,13 @@ async fn pages_fit_a_phone_work_from_the_keyboard_and_have_a_dark_mode() {
             .goto(&format!("http://127.0.0.1:{}{path}", ui.port))
             .await;
         phone.find("main h1").await;
+        let page = path.trim_matches('/');
+        phone
+            .screenshot(&format!(
+                "320px-{}",
+                if page.is_empty() { "stack" } else { page }
+            ))
+            .await;
         let overflow = phone
             .js("return document.documentElement.scrollWidth - window.innerWidth;")
             .await;
@@ -384,5 +391,8 @@ async fn data_pages_show_what_the_stores_hold_and_an_edit_in_the_page_reaches_fi
     browser.goto(&page("/secrets")).await;
     browser.find("main h1").await;
     browser.screenshot("secrets").await;
+    browser.goto(&page("/snapshots")).await;
+    browser.find("main h1").await;
+    browser.screenshot("snapshots").await;
     browser.close().await;
 }
