@@ -12,7 +12,7 @@ use minijinja::context;
 use minijinja::value::Serde;
 use serde::Deserialize;
 
-use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::stores::{Reached, failure_text, link, reach, reached, refused, shown, with_failure};
 use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::gcs::browse::{PreviewKind, Target, is_raster_image};
@@ -69,15 +69,6 @@ struct ObjectQuery {
 
 async fn target(state: &AppState) -> Result<Reached<Target>, WebError> {
     reach(state, Kind::GCS, NAV, TITLE, |s| Some(Target::of(s))).await
-}
-
-macro_rules! reached {
-    ($state:expr) => {
-        match target($state).await? {
-            Reached::Store(t) => t,
-            Reached::Page(p) => return Ok(p.into_response()),
-        }
-    };
 }
 
 /// `a/b/` as links to each folder level: (label, href).
@@ -235,10 +226,7 @@ async fn object(
     Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
-    let meta = target
-        .object(&q.bucket, &q.name)
-        .await
-        .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
+    let meta = target.object(&q.bucket, &q.name).await.map_err(refused)?;
     let (preview, failure) = match target.preview(&q.bucket, &meta).await {
         Ok(p) => (Some(p), None),
         Err(e) => (None, Some(failure_text(&e))),
@@ -275,14 +263,11 @@ async fn raw(
     Query(q): Query<ObjectQuery>,
 ) -> Result<Response, WebError> {
     let target = reached!(&state);
-    let meta = target
-        .object(&q.bucket, &q.name)
-        .await
-        .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
+    let meta = target.object(&q.bucket, &q.name).await.map_err(refused)?;
     let bytes = target
         .read(&q.bucket, &q.name, None)
         .await
-        .map_err(|e| shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what }))?;
+        .map_err(refused)?;
     let ct = meta
         .content_type
         .split(';')

@@ -12,7 +12,7 @@ use minijinja::context;
 use minijinja::value::Serde;
 use serde::Deserialize;
 
-use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::stores::{Reached, failure_text, link, reach, reached, refused, shown, with_failure};
 use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::browse::BrowseError;
@@ -79,15 +79,6 @@ struct DeleteForm {
 
 async fn target(state: &AppState) -> Result<Reached<Target>, WebError> {
     reach(state, Kind::FIRESTORE, NAV, TITLE, |s| Some(Target::of(s))).await
-}
-
-macro_rules! reached {
-    ($state:expr) => {
-        match target($state).await? {
-            Reached::Store(t) => t,
-            Reached::Page(p) => return Ok(p.into_response()),
-        }
-    };
 }
 
 /// `users/ada/posts` as links to each level: (label, href).
@@ -343,7 +334,7 @@ async fn save(
             let notice = with_failure(&Notice::default(), Some(failure_text(&e)));
             document_page(&state, &target, &f.path, Some(f.json), &notice).await
         }
-        Err(e) => Err(shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what })),
+        Err(e) => Err(refused(e)),
     }
 }
 

@@ -11,7 +11,7 @@ use minijinja::context;
 use minijinja::value::Serde;
 use serde::Deserialize;
 
-use super::stores::{Reached, failure_text, link, reach, shown, with_failure};
+use super::stores::{Reached, failure_text, link, reach, reached, shown, with_failure};
 use super::{AppState, Notice, Page, WebError, live};
 use crate::data::{self, DataError, Stores};
 use crate::services::Kind;
@@ -51,15 +51,6 @@ struct TableQuery {
 
 async fn target(state: &AppState) -> Result<Reached<Target>, WebError> {
     reach(state, Kind::POSTGRES, NAV, TITLE, Target::of).await
-}
-
-macro_rules! reached {
-    ($state:expr) => {
-        match target($state).await? {
-            Reached::Store(t) => t,
-            Reached::Page(p) => return Ok(p.into_response()),
-        }
-    };
 }
 
 async fn tables_html(state: &AppState, target: &Target) -> Result<String, WebError> {

@@ -11,7 +11,7 @@ use minijinja::context;
 use minijinja::value::Serde;
 use serde::Deserialize;
 
-use super::stores::{Reached, link, reach, shown, with_failure};
+use super::stores::{Reached, link, reach, reached, shown, with_failure};
 use super::{AppState, Notice, Page, WebError, done, live};
 use crate::services::Kind;
 use crate::services::redis::browse::{KeyParam, Target};
@@ -46,6 +46,17 @@ struct ListQuery {
 struct KeyQuery {
     key: Option<String>,
     hex: Option<String>,
+}
+
+impl KeyQuery {
+    /// The key's bytes, from `key` (text) or `hex` (any bytes).
+    fn name(&self) -> Result<Vec<u8>, WebError> {
+        KeyParam::parse(self.key.as_deref(), self.hex.as_deref()).map_err(|e| {
+            WebError::BadRequest {
+                what: e.to_string(),
+            }
+        })
+    }
 }
 
 async fn target(state: &AppState) -> Result<Reached<Target>, WebError> {
@@ -93,10 +104,7 @@ async fn index(
     Query(q): Query<ListQuery>,
     Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
-    let target = match target(&state).await? {
-        Reached::Store(t) => t,
-        Reached::Page(p) => return Ok(p.into_response()),
-    };
+    let target = reached!(&state);
     let pattern = q.pattern.unwrap_or_default();
     let pattern = if pattern.is_empty() {
         "*".to_string()
@@ -128,10 +136,7 @@ async fn live_keys(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let target = match target(&state).await? {
-        Reached::Store(t) => Arc::new(t),
-        Reached::Page(p) => return Ok(p.into_response()),
-    };
+    let target = Arc::new(reached!(&state));
     let pattern = q.pattern.unwrap_or_else(|| "*".into());
     let cursor = q.cursor;
     let st = state.clone();
@@ -148,14 +153,8 @@ async fn key(
     Query(q): Query<KeyQuery>,
     Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
-    let target = match target(&state).await? {
-        Reached::Store(t) => t,
-        Reached::Page(p) => return Ok(p.into_response()),
-    };
-    let name =
-        KeyParam::parse(q.key.as_deref(), q.hex.as_deref()).map_err(|e| WebError::BadRequest {
-            what: e.to_string(),
-        })?;
+    let target = reached!(&state);
+    let name = q.name()?;
     let (value, failure) = match target.value(&name).await {
         Ok(v) => (Some(v), None),
         Err(e) => (None, Some(shown(e)?)),
@@ -181,14 +180,8 @@ async fn delete(
     State(state): State<AppState>,
     Form(q): Form<KeyQuery>,
 ) -> Result<Response, WebError> {
-    let target = match target(&state).await? {
-        Reached::Store(t) => t,
-        Reached::Page(p) => return Ok(p.into_response()),
-    };
-    let name =
-        KeyParam::parse(q.key.as_deref(), q.hex.as_deref()).map_err(|e| WebError::BadRequest {
-            what: e.to_string(),
-        })?;
+    let target = reached!(&state);
+    let name = q.name()?;
     let shown_key = String::from_utf8_lossy(&name).into_owned();
     let outcome = match target.delete(&name).await {
         Ok(true) => Ok(format!("Deleted key {shown_key}.")),

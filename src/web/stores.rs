@@ -31,6 +31,18 @@ async fn css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
 }
 
+/// In a data page's handler: the store its module's `target` reaches, or an early return with
+/// the page saying why there is none (the kind is missing or its service stopped).
+macro_rules! reached {
+    ($state:expr) => {
+        match target($state).await? {
+            Reached::Store(t) => t,
+            Reached::Page(p) => return Ok(p.into_response()),
+        }
+    };
+}
+pub(super) use reached;
+
 /// A store's client, or the page to show instead.
 pub enum Reached<T> {
     Store(T),
@@ -71,6 +83,12 @@ pub fn shown(e: BrowseError) -> Result<String, WebError> {
         BrowseError::NotFound { what } => Err(WebError::NotFound { what }),
         e => Ok(failure_text(&e)),
     }
+}
+
+/// A store's error as a handler's: not found stays 404, anything else is the request's fault
+/// (400) with the error and its hint.
+pub fn refused(e: BrowseError) -> WebError {
+    shown(e).map_or_else(|e| e, |what| WebError::BadRequest { what })
 }
 
 /// The error and its hint in one line.

@@ -102,18 +102,13 @@ impl Target {
         if let Some(t) = token {
             req = req.query(&[("pageToken", t)]);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| self.api(describe_reqwest(&e)))?;
-        if resp.status().as_u16() == 404 {
-            return Err(BrowseError::NotFound {
-                what: format!("bucket {bucket}"),
-            });
-        }
-        if !resp.status().is_success() {
-            return Err(self.api(failure(&format!("listing bucket {bucket}"), resp).await));
-        }
+        let resp = self
+            .answer(
+                req,
+                || format!("bucket {bucket}"),
+                || format!("listing bucket {bucket}"),
+            )
+            .await?;
         let body: Value = resp
             .json()
             .await
@@ -121,22 +116,37 @@ impl Target {
         Ok(listing(&body, prefix))
     }
 
-    /// An object's metadata.
-    pub async fn object(&self, bucket: &str, name: &str) -> Result<ObjectRow, BrowseError> {
-        let resp = self
-            .client
-            .get(self.url(bucket, Some(name))?)
+    /// Sends `req` and gives its successful answer: a 404 is [`BrowseError::NotFound`] for
+    /// `missing`, any other failure the server's words about `doing`.
+    async fn answer(
+        &self,
+        req: reqwest::RequestBuilder,
+        missing: impl FnOnce() -> String,
+        doing: impl FnOnce() -> String,
+    ) -> Result<reqwest::Response, BrowseError> {
+        let resp = req
             .send()
             .await
             .map_err(|e| self.api(describe_reqwest(&e)))?;
         if resp.status().as_u16() == 404 {
-            return Err(BrowseError::NotFound {
-                what: format!("object {bucket}/{name}"),
-            });
+            return Err(BrowseError::NotFound { what: missing() });
         }
         if !resp.status().is_success() {
-            return Err(self.api(failure(&format!("reading {bucket}/{name}"), resp).await));
+            return Err(self.api(failure(&doing(), resp).await));
         }
+        Ok(resp)
+    }
+
+    /// An object's metadata.
+    pub async fn object(&self, bucket: &str, name: &str) -> Result<ObjectRow, BrowseError> {
+        let req = self.client.get(self.url(bucket, Some(name))?);
+        let resp = self
+            .answer(
+                req,
+                || format!("object {bucket}/{name}"),
+                || format!("reading {bucket}/{name}"),
+            )
+            .await?;
         let item: Value = resp
             .json()
             .await
@@ -158,18 +168,13 @@ impl Target {
         if let Some(n) = limit {
             req = req.header(reqwest::header::RANGE, format!("bytes=0-{}", n.max(1) - 1));
         }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| self.api(describe_reqwest(&e)))?;
-        if resp.status().as_u16() == 404 {
-            return Err(BrowseError::NotFound {
-                what: format!("object {bucket}/{name}"),
-            });
-        }
-        if !resp.status().is_success() {
-            return Err(self.api(failure(&format!("downloading {bucket}/{name}"), resp).await));
-        }
+        let mut resp = self
+            .answer(
+                req,
+                || format!("object {bucket}/{name}"),
+                || format!("downloading {bucket}/{name}"),
+            )
+            .await?;
         let mut out = Vec::new();
         while let Some(chunk) = resp
             .chunk()
