@@ -124,6 +124,8 @@ pub fn judge(
             return Verdict::Refuse(Refusal::WrongToken);
         }
         if matches!(*method, Method::GET | Method::HEAD) {
+            // `//host/...` would be read as another site by the browser: back to the start.
+            let path = if path.starts_with("//") { "/" } else { path };
             let location = match rest {
                 Some(q) => format!("{path}?{q}"),
                 None => path.to_string(),
@@ -277,6 +279,14 @@ mod tests {
             judge_get(&t, Some(&q), &[("host", "localhost:4000")]),
             Verdict::Trade {
                 location: "/logs".into()
+            }
+        );
+        // A path the browser would read as another host goes back to the start instead.
+        let h = headers(&[("host", "127.0.0.1:4000")]);
+        assert_eq!(
+            judge(&t, 4000, &Method::GET, "//evil.example/x", Some(&q), &h),
+            Verdict::Trade {
+                location: "/".into()
             }
         );
     }
