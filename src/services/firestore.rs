@@ -166,13 +166,8 @@ impl ServiceKind for Firestore {
         if !config.firestore {
             return None;
         }
-        settings.branch = Some(FollowedBranch {
-            branch: on.branch.clone(),
-            slug: on.slug.clone(),
-            default_project: gcp_project.to_string(),
-            default_buckets: settings.buckets.clone(),
-        });
-        Some(project_id(gcp_project, &on.slug))
+        let buckets = settings.buckets.clone();
+        Some(follow_project(settings, gcp_project, on, buckets))
     }
 
     fn branch_data<'a>(
@@ -397,6 +392,23 @@ const DOCUMENTS_FILE: &str = "documents.jsonl";
 
 /// Documents per query page and per commit.
 const PAGE: usize = 500;
+
+/// A kind that follows a branch through the project id (`[branches] firestore`): records the
+/// branch on `settings` and gives the branch's project id.
+pub(super) fn follow_project(
+    settings: &mut Settings,
+    gcp_project: &str,
+    on: &OnBranch,
+    default_buckets: Vec<String>,
+) -> String {
+    settings.branch = Some(FollowedBranch {
+        branch: on.branch.clone(),
+        slug: on.slug.clone(),
+        default_project: gcp_project.to_string(),
+        default_buckets,
+    });
+    project_id(gcp_project, &on.slug)
+}
 
 /// One document as a snapshot holds it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -3,8 +3,8 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{FollowedBranch, ServiceKind, Settings, SettingsInput, Stage, Store, WaitFor};
-use crate::branches::{OnBranch, project_id};
+use super::{ServiceKind, Settings, SettingsInput, Stage, Store, WaitFor};
+use crate::branches::OnBranch;
 use crate::config::BranchesConfig;
 use crate::ready::describe_reqwest;
 
@@ -99,13 +99,12 @@ impl ServiceKind for PubSub {
         if !config.firestore {
             return None;
         }
-        settings.branch = Some(FollowedBranch {
-            branch: on.branch.clone(),
-            slug: on.slug.clone(),
-            default_project: gcp_project.to_string(),
-            default_buckets: Vec::new(),
-        });
-        Some(project_id(gcp_project, &on.slug))
+        Some(super::firestore::follow_project(
+            settings,
+            gcp_project,
+            on,
+            Vec::new(),
+        ))
     }
 
     /// The topics, in the branch's project id.
