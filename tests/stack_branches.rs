@@ -119,6 +119,13 @@ fn each_branch_keeps_its_own_database_and_prune_removes_only_a_deleted_branchs()
     );
     git(root, &["add", "drizzle"]);
     git(root, &["commit", "-qm", "a_only"]);
+    // The doctor looks at the branch's database, which is not made yet.
+    let doctor = p.run(&["doctor"]).to_string();
+    assert!(
+        doctor.contains("git branch feature/A has its own data")
+            && doctor.contains("branch feature/A's database vibesdk__feature_a is not made yet"),
+        "{doctor}"
+    );
     let migrate = p.ok(&["migrate"]);
     assert!(
         migrate.stderr.contains(
@@ -127,6 +134,13 @@ fn each_branch_keeps_its_own_database_and_prune_removes_only_a_deleted_branchs()
         "{migrate}"
     );
     assert!(migrate.to_string().contains("0001_a_only"), "{migrate}");
+    // A database made by this very command holds nothing that main's does not: no save first.
+    assert!(!migrate.stderr.contains("automatic snapshot"), "{migrate}");
+    let doctor = p.run(&["doctor"]).to_string();
+    assert!(
+        doctor.contains("all applied to branch feature/A's database vibesdk__feature_a"),
+        "{doctor}"
+    );
     let (a_db, db) = database(&p);
     assert_eq!(a_db, "vibesdk__feature_a");
     assert_eq!(tables(&db), ["a_only", "items"]);

@@ -29,13 +29,14 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
     // A branch's database is made on first use (and, for `status`, migrated as it would be by
     // any other first use; `migrate` itself applies what is pending next).
     let (project_ref, db_ref) = (&project, &db);
+    // Returns true when it made the database now.
     let on_branch = |migrate_new| async move {
-        if let Some(used) =
-            data::branch_database(project_ref, db_ref, migrate_new, &reporters(&ctx.ui)).await?
-        {
-            branch_line(&ctx.ui, &used);
+        let used =
+            data::branch_database(project_ref, db_ref, migrate_new, &reporters(&ctx.ui)).await?;
+        if let Some(used) = &used {
+            branch_line(&ctx.ui, used);
         }
-        Ok::<_, crate::error::Error>(())
+        Ok::<_, crate::error::Error>(used.is_some_and(|u| u.made.is_some()))
     };
     match args.command {
         Some(MigrateCommand::Status(status_args)) => {
@@ -44,8 +45,10 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8> {
         }
         None => {
             let _lock = ctx.lock(&stack.project, "migrate").await?;
-            on_branch(false).await?;
-            if let Some(keep) = project.file.snapshots.auto_keep() {
+            // A database made now is a copy of one that still holds its data: nothing of the
+            // user's exists only in it, so it is not saved first.
+            let made = on_branch(false).await?;
+            if let Some(keep) = project.file.snapshots.auto_keep().filter(|_| !made) {
                 let client = migrate::connect_app(&db.target, &db.target.app.database).await?;
                 let plan = runner::status(&client, &journal, &bookkeeping).await?;
                 drop(client);

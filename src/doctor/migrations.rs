@@ -80,8 +80,9 @@ async fn against_database(
     engine: Option<&Engine>,
 ) -> Check {
     let applied = applied(journal, bookkeeping, stack, engine);
-    let plan = match tokio::time::timeout(DB_TIMEOUT, applied).await {
-        Ok(Database::Plan(plan)) => plan,
+    let (plan, database) = match tokio::time::timeout(DB_TIMEOUT, applied).await {
+        Ok(Database::Plan(plan, database)) => (plan, database),
+        Ok(Database::NotMade(why)) => return Check::pass(NAME, format!("{files}; {why}")),
         Ok(Database::NotCompared(why)) => {
             return Check::pass(
                 NAME,
@@ -120,7 +121,7 @@ async fn against_database(
         ),
         (
             pending,
-            format!("{n} not applied to the database yet"),
+            format!("{n} not applied to {database} yet"),
             "apply them with `vibedev migrate`",
         ),
         (
@@ -135,7 +136,7 @@ async fn against_database(
             return Check::warn(NAME, format!("{files}; {what}: {}", tags.join(", ")), hint);
         }
     }
-    Check::pass(NAME, format!("{files}; all applied to the database"))
+    Check::pass(NAME, format!("{files}; all applied to {database}"))
 }
 
 /// The name of the stack's app database service (`postgres` in the default stack).
@@ -149,7 +150,10 @@ fn database_service(stack: &Stack) -> &str {
 
 /// What the running stack says about the migrations.
 enum Database {
-    Plan(Plan),
+    /// The plan, and how the messages name the database (`the database`, or a branch's).
+    Plan(Plan, String),
+    /// The checkout's branch has no database of its own yet (what will make it).
+    NotMade(String),
     /// Nothing to compare with (the reason): no engine (the `docker` check says why) or no
     /// running Postgres.
     NotCompared(&'static str),
@@ -173,12 +177,28 @@ async fn applied(
     let Ok(crate::data::Database { target, .. }) = stores.database() else {
         return Database::NotCompared("Postgres is not running");
     };
+    let database = match &target.app.branch {
+        None => "the database".to_string(),
+        Some(on) => {
+            let name = &target.app.database;
+            match crate::migrate::branch::exists(&target).await {
+                Ok(true) => format!("branch {}'s database {name}", on.branch),
+                Ok(false) => {
+                    return Database::NotMade(format!(
+                        "branch {}'s database {name} is not made yet: the first `vibedev up`, `env`, `run` or `migrate` on this branch makes it and applies what is pending",
+                        on.branch
+                    ));
+                }
+                Err(e) => return Database::Failed(e.to_string()),
+            }
+        }
+    };
     let client = match crate::migrate::connect_app(&target, &target.app.database).await {
         Ok(c) => c,
         Err(e) => return Database::Failed(e.to_string()),
     };
     match runner::status(&client, journal, bookkeeping).await {
-        Ok(plan) => Database::Plan(plan),
+        Ok(plan) => Database::Plan(plan, database),
         Err(e) => Database::Failed(e.to_string()),
     }
 }

@@ -178,6 +178,9 @@ fn load(options: &Options) -> Loaded {
             check: Check::fail("config", e.to_string(), e.hint()),
         };
     }
+    // On a branch with data of its own, its stores are the ones to check (a branch that
+    // cannot be told is a warning: the checks then look at the default branch's).
+    let branch = stack.follow_branch(&project);
     let compose = match &stack.source {
         crate::compose::ComposeSource::Builtin => "the built-in compose file".to_string(),
         crate::compose::ComposeSource::File(p) => p.display().to_string(),
@@ -194,9 +197,21 @@ fn load(options: &Options) -> Loaded {
             project.name
         ),
     };
+    let check = match branch {
+        Ok(None) => Check::pass("config", message),
+        Ok(Some(on)) => Check::pass(
+            "config",
+            format!("{message}; git branch {} has its own data", on.branch),
+        ),
+        Err(e) => Check::warn(
+            "config",
+            format!("{message}; {e}"),
+            e.hint().unwrap_or_default(),
+        ),
+    };
     Loaded {
         root: project.root.clone(),
-        check: Check::pass("config", message),
+        check,
         project: Some(project),
         stack: Some(stack),
     }

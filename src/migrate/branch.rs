@@ -194,6 +194,12 @@ async fn touch(admin: &Client, database: &str, branch: &BranchOf, comment: Optio
     }
 }
 
+/// Whether the target's database exists (for a branch's: whether it was made yet).
+pub async fn exists(target: &PgTarget) -> Result<bool, MigrateError> {
+    let admin = super::connect_admin(target).await?;
+    Ok(comment(&admin, &target.app.database).await?.is_some())
+}
+
 /// Marks the target's branch database again (a reset made it anew, without its mark).
 pub async fn mark_target(target: &PgTarget) -> Result<(), MigrateError> {
     let Some(branch) = &target.app.branch else {
