@@ -228,6 +228,9 @@ pub struct PruneArgs {
     /// Do not ask for confirmation (required when not run from a terminal).
     #[arg(short, long)]
     pub yes: bool,
+    /// Also remove the pruned projects' snapshots (kept otherwise).
+    #[arg(long)]
+    pub snapshots: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! Every vibedev stack on the engine, as `vibedev ls` and `vibedev prune` show it: its checkout
 //! (and whether that still exists), the branch checked out there, services running, host ports,
-//! the disk its volumes use and when it was last used.
+//! the disk its volumes use, its snapshots and when it was last used.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -32,6 +32,26 @@ pub struct StackSummary {
     pub disk_bytes: u64,
     /// The latest start or stop of one of its containers (or creation of a volume).
     pub last_used: Option<DateTime<Utc>>,
+    /// Its snapshots in the user's data folder (`vibedev snapshot list`).
+    pub snapshots: SnapshotUse,
+}
+
+/// How many snapshots a project keeps and the disk they use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SnapshotUse {
+    pub count: usize,
+    pub bytes: u64,
+}
+
+impl SnapshotUse {
+    /// The project's snapshots (none when the data folder cannot be read).
+    pub fn of(project: &str) -> SnapshotUse {
+        let list = crate::snapshot::list(project).unwrap_or_default();
+        SnapshotUse {
+            count: list.len(),
+            bytes: list.iter().map(crate::snapshot::Manifest::bytes).sum(),
+        }
+    }
 }
 
 /// A host port a running container publishes.
@@ -65,6 +85,7 @@ pub async fn list(engine: &Engine) -> Result<Vec<StackSummary>, EngineError> {
         .map(|s| {
             let file = files.iter().find(|f| f.project == s.project);
             let mut summary = summarize(s, file);
+            summary.snapshots = SnapshotUse::of(&summary.project);
             if let Some(checkout) = &summary.checkout {
                 summary.checkout_exists = checkout.exists();
                 if summary.checkout_exists {
@@ -138,6 +159,7 @@ pub fn summarize(stack: EngineStack, file: Option<&PortFile>) -> StackSummary {
         disk_bytes: volumes.iter().filter_map(|v| v.bytes).sum(),
         volumes,
         last_used,
+        snapshots: SnapshotUse::default(),
     }
 }
 

@@ -77,6 +77,7 @@ impl Repo {
         cmd.args(args)
             .current_dir(self.checkout(checkout))
             .env("XDG_STATE_HOME", &self.state)
+            .env("XDG_DATA_HOME", self.state.join("data"))
             .stdin(Stdio::null());
         cmd
     }
@@ -320,6 +321,7 @@ fn prune_removes_a_deleted_checkouts_stack_only_once_confirmed() {
         .join("vibedev/ports")
         .join(format!("{gone}.json"));
     assert!(port_file.exists());
+    repo.ok("app-review", &["snapshot", "save", "review-data"]);
     git(
         &repo.checkout("app"),
         &["worktree", "remove", "--force", "../app-review"],
@@ -329,6 +331,14 @@ fn prune_removes_a_deleted_checkouts_stack_only_once_confirmed() {
     let ls = repo.ls();
     assert_eq!(ls[gone]["checkout_exists"], false, "{ls:?}");
     assert_eq!(ls[kept]["checkout_exists"], true, "{ls:?}");
+    assert_eq!(ls[gone]["snapshots"]["count"], 1, "{ls:?}");
+    assert!(
+        ls[gone]["snapshots"]["bytes"].as_u64().unwrap() > 0,
+        "{ls:?}"
+    );
+    assert_eq!(ls[kept]["snapshots"]["count"], 0, "{ls:?}");
+    let snapshots = repo.state.join("data/vibedev/snapshots").join(gone);
+    assert!(snapshots.join("review-data").is_dir());
 
     // No terminal and no --yes: it says what it would remove, and removes nothing.
     let run = repo.run("app", &["prune", gone, kept]);
@@ -346,6 +356,8 @@ fn prune_removes_a_deleted_checkouts_stack_only_once_confirmed() {
         "{run}"
     );
     assert!(run.stderr.contains("needs confirmation"), "{run}");
+    assert!(run.stderr.contains(", 1 snapshot "), "{run}");
+    assert!(run.stderr.contains(" (kept)"), "{run}");
     assert!(
         run.stderr
             .contains(&format!("project {kept} is kept: its checkout")),
@@ -385,13 +397,20 @@ fn prune_removes_a_deleted_checkouts_stack_only_once_confirmed() {
     assert!(run.stdout.contains("nothing was removed"), "{run}");
     assert_eq!(by_label("container", gone).len(), 1);
 
-    // --yes removes its containers, volumes and recorded ports; the other stack stays.
-    let run = repo.ok("app", &["prune", gone, "--yes"]);
+    // --yes removes its containers, volumes and recorded ports (--snapshots: and its
+    // snapshots); the other stack stays.
+    let run = repo.ok("app", &["prune", gone, "--yes", "--snapshots"]);
     assert!(
         run.stdout
             .contains(&format!("{gone}: removed 1 container, 1 network, ")),
         "{run}"
     );
+    assert!(
+        run.stdout
+            .contains(&format!("{gone}: removed 1 snapshot (")),
+        "{run}"
+    );
+    assert!(!snapshots.exists());
     assert!(by_label("container", gone).is_empty());
     assert!(by_label("volume", gone).is_empty());
     assert!(!port_file.exists());

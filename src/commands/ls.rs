@@ -30,6 +30,7 @@ pub async fn run(ctx: &Context, args: LsArgs) -> Result<u8> {
             "services",
             "ports",
             "disk",
+            "snapshots",
             "last used",
         ],
         &rows,
@@ -89,6 +90,10 @@ fn row(s: &StackSummary) -> Vec<String> {
         services,
         ports,
         bytes(s.disk_bytes),
+        match s.snapshots.count {
+            0 => "-".to_string(),
+            n => format!("{n}, {}", bytes(s.snapshots.bytes)),
+        },
         last_used,
     ]
 }

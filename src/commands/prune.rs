@@ -1,5 +1,6 @@
-//! `vibedev prune [--yes] [PROJECT...]`: remove the stacks whose checkout no longer exists
-//! (containers, network, volumes and recorded ports), after saying what and how much.
+//! `vibedev prune [--yes] [--snapshots] [PROJECT...]`: remove the stacks whose checkout no
+//! longer exists (containers, network, volumes and recorded ports; their snapshots only with
+//! `--snapshots`), after saying what and how much.
 
 use crate::autoports::PortFiles;
 use crate::cli::PruneArgs;
@@ -39,14 +40,15 @@ pub async fn run(ctx: &Context, args: PruneArgs) -> Result<u8> {
             .out("nothing to prune: every stack's checkout still exists");
         return Ok(0);
     }
-    let total: u64 = gone.iter().map(|s| s.disk_bytes).sum();
+    let snapshots = |s: &StackSummary| if args.snapshots { s.snapshots.bytes } else { 0 };
+    let total: u64 = gone.iter().map(|s| s.disk_bytes + snapshots(s)).sum();
     ctx.ui.info(&format!(
         "{} whose checkout no longer exist{}:",
         count(gone.len(), "stack", "stacks"),
         if gone.len() == 1 { "s" } else { "" }
     ));
     for s in &gone {
-        ctx.ui.info(&format!("  {}", describe(s)));
+        ctx.ui.info(&format!("  {}", describe(s, args.snapshots)));
     }
     if !args.yes && !confirm(ctx, gone.len(), total).await? {
         ctx.ui.info("nothing was removed");
@@ -67,14 +69,45 @@ pub async fn run(ctx: &Context, args: PruneArgs) -> Result<u8> {
             count(removed.volumes.len(), "volume", "volumes"),
             bytes(s.disk_bytes)
         ));
+        let kept = s.snapshots.count;
+        if args.snapshots {
+            let (n, freed) = crate::snapshot::remove_all(&s.project)?;
+            if n > 0 {
+                ctx.ui.out(&format!(
+                    "{}: removed {} ({})",
+                    s.project,
+                    count(n, "snapshot", "snapshots"),
+                    bytes(freed)
+                ));
+            }
+        } else if kept > 0 {
+            let place = crate::snapshot::root(&s.project)
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default();
+            ctx.ui.info(&format!(
+                "{}: {} kept{place} (`vibedev prune --snapshots` removes them with the stack)",
+                s.project,
+                count(kept, "snapshot", "snapshots")
+            ));
+        }
     }
     Ok(0)
 }
 
-/// `app-3f9a1c  /home/ana/app (gone)  2 containers, 3 volumes, 45.6 MiB`.
-fn describe(s: &StackSummary) -> String {
+/// `app-3f9a1c  /home/ana/app (gone)  2 containers, 3 volumes, 45.6 MiB` (and its snapshots:
+/// `, 2 snapshots 12.0 MiB (kept)`, or without `(kept)` when they go too).
+fn describe(s: &StackSummary, with_snapshots: bool) -> String {
+    let snapshots = match s.snapshots.count {
+        0 => String::new(),
+        n => format!(
+            ", {} {}{}",
+            count(n, "snapshot", "snapshots"),
+            bytes(s.snapshots.bytes),
+            if with_snapshots { "" } else { " (kept)" }
+        ),
+    };
     format!(
-        "{}  {} (gone)  {}, {}, {}",
+        "{}  {} (gone)  {}, {}, {}{snapshots}",
         s.project,
         s.checkout
             .as_deref()
