@@ -516,6 +516,70 @@ fn every_store_comes_back_as_saved_and_damage_is_refused() {
 }
 
 /// The data services under their own names (`db`, `cache`, `docs`, `blobs`).
+/// A Firestore restore is one commit: a snapshot the emulator refuses (a field it cannot
+/// read) changes no document, and a good one makes the documents exactly the saved ones.
+#[test]
+fn a_refused_firestore_restore_changes_no_document() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-fs-one"), data.path());
+    p.ok(&["up", "firestore"]);
+    let vars = env(&p);
+    let rt = runtime();
+    put_doc(&rt, &vars, "a/1", json!({ "n": { "integerValue": "1" } }));
+    put_doc(&rt, &vars, "a/2", json!({ "n": { "integerValue": "2" } }));
+    put_doc(
+        &rt,
+        &vars,
+        "a/1/sub/x",
+        json!({ "s": { "stringValue": "x" } }),
+    );
+    let saved = firestore_state(&rt, &vars);
+    p.ok(&["snapshot", "save", "good", "--only", "firestore"]);
+
+    // A copy of it whose second document has a field the emulator refuses, with the manifest
+    // updated so that the files check out.
+    let root = data.path().join("vibedev/snapshots").join(&p.name);
+    let bad = root.join("bad");
+    let store = bad.join("stores/firestore");
+    std::fs::create_dir_all(&store).unwrap();
+    let text = std::fs::read_to_string(root.join("good/stores/firestore/documents.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let mut doc: Value = serde_json::from_str(&lines[1]).unwrap();
+    doc["fields"]["n"] = json!({ "integerValue": "not a number" });
+    lines[1] = doc.to_string();
+    let damaged = format!("{}\n", lines.join("\n"));
+    std::fs::write(store.join("documents.jsonl"), &damaged).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(root.join("good/manifest.json")).unwrap()).unwrap();
+    manifest["name"] = json!("bad");
+    manifest["stores"][0]["files"][0]["size"] = json!(damaged.len());
+    manifest["stores"][0]["files"][0]["crc32c"] = json!(crc32c::crc32c(damaged.as_bytes()));
+    manifest["stores"][0]["bytes"] = json!(damaged.len());
+    std::fs::write(bad.join("manifest.json"), manifest.to_string()).unwrap();
+
+    // Changed since the save: one document gone, one new, one edited.
+    delete_doc(&rt, &vars, "a/2");
+    put_doc(&rt, &vars, "b/9", json!({ "n": { "integerValue": "9" } }));
+    put_doc(&rt, &vars, "a/1", json!({ "n": { "integerValue": "100" } }));
+    let changed = firestore_state(&rt, &vars);
+    assert_ne!(changed, saved);
+
+    let refused = p.run(&["snapshot", "restore", "bad", "--only", "firestore"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("cannot restore firestore")
+            && refused
+                .stderr
+                .contains("firestore keeps its data as it was"),
+        "{refused}"
+    );
+    assert_eq!(firestore_state(&rt, &vars), changed);
+
+    p.ok(&["snapshot", "restore", "good", "--only", "firestore"]);
+    assert_eq!(firestore_state(&rt, &vars), saved);
+}
+
 fn renamed_compose() -> String {
     let img = images();
     format!(

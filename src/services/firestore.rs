@@ -245,14 +245,7 @@ impl ServiceKind for Firestore {
             let text = super::snapshot::read(io.dir, DOCUMENTS_FILE)?;
             let docs = parse_documents(&text)?;
             let client = super::seed::http_client();
-            let base = store.base_url();
-            reset(&client, &base, store.gcp_project)
-                .await
-                .map_err(|e| match e {
-                    SeedError::Api { message, .. } => message,
-                    other => other.to_string(),
-                })?;
-            write_documents(&client, &base, store.gcp_project, &docs).await?;
+            replace_documents(&client, &store.base_url(), store.gcp_project, &docs).await?;
             Ok(Counted::new(docs.len() as u64, "documents"))
         })
     }
@@ -488,6 +481,77 @@ fn parse_documents(text: &[u8]) -> Result<Vec<SavedDocument>, String> {
             })
         })
         .collect()
+}
+
+/// The largest commit body sent as one: the emulator refuses a request over 4 MiB (its gRPC
+/// message limit), and the JSON body is at least as big as the message it becomes.
+const ONE_COMMIT_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
+
+/// Makes `project` hold exactly `docs`. When every change fits in one commit (the usual size of
+/// local data), it is one: the snapshot's documents written whole and the others deleted, all
+/// or nothing, so a failure, Ctrl-C or a killed process leaves the documents as they were.
+/// Larger sets are written in batches after emptying the project; a failure then writes the
+/// documents it held back.
+async fn replace_documents(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    docs: &[SavedDocument],
+) -> Result<(), String> {
+    let held = all_documents(client, base, project).await?;
+    let prefix = format!("projects/{project}/databases/(default)/documents/");
+    let keep: std::collections::HashSet<&str> = docs.iter().map(|d| d.path.as_str()).collect();
+    let writes: Vec<Value> = docs
+        .iter()
+        .map(|d| json!({ "update": { "name": format!("{prefix}{}", d.path), "fields": d.fields } }))
+        .chain(
+            held.iter()
+                .filter(|d| !keep.contains(d.path.as_str()))
+                .map(|d| json!({ "delete": format!("{prefix}{}", d.path) })),
+        )
+        .collect();
+    let body = serde_json::to_vec(&json!({ "writes": writes }))
+        .map_err(|e| format!("cannot encode the documents: {e}"))?;
+    if body.len() <= ONE_COMMIT_BYTES {
+        let resp = client
+            .post(format!("{}:commit", documents_root(base, project)))
+            .header(reqwest::header::AUTHORIZATION, OWNER)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe_reqwest(&e))?;
+        // Too big for the emulator after all (429 RESOURCE_EXHAUSTED): nothing was written.
+        if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(failure("writing documents", resp).await)
+            };
+        }
+    }
+    let api = |e: SeedError| match e {
+        SeedError::Api { message, .. } => message,
+        other => other.to_string(),
+    };
+    reset(client, base, project).await.map_err(api)?;
+    let Err(why) = write_documents(client, base, project, docs).await else {
+        return Ok(());
+    };
+    let back = match reset(client, base, project).await.map_err(api) {
+        Ok(()) => write_documents(client, base, project, &held).await,
+        Err(e) => Err(e),
+    };
+    Err(match back {
+        Ok(()) => format!(
+            "{why} (the {} documents it held were written back)",
+            held.len()
+        ),
+        Err(e) => format!(
+            "{why}; writing back the {} documents it held failed too: {e}; it holds part of the snapshot",
+            held.len()
+        ),
+    })
 }
 
 /// Writes documents in batches (one commit each), several batches at once.
