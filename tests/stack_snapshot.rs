@@ -516,6 +516,129 @@ fn every_store_comes_back_as_saved_and_damage_is_refused() {
 }
 
 /// The data services under their own names (`db`, `cache`, `docs`, `blobs`).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of snapshot `from` named `to` whose `file` in `service`'s folder is `edit`ed, with the
+/// manifest's sizes and checksums updated: a snapshot whose files check out but that holds
+/// something the store refuses.
+fn doctored(
+    root: &std::path::Path,
+    from: &str,
+    to: &str,
+    service: &str,
+    file: &str,
+    edit: impl FnOnce(String) -> String,
+) {
+    copy_dir(&root.join(from), &root.join(to));
+    let path = root.join(to).join("stores").join(service).join(file);
+    let text = edit(std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    let manifest_path = root.join(to).join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["name"] = json!(to);
+    let store = manifest["stores"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["service"] == service)
+        .unwrap();
+    let entry = store["files"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["path"] == file)
+        .unwrap();
+    entry["size"] = json!(text.len());
+    entry["crc32c"] = json!(crc32c::crc32c(text.as_bytes()));
+    let total: u64 = store["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["size"].as_u64().unwrap())
+        .sum();
+    store["bytes"] = json!(total);
+    std::fs::write(manifest_path, manifest.to_string()).unwrap();
+}
+
+/// A bucket restore that fails midway (an object's metadata the server refuses, after others
+/// were already uploaded) puts the bucket back as it was: overwritten objects, deleted ones and
+/// added ones.
+#[test]
+fn a_failed_bucket_restore_puts_the_bucket_back() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-gcs-undo"), data.path());
+    p.ok(&["up", "gcs"]);
+    let vars = env(&p);
+    let rt = runtime();
+    for i in 0..12 {
+        let name = format!("page-{i:02}.html");
+        gcs_upload(
+            &rt,
+            &vars,
+            &name,
+            "text/html",
+            json!({ "i": i.to_string() }),
+            format!("<p>{i}</p>").as_bytes(),
+        );
+    }
+    let saved = gcs_state(&rt, &vars);
+    p.ok(&["snapshot", "save", "good", "--only", "gcs"]);
+    let root = data.path().join("vibedev/snapshots").join(&p.name);
+    // The last object in the snapshot's list gets metadata that is not a map.
+    doctored(&root, "good", "bad", "gcs", "index.json", |text| {
+        let mut index: Value = serde_json::from_str(&text).unwrap();
+        let objects = index["objects"].as_array_mut().unwrap();
+        let last = objects.len() - 1;
+        objects[last]["resource"]["metadata"] = json!("not a map");
+        index.to_string()
+    });
+
+    // Changed since: every object rewritten but the last, which is deleted, and one added.
+    for i in 0..11 {
+        let name = format!("page-{i:02}.html");
+        gcs_upload(
+            &rt,
+            &vars,
+            &name,
+            "text/html",
+            json!({ "i": "changed" }),
+            b"changed",
+        );
+    }
+    gcs_delete(&rt, &vars, "page-11.html");
+    gcs_upload(&rt, &vars, "new.txt", "text/plain", json!({}), b"new");
+    let changed = gcs_state(&rt, &vars);
+
+    let failed = p.run(&["snapshot", "restore", "bad", "--only", "gcs"]);
+    assert_ne!(failed.code, Some(0), "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains("the buckets were put back as they were"),
+        "{failed}"
+    );
+    assert_eq!(gcs_state(&rt, &vars), changed);
+    let undo = data.path().join("vibedev/restore-undo");
+    let left = std::fs::read_dir(&undo).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "the undo folder is removed once used");
+
+    p.ok(&["snapshot", "restore", "good", "--only", "gcs"]);
+    assert_eq!(gcs_state(&rt, &vars), saved);
+    assert_eq!(std::fs::read_dir(&undo).map_or(0, |d| d.count()), 0);
+}
+
 /// A Firestore restore is one commit: a snapshot the emulator refuses (a field it cannot
 /// read) changes no document, and a good one makes the documents exactly the saved ones.
 #[test]
@@ -536,27 +659,23 @@ fn a_refused_firestore_restore_changes_no_document() {
     let saved = firestore_state(&rt, &vars);
     p.ok(&["snapshot", "save", "good", "--only", "firestore"]);
 
-    // A copy of it whose second document has a field the emulator refuses, with the manifest
-    // updated so that the files check out.
+    // A copy of it whose second document has a field the emulator refuses.
     let root = data.path().join("vibedev/snapshots").join(&p.name);
-    let bad = root.join("bad");
-    let store = bad.join("stores/firestore");
-    std::fs::create_dir_all(&store).unwrap();
-    let text = std::fs::read_to_string(root.join("good/stores/firestore/documents.jsonl")).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    let mut doc: Value = serde_json::from_str(&lines[1]).unwrap();
-    doc["fields"]["n"] = json!({ "integerValue": "not a number" });
-    lines[1] = doc.to_string();
-    let damaged = format!("{}\n", lines.join("\n"));
-    std::fs::write(store.join("documents.jsonl"), &damaged).unwrap();
-    let mut manifest: Value =
-        serde_json::from_slice(&std::fs::read(root.join("good/manifest.json")).unwrap()).unwrap();
-    manifest["name"] = json!("bad");
-    manifest["stores"][0]["files"][0]["size"] = json!(damaged.len());
-    manifest["stores"][0]["files"][0]["crc32c"] = json!(crc32c::crc32c(damaged.as_bytes()));
-    manifest["stores"][0]["bytes"] = json!(damaged.len());
-    std::fs::write(bad.join("manifest.json"), manifest.to_string()).unwrap();
+    doctored(
+        &root,
+        "good",
+        "bad",
+        "firestore",
+        "documents.jsonl",
+        |text| {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            assert_eq!(lines.len(), 3, "{text}");
+            let mut doc: Value = serde_json::from_str(&lines[1]).unwrap();
+            doc["fields"]["n"] = json!({ "integerValue": "not a number" });
+            lines[1] = doc.to_string();
+            format!("{}\n", lines.join("\n"))
+        },
+    );
 
     // Changed since the save: one document gone, one new, one edited.
     delete_doc(&rt, &vars, "a/2");

@@ -3,6 +3,7 @@
 //! snapshots (every bucket's objects with their bytes and metadata).
 
 pub mod browse;
+mod undo;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -324,6 +325,15 @@ impl ServiceKind for Gcs {
             Ok(Counted::new(index.objects.len() as u64, "objects"))
         })
     }
+
+    /// A restore stopped midway (Ctrl-C): the buckets are put back from what it kept aside.
+    fn snapshot_abandon<'a>(&'a self, store: &'a Store<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(dir) = undo::folder(store) {
+                let _ = undo::rollback(store, &dir).await;
+            }
+        })
+    }
 }
 
 /// The snapshot's list of buckets and objects; each object's bytes are in `objects/<n>`.
@@ -386,10 +396,7 @@ async fn save_objects(base: &str, dir: &Path) -> Result<SnapshotIndex, String> {
             }
             let file = format!("objects/{i}");
             super::snapshot::write(dir, &file, &bytes)?;
-            let resource = KEPT_METADATA
-                .iter()
-                .filter_map(|k| Some((k.to_string(), item.get(*k)?.clone())))
-                .collect();
+            let resource = kept_metadata(&item);
             Ok(SavedObject {
                 bucket,
                 name,
@@ -404,6 +411,14 @@ async fn save_objects(base: &str, dir: &Path) -> Result<SnapshotIndex, String> {
     let mut objects = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     objects.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
     Ok(SnapshotIndex { buckets, objects })
+}
+
+/// The metadata of a listed object that a snapshot keeps.
+fn kept_metadata(item: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    KEPT_METADATA
+        .iter()
+        .filter_map(|k| Some((k.to_string(), item.get(*k)?.clone())))
+        .collect()
 }
 
 fn message(e: SeedError) -> String {
@@ -437,9 +452,10 @@ async fn download(
 }
 
 /// Makes the server hold exactly the snapshot's buckets and objects. Every object's bytes are
-/// read before anything changes; then objects are uploaded (replacing what has their name),
-/// objects the snapshot lacks are deleted, and buckets it lacks are emptied (and removed unless
-/// the stack declares them).
+/// read before anything changes, and what the restore will overwrite or delete is kept aside
+/// ([`undo`]); then objects are uploaded (replacing what has their name), objects the snapshot
+/// lacks are deleted, and buckets it lacks are emptied (and removed unless the stack declares
+/// them). A failure puts the buckets back as they were.
 async fn restore_objects(
     store: &Store<'_>,
     index: &SnapshotIndex,
@@ -462,16 +478,13 @@ async fn restore_objects(
     let client = &client;
     let base = &store.base_url();
     let existing = list_buckets(client, base).await?;
+    // Every object the server holds, by bucket and name.
     let mut held = HashMap::new();
-    for bucket in &index.buckets {
-        if existing.contains(bucket) {
-            for item in list_items(client, base, bucket).await.map_err(message)? {
-                if let Some(name) = item.get("name").and_then(|n| n.as_str()) {
-                    held.insert((bucket.clone(), name.to_string()), item);
-                }
+    for bucket in &existing {
+        for item in list_items(client, base, bucket).await.map_err(message)? {
+            if let Some(name) = item.get("name").and_then(|n| n.as_str()) {
+                held.insert((bucket.clone(), name.to_string()), item);
             }
-        } else {
-            create_bucket(client, base, store.gcp_project, bucket).await?;
         }
     }
     // What the server already holds byte for byte, with the same metadata, stays as it is.
@@ -482,44 +495,100 @@ async fn restore_objects(
             .get(&(object.bucket.clone(), object.name.clone()))
             .is_some_and(|item| same_object(item, object, bytes))
     });
-    let results: Vec<Result<(), String>> = stream::iter(uploads)
-        .map(|(i, bytes): (usize, Vec<u8>)| async move {
-            upload_with_metadata(client, base, &objects[i], bytes).await
+    let wanted: HashSet<(&str, &str)> = objects
+        .iter()
+        .map(|o| (o.bucket.as_str(), o.name.as_str()))
+        .collect();
+    let removed_buckets: Vec<String> = existing
+        .iter()
+        .filter(|b| !index.buckets.contains(b))
+        .filter(|b| {
+            !store.settings.buckets.contains(b) && !store.settings.default_buckets().contains(b)
         })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let silent: SeedReporter = std::sync::Arc::new(|_| {});
-    for bucket in &index.buckets {
-        let wanted: HashSet<&str> = index
-            .objects
+        .cloned()
+        .collect();
+    let created_buckets: Vec<String> = index
+        .buckets
+        .iter()
+        .filter(|b| !existing.contains(b))
+        .cloned()
+        .collect();
+    // Overwritten and deleted objects are kept aside first, so a failure can put them back.
+    let mut to_save = Vec::new();
+    let mut stale: HashMap<&str, Vec<String>> = HashMap::new();
+    for ((bucket, name), item) in &held {
+        let replaced = uploads
             .iter()
-            .filter(|o| &o.bucket == bucket)
-            .map(|o| o.name.as_str())
-            .collect();
-        let stale: Vec<String> = list_objects(client, base, bucket)
-            .await
-            .map_err(message)?
-            .into_iter()
-            .map(|o| o.name)
-            .filter(|n| !wanted.contains(n.as_str()))
-            .collect();
-        delete_all(client, base, bucket, stale.into_iter(), &silent)
-            .await
-            .map_err(message)?;
-    }
-    for bucket in existing.iter().filter(|b| !index.buckets.contains(b)) {
-        empty_bucket(client, base, bucket, &silent)
-            .await
-            .map_err(message)?;
-        if !store.settings.buckets.contains(bucket)
-            && !store.settings.default_buckets().contains(bucket)
-        {
-            delete_bucket(client, base, bucket).await?;
+            .any(|(i, _)| objects[*i].bucket == *bucket && objects[*i].name == *name);
+        let deleted = !wanted.contains(&(bucket.as_str(), name.as_str()));
+        if deleted {
+            stale.entry(bucket.as_str()).or_default().push(name.clone());
+        }
+        if replaced || deleted {
+            to_save.push((bucket.clone(), name.clone(), item.clone()));
         }
     }
-    Ok(())
+    let added = uploads
+        .iter()
+        .map(|(i, _)| (objects[*i].bucket.clone(), objects[*i].name.clone()))
+        .filter(|key| !held.contains_key(key))
+        .collect();
+    let undo_dir = undo::folder(store);
+    if let Some(dir) = &undo_dir {
+        undo::prepare(
+            client,
+            base,
+            dir,
+            to_save,
+            undo::Journal {
+                added,
+                created_buckets: created_buckets.clone(),
+                removed_buckets: removed_buckets.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let changed = async {
+        for bucket in &created_buckets {
+            create_bucket(client, base, store.gcp_project, bucket).await?;
+        }
+        let results: Vec<Result<(), String>> = stream::iter(uploads)
+            .map(|(i, bytes): (usize, Vec<u8>)| async move {
+                upload_with_metadata(client, base, &objects[i], bytes).await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let silent: SeedReporter = std::sync::Arc::new(|_| {});
+        for (bucket, names) in stale {
+            delete_all(client, base, bucket, names.into_iter(), &silent)
+                .await
+                .map_err(message)?;
+        }
+        for bucket in &removed_buckets {
+            delete_bucket(client, base, bucket).await?;
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    let Some(dir) = undo_dir else {
+        return changed;
+    };
+    match changed {
+        Ok(()) => {
+            undo::clear(&dir);
+            Ok(())
+        }
+        Err(why) => Err(match undo::rollback(store, &dir).await {
+            Ok(()) => format!("{why} (the buckets were put back as they were)"),
+            Err(e) => format!(
+                "{why}; putting the buckets back failed too ({e}): they hold part of the snapshot; what they held is in {}",
+                dir.display()
+            ),
+        }),
+    }
 }
 
 /// Whether the listed `item` is `object` (whose bytes are `bytes`): same size, same CRC32C and
