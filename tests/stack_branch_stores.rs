@@ -527,6 +527,20 @@ fn branch_ls_rm_and_prune_work_without_branch_databases() {
         ]
     );
 
+    // The table: no database column value for a branch without one.
+    let table = p.ok(&["branch", "ls"]);
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("feature/A"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[..3], ["feature/A", "-", "-"], "{table}");
+    assert!(
+        line.contains(&format!("bucket {} (2 objects", a["TEMPLATES_BUCKET"])),
+        "{table}"
+    );
+
     // rm: only A's documents and buckets go.
     let rm = p.ok(&["branch", "rm", "feature/A"]);
     for what in [
