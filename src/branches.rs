@@ -33,12 +33,16 @@ pub enum BranchError {
     SlugCollision { a: String, b: String, slug: String },
     #[error("cannot tell the repository's default branch (no origin HEAD, no `main`, no `master`)")]
     NoDefaultBranch,
-    #[error("no branch database {name:?}")]
+    #[error("no branch or branch database {name:?}")]
     NotFound { name: String, known: Vec<String> },
     #[error("database {database} is the app database: it is not a branch's")]
     AppDatabase { database: String },
     #[error("database {database} is in use by this checkout (branch {branch})")]
     InUse { database: String, branch: String },
+    #[error("branch {branch} is the default branch: its data is the stack's own, not a branch's")]
+    DefaultBranch { branch: String },
+    #[error("branch {branch} is the one this checkout uses")]
+    BranchInUse { branch: String },
 }
 
 impl BranchError {
@@ -60,7 +64,10 @@ impl BranchError {
             BranchError::AppDatabase { .. } => {
                 Some("`vibedev reset-db` replaces it with a clean one".into())
             }
-            BranchError::InUse { .. } => {
+            BranchError::DefaultBranch { .. } => {
+                Some("`vibedev reset-db --all` empties the stores instead".into())
+            }
+            BranchError::InUse { .. } | BranchError::BranchInUse { .. } => {
                 Some("switch this checkout to another branch first".into())
             }
         }
@@ -116,20 +123,45 @@ pub fn current(project: &Project) -> Result<Option<OnBranch>, BranchError> {
     Ok(Some(OnBranch { branch, slug }))
 }
 
-/// One database of the app database's family, with the git branch it belongs to.
+/// One git branch with data of its own (a database, data in the other stores, or both), or the
+/// default branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
-    pub db: BranchDatabase,
-    /// The git branch: as recorded on the database, else the local branch whose slug its
-    /// name ends with; the default branch for the app database.
+    /// The branch's database (the app database for the default branch); `None` when it has none
+    /// (`[branches] database` off).
+    pub db: Option<BranchDatabase>,
+    /// What the branch's names add to the default branch's (`None` for the default branch).
+    pub slug: Option<String>,
+    /// The git branch: as recorded on the database or in a store, else the local branch whose
+    /// slug its database's name ends with; the default branch for the app database.
     pub branch: Option<String>,
     /// The git branch is still there (a local branch, or a commit a worktree has checked out
-    /// detached); always true for the app database.
+    /// detached); always true for the default branch.
     pub exists: bool,
-    /// The app database itself.
+    /// The default branch (the app database itself).
     pub default: bool,
-    /// The database this checkout uses now.
+    /// The branch this checkout uses now.
     pub current: bool,
+    /// vibedev recorded the data as this branch's (on its database, or in a store's mark).
+    pub recorded: bool,
+}
+
+/// A git branch's data as a store other than the database records it (a Firestore project's
+/// mark, a bucket's record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMark {
+    pub slug: String,
+    /// The git branch (`detached at <commit>` for a detached HEAD).
+    pub branch: String,
+}
+
+/// True while the git branch is there: a local branch, or (`detached at <commit>`) a commit a
+/// worktree has checked out detached.
+fn branch_exists(branch: &str, local: &[String], detached: &[String]) -> bool {
+    match branch.strip_prefix("detached at ") {
+        Some(commit) => detached.iter().any(|d| d.starts_with(commit)),
+        None => local.iter().any(|b| b == branch),
+    }
 }
 
 /// Each database of the family with its git branch and whether that branch is still there.
@@ -154,23 +186,22 @@ pub fn classify(
                     exists: true,
                     default,
                     current,
-                    db,
+                    slug: None,
+                    recorded: false,
+                    db: Some(db),
                 };
             }
-            let detached_at = |branch: &str| {
-                let commit = branch.strip_prefix("detached at ")?;
-                Some(detached.iter().any(|d| d.starts_with(commit)))
-            };
+            let slug = db
+                .database
+                .rsplit_once("__")
+                .map(|(_, slug)| slug.to_string());
             let (branch, exists) = match &db.branch {
-                Some(b) => (
-                    Some(b.clone()),
-                    detached_at(b).unwrap_or_else(|| local.contains(b)),
-                ),
+                Some(b) => (Some(b.clone()), branch_exists(b, local, detached)),
                 None => {
                     let slug_of = |name: &str| database_name(app_database, name) == db.database;
                     let found = local
                         .iter()
-                        .find(|b| slug_of(&slug(b)))
+                        .find(|b| slug_of(&self::slug(b)))
                         .cloned()
                         .or_else(|| {
                             detached
@@ -183,7 +214,9 @@ pub fn classify(
                 }
             };
             Listed {
-                db,
+                recorded: db.branch.is_some(),
+                db: Some(db),
+                slug,
                 branch,
                 exists,
                 default,
@@ -193,42 +226,111 @@ pub fn classify(
         .collect()
 }
 
-impl Listed {
-    /// The branch's slug, read from its database's name (`None` for the app database).
-    pub fn slug(&self) -> Option<&str> {
-        if self.default {
-            return None;
-        }
-        self.db.database.rsplit_once("__").map(|(_, slug)| slug)
+/// The default branch's row when branches have no databases (`[branches] database` off).
+/// `current`: this checkout is on it.
+pub fn default_row(default_branch: Option<&str>, current: bool) -> Listed {
+    Listed {
+        db: None,
+        slug: None,
+        branch: default_branch.map(str::to_string),
+        exists: true,
+        default: true,
+        current,
+        recorded: false,
     }
 }
 
-/// The branch database `name` names (a git branch or a database), unless it is the app
-/// database or the one this checkout uses.
+/// Adds to `listed` the branches the other stores recorded (one row per slug; a branch with a
+/// database keeps its row and gets the recorded git branch when its database has none).
+/// `current_slug`: the slug of the branch this checkout uses.
+pub fn with_marks(
+    mut listed: Vec<Listed>,
+    marks: Vec<StoreMark>,
+    current_slug: Option<&str>,
+    local: &[String],
+    detached: &[String],
+) -> Vec<Listed> {
+    let mut marks = marks;
+    marks.sort_by(|a, b| a.slug.cmp(&b.slug));
+    marks.dedup_by(|a, b| a.slug == b.slug);
+    for mark in marks {
+        let exists = branch_exists(&mark.branch, local, detached);
+        match listed
+            .iter_mut()
+            .find(|l| l.slug.as_deref() == Some(mark.slug.as_str()))
+        {
+            Some(row) => {
+                if row.branch.is_none() {
+                    row.branch = Some(mark.branch);
+                    row.exists = exists;
+                }
+                row.recorded = true;
+            }
+            None => listed.push(Listed {
+                db: None,
+                current: current_slug == Some(mark.slug.as_str()),
+                slug: Some(mark.slug),
+                branch: Some(mark.branch),
+                exists,
+                default: false,
+                recorded: true,
+            }),
+        }
+    }
+    listed
+}
+
+impl Listed {
+    /// The branch's slug (`None` for the default branch).
+    pub fn slug(&self) -> Option<&str> {
+        self.slug.as_deref()
+    }
+
+    /// The branch's database's name, when it has one.
+    pub fn database(&self) -> Option<&str> {
+        self.db.as_ref().map(|db| db.database.as_str())
+    }
+
+    /// How messages name the branch: its git branch, else its database or slug.
+    pub fn name(&self) -> String {
+        self.branch
+            .clone()
+            .or_else(|| self.database().map(str::to_string))
+            .or_else(|| self.slug.clone())
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+/// The branch `name` names (a git branch or a database), unless it is the default branch or the
+/// one this checkout uses.
 pub fn find<'a>(listed: &'a [Listed], name: &str) -> Result<&'a Listed, BranchError> {
     let found = listed
         .iter()
-        .find(|l| l.db.database == name || l.branch.as_deref() == Some(name))
+        .find(|l| l.database() == Some(name) || l.branch.as_deref() == Some(name))
         .ok_or_else(|| BranchError::NotFound {
             name: name.to_string(),
             known: listed
                 .iter()
                 .filter(|l| !l.default)
-                .map(|l| l.branch.clone().unwrap_or_else(|| l.db.database.clone()))
+                .map(Listed::name)
                 .collect(),
         })?;
-    if found.default {
-        return Err(BranchError::AppDatabase {
-            database: found.db.database.clone(),
-        });
-    }
-    if found.current {
-        return Err(BranchError::InUse {
-            database: found.db.database.clone(),
+    match (&found.db, found.default, found.current) {
+        (Some(db), true, _) => Err(BranchError::AppDatabase {
+            database: db.database.clone(),
+        }),
+        (None, true, _) => Err(BranchError::DefaultBranch {
+            branch: found.name(),
+        }),
+        (Some(db), false, true) => Err(BranchError::InUse {
+            database: db.database.clone(),
             branch: found.branch.clone().unwrap_or_default(),
-        });
+        }),
+        (None, false, true) => Err(BranchError::BranchInUse {
+            branch: found.name(),
+        }),
+        (_, false, false) => Ok(found),
     }
-    Ok(found)
 }
 
 /// `<db>__<slug>`, the app database's name cut when both together are over Postgres's limit.
@@ -454,7 +556,7 @@ mod tests {
             .iter()
             .map(|l| {
                 (
-                    l.db.database.as_str(),
+                    l.database().unwrap(),
                     l.branch.as_deref(),
                     l.exists,
                     l.current,
@@ -489,6 +591,123 @@ mod tests {
         );
         assert_eq!(unmarked[0].branch.as_deref(), Some("feature/a"));
         assert!(unmarked[0].exists);
+        assert!(!unmarked[0].recorded);
+        assert_eq!(unmarked[0].slug(), Some("feature_a"));
+    }
+
+    fn mark(slug: &str, branch: &str) -> StoreMark {
+        StoreMark {
+            slug: slug.into(),
+            branch: branch.into(),
+        }
+    }
+
+    #[test]
+    fn branches_without_databases_are_found_from_the_stores_marks() {
+        let local = vec!["main".to_string(), "feature/a".to_string()];
+        let detached = vec!["0123456789abcdef0123".to_string()];
+        let listed = with_marks(
+            vec![default_row(Some("main"), false)],
+            vec![
+                // a bucket's record and the Firestore mark of one branch: one row
+                mark("feature_a", "feature/a"),
+                mark("feature_a", "feature/a"),
+                mark("feature_gone", "feature/gone"),
+                mark("detached_0123456789ab", "detached at 0123456789ab"),
+                mark("detached_ffffffffffff", "detached at ffffffffffff"),
+            ],
+            Some("feature_a"),
+            &local,
+            &detached,
+        );
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, bool, bool, bool);
+        let view: Vec<Row> = listed
+            .iter()
+            .map(|l| {
+                (
+                    l.slug(),
+                    l.branch.as_deref(),
+                    l.exists,
+                    l.current,
+                    l.recorded,
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            [
+                (None, Some("main"), true, false, false),
+                (
+                    Some("detached_0123456789ab"),
+                    Some("detached at 0123456789ab"),
+                    true,
+                    false,
+                    true
+                ),
+                (
+                    Some("detached_ffffffffffff"),
+                    Some("detached at ffffffffffff"),
+                    false,
+                    false,
+                    true
+                ),
+                (Some("feature_a"), Some("feature/a"), true, true, true),
+                (
+                    Some("feature_gone"),
+                    Some("feature/gone"),
+                    false,
+                    false,
+                    true
+                ),
+            ]
+        );
+        assert!(listed.iter().all(|l| l.database().is_none()));
+        // the default branch and the one in use are refused; a gone one is found by its name
+        assert!(matches!(
+            find(&listed, "main"),
+            Err(BranchError::DefaultBranch { .. })
+        ));
+        assert!(matches!(
+            find(&listed, "feature/a"),
+            Err(BranchError::BranchInUse { .. })
+        ));
+        assert_eq!(
+            find(&listed, "feature/gone").unwrap().slug(),
+            Some("feature_gone")
+        );
+        let Err(BranchError::NotFound { known, .. }) = find(&listed, "nope") else {
+            panic!("found")
+        };
+        assert!(known.contains(&"feature/gone".to_string()), "{known:?}");
+    }
+
+    #[test]
+    fn a_mark_names_the_git_branch_of_an_unrecorded_database() {
+        let listed = with_marks(
+            classify(
+                "app",
+                "app",
+                Some("main"),
+                vec![db("app", None), db("app__old_name", None)],
+                &[],
+                &[],
+            ),
+            vec![mark("old_name", "old/name")],
+            None,
+            &["old/name".to_string()],
+            &[],
+        );
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].branch.as_deref(), Some("old/name"));
+        assert!(listed[1].exists && listed[1].recorded);
+        assert!(matches!(
+            find(&listed, "app"),
+            Err(BranchError::AppDatabase { .. })
+        ));
+        assert_eq!(
+            find(&listed, "old/name").unwrap().database(),
+            Some("app__old_name")
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub enum Command {
     Ls(LsArgs),
     /// Remove the stacks whose checkout no longer exists (containers, networks, volumes), after asking.
     Prune(PruneArgs),
-    /// The databases of git branches (`[branches] database = true`): list, remove, prune those whose branch is gone.
+    /// The data of git branches (`[branches]`: databases, Firestore projects, buckets): list, remove, prune those whose branch is gone.
     Branch(BranchArgs),
     /// Serve a local web page over the stack (services, logs, data, secrets' state, snapshots) until Ctrl-C.
     Ui(UiArgs),
@@ -117,11 +117,11 @@ pub struct BranchArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum BranchCommand {
-    /// List the app database and every branch's: git branch, size, last used, whether the git branch still exists.
+    /// List the default branch and every branch with data of its own: git branch, database, size, last used, whether the git branch still exists, its other stores.
     Ls(BranchLsArgs),
-    /// Remove the database of a git branch (named by the branch or by the database).
+    /// Remove the data of a git branch: its database, Firestore project and buckets (named by the branch or by the database).
     Rm(BranchRmArgs),
-    /// Remove the databases whose git branch no longer exists, after asking.
+    /// Remove the data of branches whose git branch no longer exists, after asking.
     Prune(BranchPruneArgs),
 }
 

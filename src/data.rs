@@ -277,6 +277,55 @@ pub async fn branch_databases(
     ))
 }
 
+/// Every git branch with data of its own, and the default branch: the branch databases (with
+/// `[branches] database`) and the branches the other running stores recorded, each with its git
+/// branch and whether that branch still exists.
+pub async fn branches(
+    project: &Project,
+    stores: &Stores<'_>,
+) -> Result<Vec<crate::branches::Listed>, DataError> {
+    let root = &project.root;
+    let current_slug = crate::branches::current(project)
+        .ok()
+        .flatten()
+        .map(|on| on.slug);
+    let listed = if project.file.branches.database {
+        branch_databases(project, &stores.database()?).await?
+    } else {
+        let default_branch = project
+            .file
+            .branches
+            .default_branch
+            .clone()
+            .or_else(|| crate::git::default_branch(root));
+        vec![crate::branches::default_row(
+            default_branch.as_deref(),
+            current_slug.is_none(),
+        )]
+    };
+    let config = &project.file.branches;
+    let mut marks = Vec::new();
+    for (kind, store) in stores.running() {
+        let found =
+            kind.branch_marks(config, &store)
+                .await
+                .map_err(|message| DataError::BranchData {
+                    service: store.service.to_string(),
+                    message,
+                })?;
+        marks.extend(found);
+    }
+    let local = crate::git::local_branches(root).unwrap_or_default();
+    let detached = crate::git::detached_heads(root);
+    Ok(crate::branches::with_marks(
+        listed,
+        marks,
+        current_slug.as_deref(),
+        &local,
+        &detached,
+    ))
+}
+
 /// Drops a branch database and the reset templates made for it; returns the names dropped.
 pub async fn remove_branch_database(
     db: &Database,

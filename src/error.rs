@@ -121,9 +121,9 @@ pub enum CommandError {
     PruneNeedsConfirmation { stacks: usize },
     /// `vibedev branch prune` without `--yes` and without a terminal to ask on.
     #[error(
-        "branch prune removes {databases} database(s) and needs confirmation, but there is no terminal to ask on"
+        "branch prune removes the data of {branches} branch(es) and needs confirmation, but there is no terminal to ask on"
     )]
-    BranchPruneNeedsConfirmation { databases: usize },
+    BranchPruneNeedsConfirmation { branches: usize },
     /// `vibedev run`: the command could not be started.
     #[error("cannot run {program}")]
     Spawn {

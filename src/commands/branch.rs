@@ -1,13 +1,12 @@
-//! `vibedev branch ls [--json]`, `branch rm NAME` and `branch prune [--yes]`: the databases of
-//! git branches (`[branches] database = true`), with their Firestore data and buckets
-//! (`firestore`, `bucket`).
+//! `vibedev branch ls [--json]`, `branch rm NAME` and `branch prune [--yes]`: the data of git
+//! branches (`[branches]`): their databases, Firestore projects and buckets.
 
 use chrono::Utc;
 
 use crate::branches::{self, Listed};
 use crate::cli::{BranchArgs, BranchCommand};
 use crate::config::Project;
-use crate::data::{self, Database, Stores};
+use crate::data::{self, Stores};
 use crate::error::{CommandError, Exit, Result};
 use crate::services::BranchData;
 use crate::text::{ago, bytes, count};
@@ -18,8 +17,7 @@ pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     let engine = ctx.engine().await?;
     let stores = Stores::observe(&engine, &stack).await?;
-    let db = stores.database()?;
-    let listed = data::branch_databases(&project, &db).await?;
+    let listed = data::branches(&project, &stores).await?;
     match args.command {
         BranchCommand::Ls(ls) => {
             let mut held = Vec::new();
@@ -49,73 +47,98 @@ pub async fn run(ctx: &Context, args: BranchArgs) -> Result<u8> {
         BranchCommand::Rm(rm) => {
             let found = branches::find(&listed, &rm.name)?;
             let _lock = ctx.lock(&stack.project, "branch rm").await?;
-            remove(ctx, &project, &stores, &db, found).await?;
+            remove(ctx, &project, &stores, found).await?;
             Ok(0)
         }
         BranchCommand::Prune(prune) => {
             let gone: Vec<&Listed> = listed
                 .iter()
-                // Only databases vibedev recorded as a branch's: an unmarked one may be
+                // Only data vibedev recorded as a branch's: an unmarked database may be
                 // someone's own (`branch rm` removes it when named).
-                .filter(|l| !l.exists && !l.default && !l.current && l.db.branch.is_some())
+                .filter(|l| !l.exists && !l.default && !l.current && l.recorded)
                 .collect();
             if gone.is_empty() {
                 ctx.ui
-                    .out("nothing to prune: every branch database's git branch still exists");
+                    .out("nothing to prune: the git branch of every branch's data still exists");
                 return Ok(0);
             }
             ctx.ui.info(&format!(
                 "{} whose git branch no longer exists:",
-                count(gone.len(), "database", "databases")
+                count(gone.len(), "branch's data", "branches' data")
             ));
+            let mut total = 0;
             for l in &gone {
+                let held = match l.slug() {
+                    Some(slug) => data::branch_data(&project, &stores, slug).await?,
+                    None => Vec::new(),
+                };
+                let size =
+                    database_bytes(l) + held.iter().filter_map(|(_, h)| h.bytes).sum::<u64>();
+                total += size;
                 ctx.ui.info(&format!(
                     "  {}  {}  {}",
-                    l.db.database,
-                    l.branch.as_deref().unwrap_or("(branch not recorded)"),
-                    bytes(l.db.bytes.max(0) as u64)
+                    l.name(),
+                    stores_text(l, &held),
+                    bytes(size)
                 ));
             }
-            let total: i64 = gone.iter().map(|l| l.db.bytes).sum();
-            if !prune.yes && !confirm(ctx, gone.len(), total.max(0) as u64).await? {
+            if !prune.yes && !confirm(ctx, gone.len(), total).await? {
                 ctx.ui.info("nothing was removed");
                 return Ok(Exit::Failure.code());
             }
             let _lock = ctx.lock(&stack.project, "branch prune").await?;
             for l in gone {
-                remove(ctx, &project, &stores, &db, l).await?;
+                remove(ctx, &project, &stores, l).await?;
             }
             Ok(0)
         }
     }
 }
 
-/// Removes a branch's database, then what the other stores hold for it.
-async fn remove(
-    ctx: &Context,
-    project: &Project,
-    stores: &Stores<'_>,
-    db: &Database,
-    l: &Listed,
-) -> Result<()> {
-    let dropped = data::remove_branch_database(db, &l.db.database).await?;
-    let templates = dropped.len().saturating_sub(1);
-    let also = match templates {
-        0 => String::new(),
-        n => format!(" and {}", count(n, "reset template", "reset templates")),
-    };
-    ctx.ui.out(&format!(
-        "removed database {} of branch {}{also} ({})",
-        l.db.database,
-        l.branch.as_deref().unwrap_or("?"),
-        bytes(l.db.bytes.max(0) as u64)
-    ));
+/// The size of the branch's database (0 without one).
+fn database_bytes(l: &Listed) -> u64 {
+    l.db.as_ref().map_or(0, |db| db.bytes.max(0) as u64)
+}
+
+/// `database app__x, bucket app-x (2 objects, 1 KiB)`: everything the branch holds.
+fn stores_text(l: &Listed, held: &[(String, BranchData)]) -> String {
+    let mut parts: Vec<String> = l
+        .database()
+        .map(|d| format!("database {d}"))
+        .into_iter()
+        .collect();
+    parts.extend(
+        held.iter()
+            .map(|(_, h)| format!("{} ({})", h.what, held_size(h))),
+    );
+    if parts.is_empty() {
+        "nothing left".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Removes a branch's database (when it has one), then what the other stores hold for it.
+async fn remove(ctx: &Context, project: &Project, stores: &Stores<'_>, l: &Listed) -> Result<()> {
+    let branch = l.name();
+    if let Some(db) = &l.db {
+        let dropped = data::remove_branch_database(&stores.database()?, &db.database).await?;
+        let templates = dropped.len().saturating_sub(1);
+        let also = match templates {
+            0 => String::new(),
+            n => format!(" and {}", count(n, "reset template", "reset templates")),
+        };
+        ctx.ui.out(&format!(
+            "removed database {} of branch {branch}{also} ({})",
+            db.database,
+            bytes(db.bytes.max(0) as u64)
+        ));
+    }
     if let Some(slug) = l.slug() {
         for (service, removed) in data::remove_branch_data(project, stores, slug).await? {
             ctx.ui.out(&format!(
-                "removed {} of branch {} ({service}: {})",
+                "removed {} of branch {branch} ({service}: {})",
                 removed.what,
-                l.branch.as_deref().unwrap_or("?"),
                 held_size(&removed)
             ));
         }
@@ -144,9 +167,10 @@ fn table(ctx: &Context, listed: &[Listed], held: &[Vec<(String, BranchData)>]) -
             };
             vec![
                 format!("{mark} {}", l.branch.as_deref().unwrap_or("?")),
-                l.db.database.clone(),
-                bytes(l.db.bytes.max(0) as u64),
-                l.db.last_used.map_or_else(
+                l.database().unwrap_or("-").to_string(),
+                l.db.as_ref()
+                    .map_or_else(|| "-".to_string(), |db| bytes(db.bytes.max(0) as u64)),
+                l.db.as_ref().and_then(|db| db.last_used).map_or_else(
                     || "-".to_string(),
                     |t| ago((Utc::now() - t).to_std().unwrap_or_default()),
                 ),
@@ -190,10 +214,10 @@ fn json(l: &Listed, held: &[(String, BranchData)]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "database": l.db.database,
+        "database": l.database(),
         "branch": l.branch,
-        "bytes": l.db.bytes,
-        "last_used": l.db.last_used.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "bytes": l.db.as_ref().map(|db| db.bytes),
+        "last_used": l.db.as_ref().and_then(|db| db.last_used).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "branch_exists": l.exists,
         "default": l.default,
         "current": l.current,
@@ -202,18 +226,18 @@ fn json(l: &Listed, held: &[(String, BranchData)]) -> serde_json::Value {
 }
 
 /// Asks on the terminal; without one, refuses (scripts pass --yes).
-async fn confirm(ctx: &Context, databases: usize, total: u64) -> Result<bool> {
+async fn confirm(ctx: &Context, branches: usize, total: u64) -> Result<bool> {
     let question = format!(
         "Remove {} with {} of data?",
-        if databases == 1 {
-            "this database".to_string()
+        if branches == 1 {
+            "this branch's data".to_string()
         } else {
-            format!("these {databases} databases")
+            format!("the data of these {branches} branches")
         },
         bytes(total)
     );
     ctx.ask(question, || {
-        CommandError::BranchPruneNeedsConfirmation { databases }.into()
+        CommandError::BranchPruneNeedsConfirmation { branches }.into()
     })
     .await
 }

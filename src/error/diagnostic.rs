@@ -104,8 +104,9 @@ impl Diagnostic for BranchError {
             BranchError::SlugCollision { .. }
             | BranchError::NoDefaultBranch
             | BranchError::NotFound { .. }
-            | BranchError::AppDatabase { .. } => Exit::Usage,
-            BranchError::InUse { .. } => Exit::Failure,
+            | BranchError::AppDatabase { .. }
+            | BranchError::DefaultBranch { .. } => Exit::Usage,
+            BranchError::InUse { .. } | BranchError::BranchInUse { .. } => Exit::Failure,
         }
     }
 

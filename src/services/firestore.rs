@@ -1,6 +1,7 @@
 //! The Firestore emulator over its REST API: reset (the emulator's documented endpoint), whether it
-//! holds anything, seed documents read from `<collection>/<id>.json` files, and snapshots (every
-//! document of every collection and subcollection, with its typed fields).
+//! holds anything, seed documents read from `<collection>/<id>.json` files, snapshots (every
+//! document of every collection and subcollection, with its typed fields), and a branch's own
+//! project made as a copy of the default branch's, recorded by a mark in the emulator.
 
 pub mod browse;
 
@@ -14,7 +15,7 @@ use futures_util::future::BoxFuture;
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
     BranchData, CACHE_MOUNT, Counted, Emptied, FollowedBranch, ImageFacts, Launch, LaunchInput,
-    SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SnapshotIo, Store, WaitFor,
+    SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SnapshotIo, Store, StoreMark, WaitFor,
 };
 use crate::branches::{OnBranch, project_id};
 use crate::config::BranchesConfig;
@@ -155,7 +156,7 @@ impl ServiceKind for Firestore {
     }
 
     /// `[branches] firestore`: the emulator keeps documents per project id, so a branch gets
-    /// its own (see [`project_id`]); it starts empty.
+    /// its own (see [`project_id`]), made by [`ServiceKind::ensure_branch`].
     fn follow_branch(
         &self,
         config: &BranchesConfig,
@@ -170,6 +171,23 @@ impl ServiceKind for Firestore {
         Some(follow_project(settings, gcp_project, on, buckets))
     }
 
+    /// A branch's project is made the first time the branch is used, as a copy of the default
+    /// branch's documents (see [`copy_for_branch`]).
+    fn ensure_branch<'a>(
+        &'a self,
+        store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let Some(branch) = &store.settings.branch else {
+                return Ok(Vec::new());
+            };
+            let client = super::seed::http_client();
+            let made =
+                copy_for_branch(&client, &store.base_url(), store.gcp_project, branch).await?;
+            Ok(made.into_iter().collect())
+        })
+    }
+
     fn branch_data<'a>(
         &'a self,
         config: &'a BranchesConfig,
@@ -182,8 +200,9 @@ impl ServiceKind for Firestore {
             }
             let project = project_id(store.default_gcp_project(), slug);
             let client = super::seed::http_client();
-            let docs = all_documents(&client, &store.base_url(), &project).await?;
-            if docs.is_empty() {
+            let base = store.base_url();
+            let docs = all_documents(&client, &base, &project).await?;
+            if docs.is_empty() && read_mark(&client, &base, &project).await?.is_none() {
                 return Ok(Vec::new());
             }
             Ok(vec![BranchData {
@@ -194,7 +213,31 @@ impl ServiceKind for Firestore {
         })
     }
 
-    /// Deletes the branch's documents through the emulator's reset endpoint for its project id.
+    /// The branches whose project the emulator's marks record as made from this stack's.
+    fn branch_marks<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<StoreMark>, String>> {
+        Box::pin(async move {
+            if !config.firestore {
+                return Ok(Vec::new());
+            }
+            let client = super::seed::http_client();
+            let marks = list_marks(&client, &store.base_url()).await?;
+            Ok(marks
+                .into_iter()
+                .filter(|(_, m)| m.source == store.default_gcp_project())
+                .map(|(_, m)| StoreMark {
+                    slug: m.slug,
+                    branch: m.branch,
+                })
+                .collect())
+        })
+    }
+
+    /// Deletes the branch's documents through the emulator's reset endpoint for its project id,
+    /// and then its mark.
     fn remove_branch<'a>(
         &'a self,
         config: &'a BranchesConfig,
@@ -207,12 +250,13 @@ impl ServiceKind for Firestore {
                 return Ok(held);
             }
             let project = project_id(store.default_gcp_project(), slug);
-            reset(&super::seed::http_client(), &store.base_url(), &project)
-                .await
-                .map_err(|e| match e {
-                    SeedError::Api { message, .. } => message,
-                    other => other.to_string(),
-                })?;
+            let client = super::seed::http_client();
+            let base = store.base_url();
+            reset(&client, &base, &project).await.map_err(|e| match e {
+                SeedError::Api { message, .. } => message,
+                other => other.to_string(),
+            })?;
+            delete_mark(&client, &base, &project).await?;
             Ok(held)
         })
     }
@@ -401,6 +445,227 @@ pub(super) fn follow_project(
         default_buckets,
     });
     project_id(gcp_project, &on.slug)
+}
+
+/// vibedev's own project id in the emulator, which holds one mark per branch project made: no
+/// app uses it, and it has no `-`, so it is never a branch's project id (`<id>-<slug>`). Kept in
+/// the emulator's memory, the marks go when the documents they describe go (a new container).
+pub const MARKS_PROJECT: &str = "vibedevbranches";
+
+/// The marks' collection; a mark's id is the branch's project id.
+const MARKS: &str = "branches";
+
+/// Where a branch's copy is: started (and not finished: a first use was interrupted), or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkState {
+    Copying,
+    Made,
+}
+
+/// What the emulator records about a branch's project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The git branch.
+    pub branch: String,
+    pub slug: String,
+    /// The default branch's project id, which the copy was made from.
+    pub source: String,
+    pub state: MarkState,
+}
+
+impl Mark {
+    /// The mark as Firestore fields.
+    fn fields(&self) -> Value {
+        let state = match self.state {
+            MarkState::Copying => "copying",
+            MarkState::Made => "made",
+        };
+        fields(Map::from_iter([
+            ("branch".to_string(), json!(self.branch)),
+            ("slug".to_string(), json!(self.slug)),
+            ("source".to_string(), json!(self.source)),
+            ("state".to_string(), json!(state)),
+        ]))
+    }
+
+    /// A mark from Firestore fields; `None` for a document that is not one.
+    fn parse(fields: &Value) -> Option<Mark> {
+        let text = |k: &str| Some(fields.get(k)?.get("stringValue")?.as_str()?.to_string());
+        let state = match text("state")?.as_str() {
+            "copying" => MarkState::Copying,
+            "made" => MarkState::Made,
+            _ => return None,
+        };
+        Some(Mark {
+            branch: text("branch")?,
+            slug: text("slug")?,
+            source: text("source")?,
+            state,
+        })
+    }
+}
+
+fn mark_url(base: &str, project: &str) -> String {
+    format!(
+        "{}/{MARKS}/{}",
+        documents_root(base, MARKS_PROJECT),
+        super::encode(project)
+    )
+}
+
+/// The mark of the branch project `project`, if the emulator holds one.
+async fn read_mark(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+) -> Result<Option<Mark>, String> {
+    let resp = client
+        .get(mark_url(base, project))
+        .header(reqwest::header::AUTHORIZATION, OWNER)
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        return Err(failure("reading the branch's mark", resp).await);
+    }
+    let doc: Value = resp.json().await.map_err(|e| describe_reqwest(&e))?;
+    Ok(doc.get("fields").and_then(Mark::parse))
+}
+
+async fn write_mark(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    mark: &Mark,
+) -> Result<(), String> {
+    let resp = client
+        .patch(mark_url(base, project))
+        .header(reqwest::header::AUTHORIZATION, OWNER)
+        .json(&json!({ "fields": mark.fields() }))
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(failure("recording the branch's mark", resp).await)
+    }
+}
+
+async fn delete_mark(client: &reqwest::Client, base: &str, project: &str) -> Result<(), String> {
+    let resp = client
+        .delete(mark_url(base, project))
+        .header(reqwest::header::AUTHORIZATION, OWNER)
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().is_success() || resp.status().as_u16() == 404 {
+        Ok(())
+    } else {
+        Err(failure("deleting the branch's mark", resp).await)
+    }
+}
+
+/// Every mark the emulator holds, each with its branch project id.
+async fn list_marks(client: &reqwest::Client, base: &str) -> Result<Vec<(String, Mark)>, String> {
+    let docs = all_documents(client, base, MARKS_PROJECT).await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| {
+            let project = d.path.strip_prefix(&format!("{MARKS}/"))?;
+            (!project.contains('/')).then_some(())?;
+            Some((project.to_string(), Mark::parse(&d.fields)?))
+        })
+        .collect())
+}
+
+/// Makes the branch's project `project` on the branch's first use: a copy of every document of
+/// the default branch's project, references pointed at the copy. A mark records it first as
+/// being copied and then as made, so the copy is made once: emptied later, the project stays
+/// empty. A copy whose mark says it was never finished (an interrupted first use) is made again
+/// from the start: its documents are deleted and copied anew. A project holding documents
+/// without a mark (made before marks were kept) is kept as it is and marked. Returns what it
+/// made.
+async fn copy_for_branch(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    branch: &FollowedBranch,
+) -> Result<Option<String>, String> {
+    let source = &branch.default_project;
+    let mut mark = Mark {
+        branch: branch.branch.clone(),
+        slug: branch.slug.clone(),
+        source: source.clone(),
+        state: MarkState::Copying,
+    };
+    let again = match read_mark(client, base, project).await? {
+        Some(m) if m.state == MarkState::Made => return Ok(None),
+        Some(_) => true,
+        None => {
+            let empty = is_empty(client, base, project).await.map_err(|e| match e {
+                SeedError::Api { message, .. } => message,
+                other => other.to_string(),
+            })?;
+            if !empty {
+                mark.state = MarkState::Made;
+                write_mark(client, base, project, &mark).await?;
+                return Ok(None);
+            }
+            false
+        }
+    };
+    write_mark(client, base, project, &mark).await?;
+    if again {
+        reset(client, base, project).await.map_err(|e| match e {
+            SeedError::Api { message, .. } => message,
+            other => other.to_string(),
+        })?;
+    }
+    let mut docs = all_documents(client, base, source).await?;
+    for doc in &mut docs {
+        repoint_references(&mut doc.fields, source, project);
+    }
+    write_documents(client, base, project, &docs).await?;
+    mark.state = MarkState::Made;
+    write_mark(client, base, project, &mark).await?;
+    let count = Counted::new(docs.len() as u64, "documents");
+    Ok(Some(if again {
+        format!(
+            "Firestore project {project} anew (a copy of {source}: {count}; the copy begun before was interrupted)"
+        )
+    } else {
+        format!("Firestore project {project} (a copy of {source}: {count})")
+    }))
+}
+
+/// Points every reference to a document of project `from` (in `fields`, arrays and maps
+/// included) at the same document of project `to`.
+fn repoint_references(fields: &mut Value, from: &str, to: &str) {
+    let prefix = format!("projects/{from}/databases/");
+    match fields {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if key == "referenceValue"
+                    && let Value::String(name) = value
+                    && let Some(rest) = name.strip_prefix(&prefix)
+                {
+                    *name = format!("projects/{to}/databases/{rest}");
+                } else {
+                    repoint_references(value, from, to);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                repoint_references(item, from, to);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One document as a snapshot holds it.
@@ -955,6 +1220,58 @@ mod tests {
     fn shell_words_are_quoted() {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn references_are_pointed_at_the_copy() {
+        let mut fields = json!({
+            "owner": {"referenceValue": "projects/app/databases/(default)/documents/users/u1"},
+            "other": {"referenceValue": "projects/apps/databases/(default)/documents/users/u1"},
+            "list": {"arrayValue": {"values": [
+                {"referenceValue": "projects/app/databases/(default)/documents/a/b"},
+                {"stringValue": "projects/app/databases/(default)/documents/a/b"},
+            ]}},
+            "map": {"mapValue": {"fields": {
+                "r": {"referenceValue": "projects/app/databases/(default)/documents/c/d/e/f"},
+            }}},
+        });
+        repoint_references(&mut fields, "app", "app-feature-x");
+        assert_eq!(
+            fields,
+            json!({
+                "owner": {"referenceValue": "projects/app-feature-x/databases/(default)/documents/users/u1"},
+                "other": {"referenceValue": "projects/apps/databases/(default)/documents/users/u1"},
+                "list": {"arrayValue": {"values": [
+                    {"referenceValue": "projects/app-feature-x/databases/(default)/documents/a/b"},
+                    {"stringValue": "projects/app/databases/(default)/documents/a/b"},
+                ]}},
+                "map": {"mapValue": {"fields": {
+                    "r": {"referenceValue": "projects/app-feature-x/databases/(default)/documents/c/d/e/f"},
+                }}},
+            })
+        );
+    }
+
+    #[test]
+    fn a_mark_reads_back_as_written() {
+        let mark = Mark {
+            branch: "feature/x".into(),
+            slug: "feature_x".into(),
+            source: "app".into(),
+            state: MarkState::Copying,
+        };
+        assert_eq!(Mark::parse(&mark.fields()), Some(mark.clone()));
+        let made = Mark {
+            state: MarkState::Made,
+            ..mark
+        };
+        assert_eq!(Mark::parse(&made.fields()), Some(made));
+        assert_eq!(
+            Mark::parse(&json!({"state": {"stringValue": "made"}})),
+            None
+        );
+        // a branch's project id always has a `-`: it is never the marks' own
+        assert!(!MARKS_PROJECT.contains('-'));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
 use super::{
     BranchData, Counted, Emptied, FollowedBranch, SeedMode, SeedPaths, Seeded, ServiceKind,
-    Settings, SettingsInput, SnapshotIo, Stage, Store, WaitFor,
+    Settings, SettingsInput, SnapshotIo, Stage, Store, StoreMark, WaitFor,
 };
 use crate::branches::{OnBranch, bucket_name};
 use crate::config::BranchesConfig;
@@ -126,8 +126,18 @@ impl ServiceKind for Gcs {
             let client = super::http_client();
             let base = store.base_url();
             let existing = list_buckets(&client, &base).await?;
+            let recorded = record_names(&client, &base, &existing).await?;
             let mut made = Vec::new();
             for (source, bucket) in branch.default_buckets.iter().zip(&store.settings.buckets) {
+                // Recorded before it is made: a branch's bucket is always found by `branch ls`.
+                if !recorded.contains(bucket) {
+                    let record = Record {
+                        branch: branch.branch.clone(),
+                        slug: branch.slug.clone(),
+                        source: source.clone(),
+                    };
+                    write_record(&client, &base, store.gcp_project, bucket, &record).await?;
+                }
                 if existing.contains(bucket) {
                     continue;
                 }
@@ -178,7 +188,33 @@ impl ServiceKind for Gcs {
         })
     }
 
-    /// Deletes the branch's buckets with their objects.
+    /// The branches whose buckets vibedev recorded as made from this stack's.
+    fn branch_marks<'a>(
+        &'a self,
+        config: &'a BranchesConfig,
+        store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<StoreMark>, String>> {
+        Box::pin(async move {
+            if !config.bucket {
+                return Ok(Vec::new());
+            }
+            let client = super::http_client();
+            let base = store.base_url();
+            let existing = list_buckets(&client, &base).await?;
+            let defaults = store.settings.default_buckets();
+            Ok(list_records(&client, &base, &existing)
+                .await?
+                .into_iter()
+                .filter(|(_, r)| defaults.contains(&r.source))
+                .map(|(_, r)| StoreMark {
+                    slug: r.slug,
+                    branch: r.branch,
+                })
+                .collect())
+        })
+    }
+
+    /// Deletes the branch's buckets with their objects, and then their records.
     fn remove_branch<'a>(
         &'a self,
         config: &'a BranchesConfig,
@@ -199,6 +235,15 @@ impl ServiceKind for Gcs {
                     .await
                     .map_err(message)?;
                 delete_bucket(&client, &base, &bucket).await?;
+            }
+            let existing = list_buckets(&client, &base).await?;
+            if existing.iter().any(|b| b == RECORDS_BUCKET) {
+                for default in store.settings.default_buckets() {
+                    let bucket = bucket_name(default, slug);
+                    delete_object(&client, &base, RECORDS_BUCKET, &bucket)
+                        .await
+                        .map_err(message)?;
+                }
             }
             Ok(held)
         })
@@ -333,6 +378,90 @@ impl ServiceKind for Gcs {
                 let _ = undo::rollback(store, &dir).await;
             }
         })
+    }
+}
+
+/// vibedev's own bucket, holding one record per branch bucket made (named as that bucket): no
+/// app uses it, and its `_` is in no branch's bucket name (`<bucket>-<slug>`, `_` as `-`). It
+/// lives and goes with the buckets it describes.
+pub const RECORDS_BUCKET: &str = "vibedev_branches";
+
+/// What vibedev records about a branch's bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Record {
+    /// The git branch.
+    branch: String,
+    slug: String,
+    /// The default branch's bucket it was made from.
+    source: String,
+}
+
+/// The branch buckets recorded (none while the records' bucket is not among `existing`).
+async fn record_names(
+    client: &reqwest::Client,
+    base: &str,
+    existing: &[String],
+) -> Result<Vec<String>, String> {
+    if !existing.iter().any(|b| b == RECORDS_BUCKET) {
+        return Ok(Vec::new());
+    }
+    Ok(list_objects(client, base, RECORDS_BUCKET)
+        .await
+        .map_err(message)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect())
+}
+
+/// Every record of a branch bucket, each with the bucket's name (none while the records' bucket
+/// is not among `existing`).
+async fn list_records(
+    client: &reqwest::Client,
+    base: &str,
+    existing: &[String],
+) -> Result<Vec<(String, Record)>, String> {
+    if !existing.iter().any(|b| b == RECORDS_BUCKET) {
+        return Ok(Vec::new());
+    }
+    let objects = list_objects(client, base, RECORDS_BUCKET)
+        .await
+        .map_err(message)?;
+    let mut records = Vec::new();
+    for object in objects {
+        let bytes = download(client, base, RECORDS_BUCKET, &object.name).await?;
+        // Anything else in the bucket is not a record.
+        if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
+            records.push((object.name, record));
+        }
+    }
+    Ok(records)
+}
+
+async fn write_record(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    bucket: &str,
+    record: &Record,
+) -> Result<(), String> {
+    create_bucket(client, base, project, RECORDS_BUCKET).await?;
+    let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    let resp = client
+        .post(format!(
+            "{}/upload/storage/v1/b/{}/o",
+            base.trim_end_matches('/'),
+            super::encode(RECORDS_BUCKET)
+        ))
+        .query(&[("uploadType", "media"), ("name", bucket)])
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| describe_reqwest(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(failure(&format!("recording bucket {bucket} as the branch's"), resp).await)
     }
 }
 

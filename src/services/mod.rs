@@ -24,6 +24,7 @@ pub use snapshot::{ContainerExec, Counted, SnapshotIo};
 pub use wait::{Stage, WaitFor};
 
 use crate::branches::OnBranch;
+pub use crate::branches::StoreMark;
 use crate::compose::XVibedev;
 use crate::config::BranchesConfig;
 pub use crate::config::SeedPaths;
@@ -431,7 +432,18 @@ pub trait ServiceKind: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    /// Removes what the store holds for the branch `slug`; returns what it removed.
+    /// The branches whose data the store recorded as made for them ([`ServiceKind::ensure_branch`]),
+    /// so `branch ls` finds branches that have no database.
+    fn branch_marks<'a>(
+        &'a self,
+        _config: &'a BranchesConfig,
+        _store: &'a Store<'a>,
+    ) -> BoxFuture<'a, Result<Vec<StoreMark>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Removes what the store holds for the branch `slug`, its marks included; returns what it
+    /// removed.
     fn remove_branch<'a>(
         &'a self,
         _config: &'a BranchesConfig,

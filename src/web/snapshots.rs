@@ -100,17 +100,19 @@ async fn branches(state: &Shared) -> Result<Vec<BranchRow>, WebError> {
     let listed = data::branch_databases(&state.project, &db).await?;
     Ok(listed
         .into_iter()
-        .map(|l| BranchRow {
-            size: size(l.db.bytes.max(0) as u64),
-            last_used: l
-                .db
-                .last_used
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            database: l.db.database,
-            branch: l.branch,
-            exists: l.exists,
-            default: l.default,
-            current: l.current,
+        .filter_map(|l| {
+            let db = l.db?;
+            Some(BranchRow {
+                size: size(db.bytes.max(0) as u64),
+                last_used: db
+                    .last_used
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                database: db.database,
+                branch: l.branch,
+                exists: l.exists,
+                default: l.default,
+                current: l.current,
+            })
         })
         .collect())
 }

@@ -83,6 +83,8 @@ impl Target {
         let mut names = list_buckets(&self.client, &self.base)
             .await
             .map_err(|m| self.api(m))?;
+        // vibedev's own records of branch buckets are not the app's data.
+        names.retain(|n| n != super::RECORDS_BUCKET);
         names.sort();
         Ok(names)
     }
