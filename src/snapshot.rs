@@ -66,10 +66,14 @@ pub enum SnapshotError {
     Save { service: String, message: String },
     #[error("{}", restore_failure(failed, restored))]
     Restore {
+        /// The snapshot.
+        name: String,
         /// Services restored (the others ran at the same time).
         restored: Vec<String>,
         /// Services whose restore failed, with why (their data is as it was).
         failed: Vec<(String, String)>,
+        /// Of those, the ones whose container is no longer running (killed or stopped meanwhile).
+        stopped: Vec<String>,
     },
     #[error("{} already exists", path.display())]
     FileExists { path: PathBuf },
@@ -170,9 +174,26 @@ impl SnapshotError {
             SnapshotError::Save { service, .. } => Some(format!(
                 "nothing was saved; check that {service} is running (`vibedev status`) and see `vibedev logs {service}`"
             )),
-            SnapshotError::Restore { failed, .. } => failed.first().map(|(service, _)| {
-                format!("see `vibedev logs {service}`, then run the restore again")
-            }),
+            SnapshotError::Restore {
+                name,
+                failed,
+                stopped,
+                ..
+            } => {
+                if !stopped.is_empty() {
+                    return Some(format!(
+                        "{} stopped during the restore: `vibedev up` starts {} again with {} data as it was, then `vibedev snapshot restore {name}` restores it (and removes what this restore left half built)",
+                        stopped.join(", "),
+                        if stopped.len() == 1 { "it" } else { "them" },
+                        if stopped.len() == 1 { "its" } else { "their" },
+                    ));
+                }
+                failed.first().map(|(service, _)| {
+                    format!(
+                        "see `vibedev logs {service}`, then run `vibedev snapshot restore {name}` again"
+                    )
+                })
+            }
             SnapshotError::FileExists { .. } => {
                 Some("export to another file, or remove that one first".into())
             }
@@ -1135,12 +1156,41 @@ pub async fn restore(
         }
     }
     if !failed.is_empty() {
+        let mut stopped = Vec::new();
+        for (service, _) in &failed {
+            let Some((_, t)) = plan.iter().find(|(_, t)| t.store.service == service) else {
+                continue;
+            };
+            if !still_running(engine, &t.container).await {
+                stopped.push(service.clone());
+            }
+        }
         return Err(SnapshotError::Restore {
+            name: name.to_string(),
             restored: restored.into_iter().map(|r| r.service).collect(),
             failed,
+            stopped,
         });
     }
     Ok((manifest, restored))
+}
+
+/// Whether a container still runs a moment after its store failed (a store killed during a
+/// restore closes its connections just before the engine records that it exited).
+async fn still_running(engine: &Engine, container: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match engine.inspect_container(container).await {
+            Ok(Some(c)) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {}
+            Ok(_) => return false,
+            // The engine cannot say: nothing more is known than the store's own error.
+            Err(_) => return true,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Which stores a restore set out to replace and which it has replaced, readable when the

@@ -1224,3 +1224,246 @@ fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_
     p.ok(&["snapshot", "restore", "four"]);
     assert_eq!(pg_state(&rt, &url), four);
 }
+
+/// A project whose app database holds `items` (3000 rows) and `slow`, whose rows pass a check
+/// that sleeps only in the database a restore builds: a restore from files spends seconds
+/// copying `slow`'s rows, long enough to stop it there. Returns (url, admin client on
+/// `postgres`, the data as saved in `base`, the data changed since).
+fn slow_restore_project(
+    rt: &tokio::runtime::Runtime,
+    p: &TestProject,
+) -> (String, tokio_postgres::Client, Vec<String>, Vec<String>) {
+    p.ok(&["up", "postgres"]);
+    let url = env(p)["DATABASE_URL"].clone();
+    let c = pg(rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 3000) g;
+         CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_database() LIKE '%\\_\\_vibedev\\_restore' THEN PERFORM pg_sleep(0.02); END IF;
+           RETURN true;
+         END $$;
+         CREATE TABLE slow (x int CHECK (gate()));
+         INSERT INTO slow SELECT g FROM generate_series(1, 400) g;",
+    ))
+    .unwrap();
+    // The client stays connected: the save keeps no copy in the server, the restore builds
+    // the database from the files.
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = pg_state(rt, &url);
+    rt.block_on(
+        c.batch_execute("INSERT INTO items (name) VALUES ('late'); CREATE TABLE newer (x int);"),
+    )
+    .unwrap();
+    drop(c);
+    let current = pg_state(rt, &url);
+    assert_ne!(saved, current);
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    (url, admin, saved, current)
+}
+
+/// The same tables, rows and indexes as `before`. A server that crashed may hand out a
+/// sequence's values beyond what it had handed out (PostgreSQL logs sequences ahead), never
+/// below.
+fn assert_same_after_a_crash(after: &[String], before: &[String]) {
+    let (seq_after, seq_before) = (after.last().unwrap(), before.last().unwrap());
+    assert_eq!(after[..after.len() - 1], before[..before.len() - 1]);
+    let value = |s: &str| s.rsplit(' ').next().unwrap().parse::<i64>().unwrap();
+    assert!(
+        value(seq_after) >= value(seq_before),
+        "{seq_after} < {seq_before}"
+    );
+}
+
+/// Waits until a restore copies the rows of `slow` into the database it builds.
+fn wait_copying_slow(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let copying: bool = rt
+            .block_on(admin.query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = 'vibesdk__vibedev_restore' \
+                 AND query LIKE 'COPY%slow%FROM STDIN%')",
+                &[],
+            ))
+            .unwrap()
+            .get(0);
+        if copying {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to copy the rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The databases a restore builds or replaces beside the app database.
+fn restore_leftovers(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client) -> Vec<String> {
+    rt.block_on(admin.query(
+        "SELECT datname::text FROM pg_database WHERE datname IN ('vibesdk__vibedev_restore', 'vibesdk__vibedev_replaced') ORDER BY 1",
+        &[],
+    ))
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn a_killed_postgres_during_a_restore_leaves_the_previous_data_and_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-pg"), data.path());
+    let rt = runtime();
+    let (_, admin, saved, current) = slow_restore_project(&rt, &p);
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_copying_slow(&rt, &admin);
+    drop(admin);
+    support::docker(&["kill", &support::container_id(&p, "postgres")]);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("cannot restore postgres: ")
+            && run.stderr.contains("; postgres keeps its data as it was"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(
+            "hint: postgres stopped during the restore: `vibedev up` starts it again with its data as it was, then `vibedev snapshot restore base` restores it"
+        ),
+        "{run}"
+    );
+
+    // Up again, the app database holds what it held before the restore; the database the
+    // restore was building is still beside it until the next restore, which removes it first.
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    assert_same_after_a_crash(&pg_state(&rt, &url), &current);
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        &rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    assert_eq!(restore_leftovers(&rt, &admin), ["vibesdk__vibedev_restore"]);
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
+
+#[test]
+fn a_killed_vibedev_during_a_restore_leaves_the_previous_data_and_the_next_restore_cleans_up() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-vd"), data.path());
+    let rt = runtime();
+    let (url, admin, saved, current) = slow_restore_project(&rt, &p);
+    let mut child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_copying_slow(&rt, &admin);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(pg_state(&rt, &url), current);
+    assert_eq!(restore_leftovers(&rt, &admin), ["vibesdk__vibedev_restore"]);
+
+    // No lock is left held and nothing half built is in the way: the next restore goes through.
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
+
+#[test]
+fn a_killed_postgres_before_a_kept_copy_is_swapped_in_keeps_the_data_and_the_copy() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-kept"), data.path());
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let admin_url = |url: &str| {
+        let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+        format!("postgres://postgres:postgres@{host_port}/postgres")
+    };
+    let admin = pg(&rt, &admin_url(&url));
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 3000) g;",
+    ))
+    .unwrap();
+    drop(c);
+    wait_unconnected(&rt, &admin, "vibesdk");
+    let saved = pg_state(&rt, &url);
+    wait_unconnected(&rt, &admin, "vibesdk");
+    p.ok(&["snapshot", "save", "one"]);
+    let kept = "vibesdk__vibedev_kept";
+    let mark = database_comment(&rt, &admin, kept).expect("a kept copy");
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("DELETE FROM items WHERE id > 10"))
+        .unwrap();
+    drop(c);
+    let current = pg_state(&rt, &url);
+
+    // The restore has nothing to build: it waits for the lock a reset holds, then swaps the
+    // kept copy in. The server is killed while it waits.
+    let key = reset_lock_key("vibesdk");
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&key]))
+        .unwrap();
+    let child = p
+        .cmd(&["snapshot", "restore", "one"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !rt
+        .block_on(admin.query_one(
+            // Holding the kept copy's lock and trying another: the reset's.
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND a.pid <> pg_backend_pid() \
+             AND a.query LIKE 'SELECT pg_try_advisory_lock%')",
+            &[],
+        ))
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The test's session (holding the lock) ends with the server.
+    support::docker(&["kill", &support::container_id(&p, "postgres")]);
+    drop(admin);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("postgres keeps its data as it was")
+            && run.stderr.contains("postgres stopped during the restore"),
+        "{run}"
+    );
+
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    assert_same_after_a_crash(&pg_state(&rt, &url), &current);
+    let admin = pg(&rt, &admin_url(&url));
+    assert_eq!(database_comment(&rt, &admin, kept), Some(mark));
+    // The copy is still the snapshot's: the next restore swaps it in (and so uses it up).
+    wait_unconnected(&rt, &admin, "vibesdk");
+    p.ok(&["snapshot", "restore", "one"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert_eq!(database_comment(&rt, &admin, kept), None);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
