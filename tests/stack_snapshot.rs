@@ -1467,3 +1467,91 @@ fn a_killed_postgres_before_a_kept_copy_is_swapped_in_keeps_the_data_and_the_cop
     assert_eq!(database_comment(&rt, &admin, kept), None);
     assert!(restore_leftovers(&rt, &admin).is_empty());
 }
+
+/// (keys in database 0, the value of `which`): enough to tell the saved keys from the later.
+fn redis_mark(url: &str) -> (i64, Option<String>) {
+    let mut conn = redis_conn(url);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    let which: Option<String> = redis::cmd("GET").arg("which").query(&mut conn).unwrap();
+    (n, which)
+}
+
+#[test]
+fn a_killed_redis_during_or_after_a_restore_comes_back_with_the_previous_or_the_restored_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-redis"), data.path());
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    let mut conn = redis_conn(&url);
+    // Enough keys that the restore spends a moment queuing them in its transaction.
+    let value = "v".repeat(200);
+    for chunk in (0..200_000).collect::<Vec<u32>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET").arg(format!("k:{i}")).arg(&value).ignore();
+        }
+        pipe.exec(&mut conn).unwrap();
+    }
+    redis::cmd("SET")
+        .arg("which")
+        .arg("saved")
+        .exec(&mut conn)
+        .unwrap();
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = redis_mark(&url);
+    redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
+    redis::cmd("MSET")
+        .arg("which")
+        .arg("current")
+        .arg("c")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+    let current = redis_mark(&url);
+    assert_eq!(current, (2, Some("current".into())));
+
+    // Killed while the restore queues its keys: the keys before the restore come back.
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+        let queuing = clients.lines().any(|l| {
+            l.split(' ').any(|f| {
+                f.strip_prefix("multi=")
+                    .is_some_and(|n| n.parse::<i64>().unwrap_or(0) > 1000)
+            })
+        });
+        if queuing {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to queue its keys"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    support::docker(&["kill", &support::container_id(&p, "redis")]);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("redis keeps its data as it was")
+            && run.stderr.contains("redis stopped during the restore"),
+        "{run}"
+    );
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    assert_eq!(redis_mark(&url), current);
+
+    // Killed right after a restore: the restored keys come back.
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(redis_mark(&url), saved);
+    support::docker(&["kill", &support::container_id(&p, "redis")]);
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    assert_eq!(redis_mark(&url), saved);
+}
