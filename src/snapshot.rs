@@ -90,6 +90,19 @@ pub enum SnapshotError {
         restored: Vec<String>,
         kept: Vec<String>,
     },
+    #[error("cannot pause {service}: {reason}; nothing was saved")]
+    Pause { service: String, reason: String },
+    #[error(
+        "cannot unpause {}: {reason}; {}",
+        services.join(", "),
+        saved.as_ref().map_or_else(|| "nothing was saved".to_string(), |n| format!("snapshot {n} was saved"))
+    )]
+    Unpause {
+        services: Vec<String>,
+        reason: String,
+        /// The snapshot, when it was saved all the same.
+        saved: Option<String>,
+    },
     #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
     NoDataFolder,
     #[error("cannot {action} {}", path.display())]
@@ -207,6 +220,12 @@ impl SnapshotError {
             SnapshotError::Interrupted { name, .. } => Some(format!(
                 "run `vibedev snapshot restore {name}` again to restore it all"
             )),
+            SnapshotError::Pause { service, .. } => Some(format!(
+                "see `vibedev status` and `vibedev logs {service}`, or save without --pause"
+            )),
+            SnapshotError::Unpause { .. } => {
+                Some("`vibedev up` unpauses every paused container of the stack".into())
+            }
             SnapshotError::NoDataFolder => {
                 Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
             }
@@ -427,6 +446,8 @@ pub struct Saved {
     pub path: PathBuf,
     /// Services of a kind that keeps data that were not running (not in the snapshot).
     pub skipped: Vec<String>,
+    /// With `pauses`: the services paused during the save, and for how long.
+    pub paused: Option<(Vec<String>, std::time::Duration)>,
 }
 
 /// Saves every running store (or those `only` names) as snapshot `name`. Written beside its
@@ -437,6 +458,7 @@ pub async fn save(
     stores: &Stores<'_>,
     name: Option<&str>,
     only: &[String],
+    pauses: Option<&Pauses>,
 ) -> Result<Saved, SnapshotError> {
     check_only(stores, only)?;
     let git = crate::git::head(&project.root).map(|(commit, branch)| GitHead { commit, branch });
@@ -445,7 +467,7 @@ pub async fn save(
         Some(n) => n.to_string(),
         None => default_name(now, git.as_ref().and_then(|g| g.branch.as_deref())),
     };
-    save_as(engine, project, stores, name, only, git, now, None).await
+    save_as(engine, project, stores, name, only, git, now, None, pauses).await
 }
 
 /// `save` once the name is decided; `auto` marks an automatic snapshot.
@@ -459,6 +481,7 @@ async fn save_as(
     git: Option<GitHead>,
     now: chrono::DateTime<chrono::Utc>,
     auto: Option<String>,
+    pauses: Option<&Pauses>,
 ) -> Result<Saved, SnapshotError> {
     check_name(&name)?;
     let project_name = &stores.stack.project;
@@ -482,11 +505,20 @@ async fn save_as(
         .collect();
     remove_partial_saves(&root);
     let partial = root.join(format!("{PARTIAL}{name}-{}", std::process::id()));
-    let result = save_into(engine, project, &targets, &partial).await;
+    let (result, thawed) = match pauses {
+        Some(pauses) => {
+            pause(engine, stores, &targets, pauses).await?;
+            let result = save_into(engine, project, &targets, &partial).await;
+            (result, thaw(engine, pauses).await)
+        }
+        None => (save_into(engine, project, &targets, &partial).await, Ok(())),
+    };
     let (stores_saved, migrations) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
+            // A container left paused matters more than why the save failed.
+            thawed?;
             return Err(e);
         }
     };
@@ -526,10 +558,145 @@ async fn save_as(
             source,
         });
     }
+    if let Err(SnapshotError::Unpause {
+        services, reason, ..
+    }) = thawed
+    {
+        return Err(SnapshotError::Unpause {
+            services,
+            reason,
+            saved: Some(name),
+        });
+    }
     Ok(Saved {
         manifest,
         path: dest,
         skipped,
+        paused: pauses.map(Pauses::report),
+    })
+}
+
+/// The containers `save --pause` paused: recorded before each is paused, so that whatever
+/// stops the save (a failure, Ctrl-C dropping it midway) can unpause them all ([`thaw`]).
+#[derive(Debug, Default)]
+pub struct Pauses {
+    state: std::sync::Mutex<PauseState>,
+}
+
+#[derive(Debug, Default)]
+struct PauseState {
+    /// (service, container) of every container paused or being paused.
+    paused: Vec<(String, String)>,
+    since: Option<std::time::Instant>,
+    held: Option<std::time::Duration>,
+}
+
+impl Pauses {
+    fn record(&self, writers: &[(String, String)]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.paused = writers.to_vec();
+            s.since = Some(std::time::Instant::now());
+        }
+    }
+
+    fn take(&self) -> Vec<(String, String)> {
+        let Ok(mut s) = self.state.lock() else {
+            return Vec::new();
+        };
+        if let Some(since) = s.since.take() {
+            s.held = Some(since.elapsed());
+        }
+        s.paused.clone()
+    }
+
+    /// The services paused, and for how long (so far, while still paused).
+    pub fn report(&self) -> (Vec<String>, std::time::Duration) {
+        let Ok(s) = self.state.lock() else {
+            return (Vec::new(), std::time::Duration::ZERO);
+        };
+        let held = s
+            .held
+            .or_else(|| s.since.map(|t| t.elapsed()))
+            .unwrap_or_default();
+        (s.paused.iter().map(|(n, _)| n.clone()).collect(), held)
+    }
+}
+
+/// The stack's running containers a save does not read (services of no store kind, stores
+/// left out by `--only`, a second service of a saved kind): (service, container).
+fn writers(stores: &Stores<'_>, targets: &[Target<'_>]) -> Vec<(String, String)> {
+    stores
+        .stack
+        .services
+        .iter()
+        .zip(&stores.runtimes)
+        .filter(|(_, rt)| rt.running())
+        .filter_map(|(spec, rt)| Some((spec.name.clone(), rt.container.as_ref()?.id.clone())))
+        .filter(|(_, id)| !targets.iter().any(|t| &t.container == id))
+        .collect()
+}
+
+/// Pauses every writer at once; when one cannot be paused, unpauses the others.
+async fn pause(
+    engine: &Engine,
+    stores: &Stores<'_>,
+    targets: &[Target<'_>],
+    pauses: &Pauses,
+) -> Result<(), SnapshotError> {
+    let writers = writers(stores, targets);
+    pauses.record(&writers);
+    let results = futures_util::future::join_all(
+        writers
+            .iter()
+            .map(|(_, id)| async move { engine.pause_container(id).await }),
+    )
+    .await;
+    let failed = writers
+        .iter()
+        .zip(results)
+        .find_map(|((service, _), r)| r.err().map(|e| (service.clone(), e.reason())));
+    if let Some((service, reason)) = failed {
+        thaw(engine, pauses).await?;
+        return Err(SnapshotError::Pause { service, reason });
+    }
+    Ok(())
+}
+
+/// Unpauses every container `pauses` recorded (one not paused counts as unpaused). Each is
+/// checked afterwards: a pause still on its way when the save was stopped is undone too.
+pub async fn thaw(engine: &Engine, pauses: &Pauses) -> Result<(), SnapshotError> {
+    let paused = pauses.take();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for attempt in 0..3 {
+        let results =
+            futures_util::future::join_all(paused.iter().map(|(service, id)| async move {
+                if let Err(e) = engine.unpause_container(id).await {
+                    return Some((service.clone(), e.reason()));
+                }
+                match engine.inspect_container(id).await {
+                    Ok(Some(c)) if c.state.as_ref().and_then(|s| s.paused) == Some(true) => {
+                        Some((service.clone(), "it is still paused".to_string()))
+                    }
+                    _ => None,
+                }
+            }))
+            .await;
+        failed = results.into_iter().flatten().collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        if attempt < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    Err(SnapshotError::Unpause {
+        services: failed.iter().map(|(s, _)| s.clone()).collect(),
+        reason: failed
+            .into_iter()
+            .map(|(_, r)| r)
+            .next()
+            .unwrap_or_default(),
+        saved: None,
     })
 }
 
@@ -621,6 +788,7 @@ async fn save_automatic_unwrapped(
         git,
         now,
         Some(command.to_string()),
+        None,
     )
     .await?;
     let automatic: Vec<String> = list(project_name)?

@@ -1555,3 +1555,176 @@ fn a_killed_redis_during_or_after_a_restore_comes_back_with_the_previous_or_the_
     let url = env(&p)["REDIS_URL"].clone();
     assert_eq!(redis_mark(&url), saved);
 }
+
+/// Postgres (`db`), Redis (`cache`) and `writer`: a shell loop that writes an increasing
+/// counter into both, the row into Postgres first, then the key into Redis.
+fn writer_compose() -> String {
+    let img = images();
+    format!(
+        "services:
+  db:
+    image: {pg}
+    environment: {{POSTGRES_USER: postgres, POSTGRES_PASSWORD: postgres, POSTGRES_DB: vibesdk}}
+    ports: [\"5432\"]
+    x-vibedev: {{kind: postgres}}
+  cache:
+    image: {redis}
+    ports: [\"6379\"]
+    x-vibedev: {{kind: redis}}
+  writer:
+    image: {pg}
+    environment: {{PGPASSWORD: postgres}}
+    entrypoint: [\"bash\", \"-c\"]
+    command:
+      - |
+        until psql -h db -U postgres -d vibesdk -qc 'CREATE TABLE IF NOT EXISTS counter (n int)'; do sleep 0.2; done
+        exec 3<>/dev/tcp/cache/6379
+        i=0
+        while true; do
+          i=$$((i+1))
+          psql -h db -U postgres -d vibesdk -qc \"INSERT INTO counter VALUES ($$i)\" || exit 1
+          printf 'SET counter %s\\r\\n' \"$$i\" >&3
+          read -r reply <&3
+        done
+",
+        pg = img.postgres,
+        redis = img.redis
+    )
+}
+
+/// `docker inspect`'s State.Paused of a project's service.
+fn paused(p: &TestProject, service: &str) -> bool {
+    support::docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Paused}}",
+        &support::container_id(p, service),
+    ]) == "true"
+}
+
+/// The app database as the admin user (`postgres`).
+fn admin_database_url(vars: &BTreeMap<String, String>) -> String {
+    let url = &vars["DATABASE_URL"];
+    let host_port = url.split('@').nth(1).unwrap();
+    format!("postgres://postgres:postgres@{host_port}")
+}
+
+/// The writer's counter in Postgres (its largest row) and in Redis.
+fn counters(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) -> (i64, i64) {
+    let c = pg(rt, &admin_database_url(vars));
+    let in_pg: Option<i32> = rt
+        .block_on(c.query_one("SELECT max(n) FROM counter", &[]))
+        .unwrap()
+        .get(0);
+    let mut conn = redis_conn(&vars["REDIS_URL"]);
+    let in_redis: Option<i64> = redis::cmd("GET").arg("counter").query(&mut conn).unwrap();
+    (i64::from(in_pg.unwrap_or(0)), in_redis.unwrap_or(0))
+}
+
+/// A project on [`writer_compose`], up, with the writer past its 20th write; a client holds
+/// `filler` locked, so a save waits for it once it has paused the writer. Returns the client
+/// (its transaction holds the lock; commit it to let the save go on).
+fn writer_project(
+    rt: &tokio::runtime::Runtime,
+    data: &std::path::Path,
+    tag: &str,
+) -> (TestProject, tokio_postgres::Client) {
+    let p = TestProject::empty(tag);
+    p.write(
+        "vibedev.toml",
+        &format!("project = \"{}\"\ncompose = \"stack.yml\"\n", p.name),
+    );
+    p.write("stack.yml", &writer_compose());
+    let p = with_data_dir(p, data);
+    p.ok(&["up"]);
+    let vars = env(&p);
+    assert!(vars["DATABASE_URL"].ends_with("/vibesdk"), "{vars:?}");
+    let admin = pg(rt, &admin_database_url(&vars));
+    until("the writer writes", || {
+        rt.block_on(admin.query_one("SELECT count(*) FROM counter", &[]))
+            .is_ok_and(|r| r.get::<_, i64>(0) >= 20)
+    });
+    rt.block_on(admin.batch_execute(
+        "CREATE TABLE filler (x int); BEGIN; LOCK TABLE filler IN ACCESS EXCLUSIVE MODE;",
+    ))
+    .unwrap();
+    (p, admin)
+}
+
+/// Polls until `check` holds (at most a minute).
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn save_pause_freezes_the_writers_so_the_stores_are_saved_at_one_moment() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (p, lock) = writer_project(&rt, data.path(), "snap-pause");
+    let child = p
+        .cmd(&["snapshot", "save", "frozen", "--pause"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The save waits for the lock on `filler`, the writer paused.
+    until("the writer is paused", || paused(&p, "writer"));
+    assert!(!paused(&p, "db") && !paused(&p, "cache"));
+    rt.block_on(lock.batch_execute("COMMIT")).unwrap();
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("paused writer for "), "{run}");
+    assert!(run.stdout.contains("saved snapshot frozen"), "{run}");
+
+    // It writes again.
+    assert!(!paused(&p, "writer"));
+    let vars = env(&p);
+    let after = counters(&rt, &vars);
+    until("the writer writes again", || {
+        counters(&rt, &vars).0 > after.0
+    });
+
+    // What was saved: the two counters at most one write apart.
+    support::docker(&["kill", &support::container_id(&p, "writer")]);
+    p.ok(&["snapshot", "restore", "frozen"]);
+    let (in_pg, in_redis) = counters(&rt, &vars);
+    assert!(in_pg >= 20, "{in_pg}");
+    assert!(
+        (in_pg - in_redis).abs() <= 1,
+        "Postgres {in_pg}, Redis {in_redis}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_save_pause_leaves_nothing_paused() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (p, lock) = writer_project(&rt, data.path(), "snap-pause-c");
+    let child = p
+        .cmd(&["snapshot", "save", "stopped", "--pause"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the writer is paused", || paused(&p, "writer"));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("paused writer for "), "{run}");
+    assert!(run.stderr.contains("nothing was saved"), "{run}");
+    assert!(!paused(&p, "writer"));
+    rt.block_on(lock.batch_execute("COMMIT")).unwrap();
+    let list = p.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("has no snapshots yet"), "{list}");
+    let vars = env(&p);
+    let after = counters(&rt, &vars);
+    until("the writer writes again", || {
+        counters(&rt, &vars).0 > after.0
+    });
+}
