@@ -156,7 +156,7 @@ pub struct SnapshotArgs {
 pub enum SnapshotCommand {
     /// Save every running store as snapshot NAME (default: the time and the git branch).
     Save(SnapshotSaveArgs),
-    /// Make the stores hold exactly what snapshot NAME saved (each store as a whole, or not at all).
+    /// Make the stores hold exactly what snapshot NAME saved (Postgres and Redis each as a whole, or not at all).
     Restore(SnapshotRestoreArgs),
     /// List this project's snapshots: when, git branch and commit, latest migration, size per store.
     List(SnapshotListArgs),

@@ -64,7 +64,7 @@ pub enum SnapshotError {
     Damaged { name: String, why: String },
     #[error("cannot save {service}: {message}")]
     Save { service: String, message: String },
-    #[error("{}", restore_failure(failed, restored))]
+    #[error("{}", restore_failure(failed, partial, restored))]
     Restore {
         /// The snapshot.
         name: String,
@@ -74,6 +74,9 @@ pub enum SnapshotError {
         failed: Vec<(String, String)>,
         /// Of those, the ones whose container is no longer running (killed or stopped meanwhile).
         stopped: Vec<String>,
+        /// Of those, the ones whose kind restores piece by piece: they may hold part of the
+        /// snapshot.
+        partial: Vec<String>,
     },
     #[error("{} already exists", path.display())]
     FileExists { path: PathBuf },
@@ -84,11 +87,13 @@ pub enum SnapshotError {
         path.display()
     )]
     NewerArchive { path: PathBuf, found: u32 },
-    #[error("{}", interrupted(kept, restored))]
+    #[error("{}", interrupted(kept, partial, restored))]
     Interrupted {
         name: String,
         restored: Vec<String>,
         kept: Vec<String>,
+        /// Stores of a kind that restores piece by piece, stopped midway.
+        partial: Vec<String>,
     },
     #[error("cannot pause {service}: {reason}; nothing was saved")]
     Pause { service: String, reason: String },
@@ -116,10 +121,16 @@ pub enum SnapshotError {
     Engine(#[from] EngineError),
 }
 
-fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
+fn restore_failure(failed: &[(String, String)], partial: &[String], restored: &[String]) -> String {
     let mut text = failed
         .iter()
-        .map(|(s, why)| format!("cannot restore {s}: {why}; {s} keeps its data as it was"))
+        .map(|(s, why)| {
+            if partial.contains(s) {
+                format!("cannot restore {s}: {why}; {s} may hold part of the snapshot")
+            } else {
+                format!("cannot restore {s}: {why}; {s} keeps its data as it was")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if !restored.is_empty() {
@@ -128,17 +139,28 @@ fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
     text
 }
 
-fn interrupted(kept: &[String], restored: &[String]) -> String {
-    if kept.is_empty() && restored.is_empty() {
+fn interrupted(kept: &[String], partial: &[String], restored: &[String]) -> String {
+    if kept.is_empty() && partial.is_empty() && restored.is_empty() {
         return "interrupted before any store was changed".into();
     }
     let mut text = "interrupted".to_string();
+    let mut parts = Vec::new();
     if !kept.is_empty() {
-        text.push_str(&format!(
-            ": {} {} its data as it was",
+        parts.push(format!(
+            "{} {} its data as it was",
             kept.join(", "),
             if kept.len() == 1 { "keeps" } else { "keep" }
         ));
+    }
+    if !partial.is_empty() {
+        parts.push(format!(
+            "{} may hold part of the snapshot",
+            partial.join(", ")
+        ));
+    }
+    if !parts.is_empty() {
+        text.push_str(": ");
+        text.push_str(&parts.join("; "));
     }
     if !restored.is_empty() {
         text.push_str(&format!("; restored already: {}", restored.join(", ")));
@@ -195,10 +217,9 @@ impl SnapshotError {
             } => {
                 if !stopped.is_empty() {
                     return Some(format!(
-                        "{} stopped during the restore: `vibedev up` starts {} again with {} data as it was, then `vibedev snapshot restore {name}` restores it (and removes what this restore left half built)",
+                        "{} stopped during the restore: `vibedev up` starts {} again, then `vibedev snapshot restore {name}` restores the snapshot (and removes what this restore left half built)",
                         stopped.join(", "),
                         if stopped.len() == 1 { "it" } else { "them" },
-                        if stopped.len() == 1 { "its" } else { "their" },
                     ));
                 }
                 failed.first().map(|(service, _)| {
@@ -1292,7 +1313,12 @@ pub async fn restore(
     for (entry, _) in &plan {
         verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
     }
-    progress.plan(plan.iter().map(|(_, t)| t.store.service.to_string()));
+    progress.plan(plan.iter().map(|(_, t)| {
+        (
+            t.store.service.to_string(),
+            t.kind.snapshot_restore_in_one_step(),
+        )
+    }));
     let restores = plan.iter().map(|(entry, t)| {
         let dir = dir.join("stores").join(&entry.service);
         async move {
@@ -1333,11 +1359,21 @@ pub async fn restore(
                 stopped.push(service.clone());
             }
         }
+        let partial = failed
+            .iter()
+            .filter(|(service, _)| {
+                plan.iter().any(|(_, t)| {
+                    t.store.service == service && !t.kind.snapshot_restore_in_one_step()
+                })
+            })
+            .map(|(service, _)| service.clone())
+            .collect();
         return Err(SnapshotError::Restore {
             name: name.to_string(),
             restored: restored.into_iter().map(|r| r.service).collect(),
             failed,
             stopped,
+            partial,
         });
     }
     Ok((manifest, restored))
@@ -1365,29 +1401,61 @@ async fn still_running(engine: &Engine, container: &str) -> bool {
 /// restore is stopped midway (Ctrl-C).
 #[derive(Debug, Default)]
 pub struct RestoreProgress {
-    state: std::sync::Mutex<(Vec<String>, Vec<String>)>,
+    state: std::sync::Mutex<ProgressState>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    /// Every store to restore, with whether its kind restores in one step.
+    planned: Vec<(String, bool)>,
+    done: Vec<String>,
 }
 
 impl RestoreProgress {
-    fn plan(&self, services: impl Iterator<Item = String>) {
+    fn plan(&self, services: impl Iterator<Item = (String, bool)>) {
         if let Ok(mut s) = self.state.lock() {
-            s.0 = services.collect();
+            s.planned = services.collect();
         }
     }
 
     fn done(&self, service: &str) {
         if let Ok(mut s) = self.state.lock() {
-            s.1.push(service.to_string());
+            s.done.push(service.to_string());
         }
     }
 
-    /// (services restored, services not yet: they keep their data as it was).
+    /// (services restored, services not yet).
     pub fn split(&self) -> (Vec<String>, Vec<String>) {
         let Ok(s) = self.state.lock() else {
             return (Vec::new(), Vec::new());
         };
-        let kept = s.0.iter().filter(|p| !s.1.contains(p)).cloned().collect();
-        (s.1.clone(), kept)
+        let unfinished = s
+            .planned
+            .iter()
+            .filter(|(p, _)| !s.done.contains(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        (s.done.clone(), unfinished)
+    }
+
+    /// What a restore stopped now leaves: the error that says, per store, whether it was
+    /// restored, keeps its data (a kind that restores in one step) or may hold part of it.
+    pub fn interrupted(&self, name: String) -> SnapshotError {
+        let (restored, unfinished) = self.split();
+        let one_step = |service: &String| {
+            self.state.lock().is_ok_and(|s| {
+                s.planned
+                    .iter()
+                    .any(|(p, one_step)| p == service && *one_step)
+            })
+        };
+        let (kept, partial) = unfinished.into_iter().partition(one_step);
+        SnapshotError::Interrupted {
+            name,
+            restored,
+            kept,
+            partial,
+        }
     }
 }
 
@@ -1471,6 +1539,47 @@ mod tests {
         );
         let err = parse_manifest("s", b"{").unwrap_err();
         assert!(matches!(err, SnapshotError::Damaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stopped_restore_says_which_stores_kept_their_data_and_which_may_hold_part() {
+        let progress = RestoreProgress::default();
+        progress.plan(
+            [("db", true), ("cache", true), ("blobs", false)]
+                .into_iter()
+                .map(|(s, one)| (s.to_string(), one)),
+        );
+        progress.done("cache");
+        let err = progress.interrupted("base".into());
+        assert_eq!(
+            err.to_string(),
+            "interrupted: db keeps its data as it was; blobs may hold part of the snapshot; restored already: cache"
+        );
+        assert_eq!(
+            err.hint().unwrap(),
+            "run `vibedev snapshot restore base` again to restore it all"
+        );
+        let failed = SnapshotError::Restore {
+            name: "base".into(),
+            restored: vec!["cache".into()],
+            failed: vec![
+                ("db".into(), "connection closed".into()),
+                ("blobs".into(), "connection refused".into()),
+            ],
+            stopped: vec!["db".into()],
+            partial: vec!["blobs".into()],
+        };
+        assert_eq!(
+            failed.to_string(),
+            "cannot restore db: connection closed; db keeps its data as it was; \
+             cannot restore blobs: connection refused; blobs may hold part of the snapshot; restored: cache"
+        );
+        assert!(
+            failed
+                .hint()
+                .unwrap()
+                .starts_with("db stopped during the restore: `vibedev up` starts it again, then `vibedev snapshot restore base`"),
+        );
     }
 
     #[test]

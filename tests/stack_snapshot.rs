@@ -1339,7 +1339,7 @@ fn a_killed_postgres_during_a_restore_leaves_the_previous_data_and_says_what_to_
     );
     assert!(
         run.stderr.contains(
-            "hint: postgres stopped during the restore: `vibedev up` starts it again with its data as it was, then `vibedev snapshot restore base` restores it"
+            "hint: postgres stopped during the restore: `vibedev up` starts it again, then `vibedev snapshot restore base` restores the snapshot"
         ),
         "{run}"
     );

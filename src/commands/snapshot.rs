@@ -11,7 +11,7 @@ use crate::config::Project;
 use crate::data::{self, Stores};
 use crate::error::{Error, Result};
 use crate::migrate;
-use crate::snapshot::{self, Manifest, SnapshotError};
+use crate::snapshot::{self, Manifest};
 use crate::text::{secs, size};
 
 use super::Context;
@@ -165,8 +165,7 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
         r = snapshot::restore(&engine, &stores, &name, &args.only, &progress) => r?,
         _ = tokio::signal::ctrl_c() => {
             snapshot::abandon_restore(&stores, &progress).await;
-            let (restored, kept) = progress.split();
-            return Err(SnapshotError::Interrupted { name, restored, kept }.into());
+            return Err(progress.interrupted(name).into());
         }
     };
     for store in &restored {

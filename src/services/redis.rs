@@ -82,6 +82,11 @@ impl ServiceKind for Redis {
         })
     }
 
+    /// One `MULTI`/`EXEC`.
+    fn snapshot_restore_in_one_step(&self) -> bool {
+        true
+    }
+
     fn snapshot_restore<'a>(
         &'a self,
         store: &'a Store<'a>,
