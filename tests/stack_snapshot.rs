@@ -1727,4 +1727,9 @@ fn ctrl_c_during_save_pause_leaves_nothing_paused() {
     until("the writer writes again", || {
         counters(&rt, &vars).0 > after.0
     });
+
+    // What a vibedev killed during a paused save would leave: the next `up` unpauses it.
+    support::docker(&["pause", &support::container_id(&p, "writer")]);
+    p.ok(&["up"]);
+    assert!(!paused(&p, "writer"));
 }
