@@ -1,7 +1,9 @@
 //! `vibedev snapshot` on a real stack: data in all four stores is saved, everything is changed,
 //! and a restore gives back exactly what was saved (rows and checksums, documents as JSON,
 //! object bytes and metadata, keys, values and TTLs); a damaged snapshot is refused before
-//! anything changes; renamed services work; two projects' snapshots never mix.
+//! anything changes; renamed services work; two projects' snapshots never mix. A store or
+//! vibedev killed mid-restore leaves the previous data; `save --pause` freezes the app's
+//! containers while the stores are read and never leaves one paused.
 
 mod support;
 
