@@ -189,6 +189,11 @@ pub struct SnapshotSaveArgs {
     /// Only these services or kinds, e.g. `--only postgres,firestore`.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
     pub only: Vec<String>,
+    /// Pause the stack's other running containers (app services, stores left out by --only)
+    /// while the stores are read, so they are saved at one moment; unpaused afterwards, also
+    /// when the save fails or is stopped with Ctrl-C.
+    #[arg(long)]
+    pub pause: bool,
 }
 
 #[derive(Debug, Clone, Args)]

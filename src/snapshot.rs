@@ -64,12 +64,19 @@ pub enum SnapshotError {
     Damaged { name: String, why: String },
     #[error("cannot save {service}: {message}")]
     Save { service: String, message: String },
-    #[error("{}", restore_failure(failed, restored))]
+    #[error("{}", restore_failure(failed, partial, restored))]
     Restore {
+        /// The snapshot.
+        name: String,
         /// Services restored (the others ran at the same time).
         restored: Vec<String>,
         /// Services whose restore failed, with why (their data is as it was).
         failed: Vec<(String, String)>,
+        /// Of those, the ones whose container is no longer running (killed or stopped meanwhile).
+        stopped: Vec<String>,
+        /// Of those, the ones whose kind restores piece by piece: they may hold part of the
+        /// snapshot.
+        partial: Vec<String>,
     },
     #[error("{} already exists", path.display())]
     FileExists { path: PathBuf },
@@ -80,11 +87,26 @@ pub enum SnapshotError {
         path.display()
     )]
     NewerArchive { path: PathBuf, found: u32 },
-    #[error("{}", interrupted(kept, restored))]
+    #[error("{}", interrupted(kept, partial, restored))]
     Interrupted {
         name: String,
         restored: Vec<String>,
         kept: Vec<String>,
+        /// Stores of a kind that restores piece by piece, stopped midway.
+        partial: Vec<String>,
+    },
+    #[error("cannot pause {service}: {reason}; nothing was saved")]
+    Pause { service: String, reason: String },
+    #[error(
+        "cannot unpause {}: {reason}; {}",
+        services.join(", "),
+        saved.as_ref().map_or_else(|| "nothing was saved".to_string(), |n| format!("snapshot {n} was saved"))
+    )]
+    Unpause {
+        services: Vec<String>,
+        reason: String,
+        /// The snapshot, when it was saved all the same.
+        saved: Option<String>,
     },
     #[error("cannot find the user's data folder: neither XDG_DATA_HOME nor HOME is set")]
     NoDataFolder,
@@ -99,10 +121,16 @@ pub enum SnapshotError {
     Engine(#[from] EngineError),
 }
 
-fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
+fn restore_failure(failed: &[(String, String)], partial: &[String], restored: &[String]) -> String {
     let mut text = failed
         .iter()
-        .map(|(s, why)| format!("cannot restore {s}: {why}; {s} keeps its data as it was"))
+        .map(|(s, why)| {
+            if partial.contains(s) {
+                format!("cannot restore {s}: {why}; {s} may hold part of the snapshot")
+            } else {
+                format!("cannot restore {s}: {why}; {s} keeps its data as it was")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if !restored.is_empty() {
@@ -111,17 +139,28 @@ fn restore_failure(failed: &[(String, String)], restored: &[String]) -> String {
     text
 }
 
-fn interrupted(kept: &[String], restored: &[String]) -> String {
-    if kept.is_empty() && restored.is_empty() {
+fn interrupted(kept: &[String], partial: &[String], restored: &[String]) -> String {
+    if kept.is_empty() && partial.is_empty() && restored.is_empty() {
         return "interrupted before any store was changed".into();
     }
     let mut text = "interrupted".to_string();
+    let mut parts = Vec::new();
     if !kept.is_empty() {
-        text.push_str(&format!(
-            ": {} {} its data as it was",
+        parts.push(format!(
+            "{} {} its data as it was",
             kept.join(", "),
             if kept.len() == 1 { "keeps" } else { "keep" }
         ));
+    }
+    if !partial.is_empty() {
+        parts.push(format!(
+            "{} may hold part of the snapshot",
+            partial.join(", ")
+        ));
+    }
+    if !parts.is_empty() {
+        text.push_str(": ");
+        text.push_str(&parts.join("; "));
     }
     if !restored.is_empty() {
         text.push_str(&format!("; restored already: {}", restored.join(", ")));
@@ -170,9 +209,25 @@ impl SnapshotError {
             SnapshotError::Save { service, .. } => Some(format!(
                 "nothing was saved; check that {service} is running (`vibedev status`) and see `vibedev logs {service}`"
             )),
-            SnapshotError::Restore { failed, .. } => failed.first().map(|(service, _)| {
-                format!("see `vibedev logs {service}`, then run the restore again")
-            }),
+            SnapshotError::Restore {
+                name,
+                failed,
+                stopped,
+                ..
+            } => {
+                if !stopped.is_empty() {
+                    return Some(format!(
+                        "{} stopped during the restore: `vibedev up` starts {} again, then `vibedev snapshot restore {name}` restores the snapshot (and removes what this restore left half built)",
+                        stopped.join(", "),
+                        if stopped.len() == 1 { "it" } else { "them" },
+                    ));
+                }
+                failed.first().map(|(service, _)| {
+                    format!(
+                        "see `vibedev logs {service}`, then run `vibedev snapshot restore {name}` again"
+                    )
+                })
+            }
             SnapshotError::FileExists { .. } => {
                 Some("export to another file, or remove that one first".into())
             }
@@ -186,6 +241,12 @@ impl SnapshotError {
             SnapshotError::Interrupted { name, .. } => Some(format!(
                 "run `vibedev snapshot restore {name}` again to restore it all"
             )),
+            SnapshotError::Pause { service, .. } => Some(format!(
+                "see `vibedev status` and `vibedev logs {service}`, or save without --pause"
+            )),
+            SnapshotError::Unpause { .. } => {
+                Some("`vibedev up` unpauses every paused container of the stack".into())
+            }
             SnapshotError::NoDataFolder => {
                 Some("set XDG_DATA_HOME to the folder where vibedev may keep data".into())
             }
@@ -406,6 +467,8 @@ pub struct Saved {
     pub path: PathBuf,
     /// Services of a kind that keeps data that were not running (not in the snapshot).
     pub skipped: Vec<String>,
+    /// With `pauses`: the services paused during the save, and for how long.
+    pub paused: Option<(Vec<String>, std::time::Duration)>,
 }
 
 /// Saves every running store (or those `only` names) as snapshot `name`. Written beside its
@@ -416,6 +479,7 @@ pub async fn save(
     stores: &Stores<'_>,
     name: Option<&str>,
     only: &[String],
+    pauses: Option<&Pauses>,
 ) -> Result<Saved, SnapshotError> {
     check_only(stores, only)?;
     let git = crate::git::head(&project.root).map(|(commit, branch)| GitHead { commit, branch });
@@ -424,7 +488,7 @@ pub async fn save(
         Some(n) => n.to_string(),
         None => default_name(now, git.as_ref().and_then(|g| g.branch.as_deref())),
     };
-    save_as(engine, project, stores, name, only, git, now, None).await
+    save_as(engine, project, stores, name, only, git, now, None, pauses).await
 }
 
 /// `save` once the name is decided; `auto` marks an automatic snapshot.
@@ -438,6 +502,7 @@ async fn save_as(
     git: Option<GitHead>,
     now: chrono::DateTime<chrono::Utc>,
     auto: Option<String>,
+    pauses: Option<&Pauses>,
 ) -> Result<Saved, SnapshotError> {
     check_name(&name)?;
     let project_name = &stores.stack.project;
@@ -461,11 +526,20 @@ async fn save_as(
         .collect();
     remove_partial_saves(&root);
     let partial = root.join(format!("{PARTIAL}{name}-{}", std::process::id()));
-    let result = save_into(engine, project, &targets, &partial).await;
+    let (result, thawed) = match pauses {
+        Some(pauses) => {
+            pause(engine, stores, &targets, pauses).await?;
+            let result = save_into(engine, project, &targets, &partial).await;
+            (result, thaw(engine, pauses).await)
+        }
+        None => (save_into(engine, project, &targets, &partial).await, Ok(())),
+    };
     let (stores_saved, migrations) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&partial);
+            // A container left paused matters more than why the save failed.
+            thawed?;
             return Err(e);
         }
     };
@@ -505,10 +579,145 @@ async fn save_as(
             source,
         });
     }
+    if let Err(SnapshotError::Unpause {
+        services, reason, ..
+    }) = thawed
+    {
+        return Err(SnapshotError::Unpause {
+            services,
+            reason,
+            saved: Some(name),
+        });
+    }
     Ok(Saved {
         manifest,
         path: dest,
         skipped,
+        paused: pauses.map(Pauses::report),
+    })
+}
+
+/// The containers `save --pause` paused: recorded before each is paused, so that whatever
+/// stops the save (a failure, Ctrl-C dropping it midway) can unpause them all ([`thaw`]).
+#[derive(Debug, Default)]
+pub struct Pauses {
+    state: std::sync::Mutex<PauseState>,
+}
+
+#[derive(Debug, Default)]
+struct PauseState {
+    /// (service, container) of every container paused or being paused.
+    paused: Vec<(String, String)>,
+    since: Option<std::time::Instant>,
+    held: Option<std::time::Duration>,
+}
+
+impl Pauses {
+    fn record(&self, writers: &[(String, String)]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.paused = writers.to_vec();
+            s.since = Some(std::time::Instant::now());
+        }
+    }
+
+    fn take(&self) -> Vec<(String, String)> {
+        let Ok(mut s) = self.state.lock() else {
+            return Vec::new();
+        };
+        if let Some(since) = s.since.take() {
+            s.held = Some(since.elapsed());
+        }
+        s.paused.clone()
+    }
+
+    /// The services paused, and for how long (so far, while still paused).
+    pub fn report(&self) -> (Vec<String>, std::time::Duration) {
+        let Ok(s) = self.state.lock() else {
+            return (Vec::new(), std::time::Duration::ZERO);
+        };
+        let held = s
+            .held
+            .or_else(|| s.since.map(|t| t.elapsed()))
+            .unwrap_or_default();
+        (s.paused.iter().map(|(n, _)| n.clone()).collect(), held)
+    }
+}
+
+/// The stack's running containers a save does not read (services of no store kind, stores
+/// left out by `--only`, a second service of a saved kind): (service, container).
+fn writers(stores: &Stores<'_>, targets: &[Target<'_>]) -> Vec<(String, String)> {
+    stores
+        .stack
+        .services
+        .iter()
+        .zip(&stores.runtimes)
+        .filter(|(_, rt)| rt.running())
+        .filter_map(|(spec, rt)| Some((spec.name.clone(), rt.container.as_ref()?.id.clone())))
+        .filter(|(_, id)| !targets.iter().any(|t| &t.container == id))
+        .collect()
+}
+
+/// Pauses every writer at once; when one cannot be paused, unpauses the others.
+async fn pause(
+    engine: &Engine,
+    stores: &Stores<'_>,
+    targets: &[Target<'_>],
+    pauses: &Pauses,
+) -> Result<(), SnapshotError> {
+    let writers = writers(stores, targets);
+    pauses.record(&writers);
+    let results = futures_util::future::join_all(
+        writers
+            .iter()
+            .map(|(_, id)| async move { engine.pause_container(id).await }),
+    )
+    .await;
+    let failed = writers
+        .iter()
+        .zip(results)
+        .find_map(|((service, _), r)| r.err().map(|e| (service.clone(), e.reason())));
+    if let Some((service, reason)) = failed {
+        thaw(engine, pauses).await?;
+        return Err(SnapshotError::Pause { service, reason });
+    }
+    Ok(())
+}
+
+/// Unpauses every container `pauses` recorded (one not paused counts as unpaused). Each is
+/// checked afterwards: a pause still on its way when the save was stopped is undone too.
+pub async fn thaw(engine: &Engine, pauses: &Pauses) -> Result<(), SnapshotError> {
+    let paused = pauses.take();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for attempt in 0..3 {
+        let results =
+            futures_util::future::join_all(paused.iter().map(|(service, id)| async move {
+                if let Err(e) = engine.unpause_container(id).await {
+                    return Some((service.clone(), e.reason()));
+                }
+                match engine.inspect_container(id).await {
+                    Ok(Some(c)) if c.state.as_ref().and_then(|s| s.paused) == Some(true) => {
+                        Some((service.clone(), "it is still paused".to_string()))
+                    }
+                    _ => None,
+                }
+            }))
+            .await;
+        failed = results.into_iter().flatten().collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        if attempt < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    Err(SnapshotError::Unpause {
+        services: failed.iter().map(|(s, _)| s.clone()).collect(),
+        reason: failed
+            .into_iter()
+            .map(|(_, r)| r)
+            .next()
+            .unwrap_or_default(),
+        saved: None,
     })
 }
 
@@ -600,6 +809,7 @@ async fn save_automatic_unwrapped(
         git,
         now,
         Some(command.to_string()),
+        None,
     )
     .await?;
     let automatic: Vec<String> = list(project_name)?
@@ -1103,7 +1313,14 @@ pub async fn restore(
     for (entry, _) in &plan {
         verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
     }
-    progress.plan(plan.iter().map(|(_, t)| t.store.service.to_string()));
+    let in_one_step = |entry: &StoreEntry, t: &Target<'_>| {
+        t.kind
+            .snapshot_restore_in_one_step(&dir.join("stores").join(&entry.service))
+    };
+    progress.plan(
+        plan.iter()
+            .map(|(entry, t)| (t.store.service.to_string(), in_one_step(entry, t))),
+    );
     let restores = plan.iter().map(|(entry, t)| {
         let dir = dir.join("stores").join(&entry.service);
         async move {
@@ -1135,41 +1352,111 @@ pub async fn restore(
         }
     }
     if !failed.is_empty() {
+        let mut stopped = Vec::new();
+        for (service, _) in &failed {
+            let Some((_, t)) = plan.iter().find(|(_, t)| t.store.service == service) else {
+                continue;
+            };
+            if !still_running(engine, &t.container).await {
+                stopped.push(service.clone());
+            }
+        }
+        let partial = failed
+            .iter()
+            .filter(|(service, _)| {
+                plan.iter()
+                    .any(|(entry, t)| t.store.service == service && !in_one_step(entry, t))
+            })
+            .map(|(service, _)| service.clone())
+            .collect();
         return Err(SnapshotError::Restore {
+            name: name.to_string(),
             restored: restored.into_iter().map(|r| r.service).collect(),
             failed,
+            stopped,
+            partial,
         });
     }
     Ok((manifest, restored))
+}
+
+/// Whether a container still runs a moment after its store failed (a store killed during a
+/// restore closes its connections just before the engine records that it exited).
+async fn still_running(engine: &Engine, container: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match engine.inspect_container(container).await {
+            Ok(Some(c)) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {}
+            Ok(_) => return false,
+            // The engine cannot say: nothing more is known than the store's own error.
+            Err(_) => return true,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Which stores a restore set out to replace and which it has replaced, readable when the
 /// restore is stopped midway (Ctrl-C).
 #[derive(Debug, Default)]
 pub struct RestoreProgress {
-    state: std::sync::Mutex<(Vec<String>, Vec<String>)>,
+    state: std::sync::Mutex<ProgressState>,
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    /// Every store to restore, with whether its kind restores in one step.
+    planned: Vec<(String, bool)>,
+    done: Vec<String>,
 }
 
 impl RestoreProgress {
-    fn plan(&self, services: impl Iterator<Item = String>) {
+    fn plan(&self, services: impl Iterator<Item = (String, bool)>) {
         if let Ok(mut s) = self.state.lock() {
-            s.0 = services.collect();
+            s.planned = services.collect();
         }
     }
 
     fn done(&self, service: &str) {
         if let Ok(mut s) = self.state.lock() {
-            s.1.push(service.to_string());
+            s.done.push(service.to_string());
         }
     }
 
-    /// (services restored, services not yet: they keep their data as it was).
+    /// (services restored, services not yet).
     pub fn split(&self) -> (Vec<String>, Vec<String>) {
         let Ok(s) = self.state.lock() else {
             return (Vec::new(), Vec::new());
         };
-        let kept = s.0.iter().filter(|p| !s.1.contains(p)).cloned().collect();
-        (s.1.clone(), kept)
+        let unfinished = s
+            .planned
+            .iter()
+            .filter(|(p, _)| !s.done.contains(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        (s.done.clone(), unfinished)
+    }
+
+    /// What a restore stopped now leaves: the error that says, per store, whether it was
+    /// restored, keeps its data (a kind that restores in one step) or may hold part of it.
+    pub fn interrupted(&self, name: String) -> SnapshotError {
+        let (restored, unfinished) = self.split();
+        let one_step = |service: &String| {
+            self.state.lock().is_ok_and(|s| {
+                s.planned
+                    .iter()
+                    .any(|(p, one_step)| p == service && *one_step)
+            })
+        };
+        let (kept, partial) = unfinished.into_iter().partition(one_step);
+        SnapshotError::Interrupted {
+            name,
+            restored,
+            kept,
+            partial,
+        }
     }
 }
 
@@ -1253,6 +1540,47 @@ mod tests {
         );
         let err = parse_manifest("s", b"{").unwrap_err();
         assert!(matches!(err, SnapshotError::Damaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stopped_restore_says_which_stores_kept_their_data_and_which_may_hold_part() {
+        let progress = RestoreProgress::default();
+        progress.plan(
+            [("db", true), ("cache", true), ("blobs", false)]
+                .into_iter()
+                .map(|(s, one)| (s.to_string(), one)),
+        );
+        progress.done("cache");
+        let err = progress.interrupted("base".into());
+        assert_eq!(
+            err.to_string(),
+            "interrupted: db keeps its data as it was; blobs may hold part of the snapshot; restored already: cache"
+        );
+        assert_eq!(
+            err.hint().unwrap(),
+            "run `vibedev snapshot restore base` again to restore it all"
+        );
+        let failed = SnapshotError::Restore {
+            name: "base".into(),
+            restored: vec!["cache".into()],
+            failed: vec![
+                ("db".into(), "connection closed".into()),
+                ("blobs".into(), "connection refused".into()),
+            ],
+            stopped: vec!["db".into()],
+            partial: vec!["blobs".into()],
+        };
+        assert_eq!(
+            failed.to_string(),
+            "cannot restore db: connection closed; db keeps its data as it was; \
+             cannot restore blobs: connection refused; blobs may hold part of the snapshot; restored: cache"
+        );
+        assert!(
+            failed
+                .hint()
+                .unwrap()
+                .starts_with("db stopped during the restore: `vibedev up` starts it again, then `vibedev snapshot restore base`"),
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `vibedev snapshot` on a real stack: data in all four stores is saved, everything is changed,
 //! and a restore gives back exactly what was saved (rows and checksums, documents as JSON,
 //! object bytes and metadata, keys, values and TTLs); a damaged snapshot is refused before
-//! anything changes; renamed services work; two projects' snapshots never mix.
+//! anything changes; renamed services work; two projects' snapshots never mix. A store or
+//! vibedev killed mid-restore leaves the previous data; `save --pause` freezes the app's
+//! containers while the stores are read and never leaves one paused.
 
 mod support;
 
@@ -1406,4 +1408,513 @@ fn a_copy_kept_in_the_server_restores_the_newest_save_and_the_files_restore_the_
     write("DELETE FROM items;");
     p.ok(&["snapshot", "restore", "four"]);
     assert_eq!(pg_state(&rt, &url), four);
+}
+
+/// A project whose app database holds `items` (3000 rows) and `slow`, whose rows pass a check
+/// that sleeps only in the database a restore builds: a restore from files spends seconds
+/// copying `slow`'s rows, long enough to stop it there. Returns (url, admin client on
+/// `postgres`, the data as saved in `base`, the data changed since).
+fn slow_restore_project(
+    rt: &tokio::runtime::Runtime,
+    p: &TestProject,
+) -> (String, tokio_postgres::Client, Vec<String>, Vec<String>) {
+    p.ok(&["up", "postgres"]);
+    let url = env(p)["DATABASE_URL"].clone();
+    let c = pg(rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 3000) g;
+         CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_database() LIKE '%\\_\\_vibedev\\_restore' THEN PERFORM pg_sleep(0.02); END IF;
+           RETURN true;
+         END $$;
+         CREATE TABLE slow (x int CHECK (gate()));
+         INSERT INTO slow SELECT g FROM generate_series(1, 400) g;",
+    ))
+    .unwrap();
+    // The client stays connected: the save keeps no copy in the server, the restore builds
+    // the database from the files.
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = pg_state(rt, &url);
+    rt.block_on(
+        c.batch_execute("INSERT INTO items (name) VALUES ('late'); CREATE TABLE newer (x int);"),
+    )
+    .unwrap();
+    drop(c);
+    let current = pg_state(rt, &url);
+    assert_ne!(saved, current);
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    (url, admin, saved, current)
+}
+
+/// The same tables, rows and indexes as `before`. A server that crashed may hand out a
+/// sequence's values beyond what it had handed out (PostgreSQL logs sequences ahead), never
+/// below.
+fn assert_same_after_a_crash(after: &[String], before: &[String]) {
+    let (seq_after, seq_before) = (after.last().unwrap(), before.last().unwrap());
+    assert_eq!(after[..after.len() - 1], before[..before.len() - 1]);
+    let value = |s: &str| s.rsplit(' ').next().unwrap().parse::<i64>().unwrap();
+    assert!(
+        value(seq_after) >= value(seq_before),
+        "{seq_after} < {seq_before}"
+    );
+}
+
+/// Waits until a restore copies the rows of `slow` into the database it builds.
+fn wait_copying_slow(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let copying: bool = rt
+            .block_on(admin.query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = 'vibesdk__vibedev_restore' \
+                 AND query LIKE 'COPY%slow%FROM STDIN%')",
+                &[],
+            ))
+            .unwrap()
+            .get(0);
+        if copying {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to copy the rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The databases a restore builds or replaces beside the app database.
+fn restore_leftovers(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client) -> Vec<String> {
+    rt.block_on(admin.query(
+        "SELECT datname::text FROM pg_database WHERE datname IN ('vibesdk__vibedev_restore', 'vibesdk__vibedev_replaced') ORDER BY 1",
+        &[],
+    ))
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn a_killed_postgres_during_a_restore_leaves_the_previous_data_and_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-pg"), data.path());
+    let rt = runtime();
+    let (_, admin, saved, current) = slow_restore_project(&rt, &p);
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_copying_slow(&rt, &admin);
+    drop(admin);
+    support::docker(&["kill", &support::container_id(&p, "postgres")]);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("cannot restore postgres: ")
+            && run.stderr.contains("; postgres keeps its data as it was"),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(
+            "hint: postgres stopped during the restore: `vibedev up` starts it again, then `vibedev snapshot restore base` restores the snapshot"
+        ),
+        "{run}"
+    );
+
+    // Up again, the app database holds what it held before the restore; the database the
+    // restore was building is still beside it until the next restore, which removes it first.
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    assert_same_after_a_crash(&pg_state(&rt, &url), &current);
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let admin = pg(
+        &rt,
+        &format!("postgres://postgres:postgres@{host_port}/postgres"),
+    );
+    assert_eq!(restore_leftovers(&rt, &admin), ["vibesdk__vibedev_restore"]);
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
+
+#[test]
+fn a_killed_vibedev_during_a_restore_leaves_the_previous_data_and_the_next_restore_cleans_up() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-vd"), data.path());
+    let rt = runtime();
+    let (url, admin, saved, current) = slow_restore_project(&rt, &p);
+    let mut child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_copying_slow(&rt, &admin);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(pg_state(&rt, &url), current);
+    assert_eq!(restore_leftovers(&rt, &admin), ["vibesdk__vibedev_restore"]);
+
+    // No lock is left held and nothing half built is in the way: the next restore goes through.
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
+
+#[test]
+fn a_killed_postgres_before_a_kept_copy_is_swapped_in_keeps_the_data_and_the_copy() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-kept"), data.path());
+    p.ok(&["up", "postgres"]);
+    let rt = runtime();
+    let url = env(&p)["DATABASE_URL"].clone();
+    let admin_url = |url: &str| {
+        let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+        format!("postgres://postgres:postgres@{host_port}/postgres")
+    };
+    let admin = pg(&rt, &admin_url(&url));
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute(
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 3000) g;",
+    ))
+    .unwrap();
+    drop(c);
+    wait_unconnected(&rt, &admin, "vibesdk");
+    let saved = pg_state(&rt, &url);
+    wait_unconnected(&rt, &admin, "vibesdk");
+    p.ok(&["snapshot", "save", "one"]);
+    let kept = "vibesdk__vibedev_kept";
+    let mark = database_comment(&rt, &admin, kept).expect("a kept copy");
+    let c = pg(&rt, &url);
+    rt.block_on(c.batch_execute("DELETE FROM items WHERE id > 10"))
+        .unwrap();
+    drop(c);
+    let current = pg_state(&rt, &url);
+
+    // The restore has nothing to build: it waits for the lock a reset holds, then swaps the
+    // kept copy in. The server is killed while it waits.
+    let key = reset_lock_key("vibesdk");
+    rt.block_on(admin.execute("SELECT pg_advisory_lock($1)", &[&key]))
+        .unwrap();
+    let child = p
+        .cmd(&["snapshot", "restore", "one"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !rt
+        .block_on(admin.query_one(
+            // Holding the kept copy's lock and trying another: the reset's.
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND a.pid <> pg_backend_pid() \
+             AND a.query LIKE 'SELECT pg_try_advisory_lock%')",
+            &[],
+        ))
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The test's session (holding the lock) ends with the server.
+    support::docker(&["kill", &support::container_id(&p, "postgres")]);
+    drop(admin);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("postgres keeps its data as it was")
+            && run.stderr.contains("postgres stopped during the restore"),
+        "{run}"
+    );
+
+    p.ok(&["up", "postgres"]);
+    let url = env(&p)["DATABASE_URL"].clone();
+    assert_same_after_a_crash(&pg_state(&rt, &url), &current);
+    let admin = pg(&rt, &admin_url(&url));
+    assert_eq!(database_comment(&rt, &admin, kept), Some(mark));
+    // The copy is still the snapshot's: the next restore swaps it in (and so uses it up).
+    wait_unconnected(&rt, &admin, "vibesdk");
+    p.ok(&["snapshot", "restore", "one"]);
+    assert_eq!(pg_state(&rt, &url), saved);
+    assert_eq!(database_comment(&rt, &admin, kept), None);
+    assert!(restore_leftovers(&rt, &admin).is_empty());
+}
+
+/// (keys in database 0, the value of `which`): enough to tell the saved keys from the later.
+fn redis_mark(url: &str) -> (i64, Option<String>) {
+    let mut conn = redis_conn(url);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    let which: Option<String> = redis::cmd("GET").arg("which").query(&mut conn).unwrap();
+    (n, which)
+}
+
+#[test]
+fn a_killed_redis_during_or_after_a_restore_comes_back_with_the_previous_or_the_restored_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-kill-redis"), data.path());
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    let mut conn = redis_conn(&url);
+    // Enough keys that the restore spends a moment queuing them in its transaction.
+    let value = "v".repeat(200);
+    for chunk in (0..200_000).collect::<Vec<u32>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET").arg(format!("k:{i}")).arg(&value).ignore();
+        }
+        pipe.exec(&mut conn).unwrap();
+    }
+    redis::cmd("SET")
+        .arg("which")
+        .arg("saved")
+        .exec(&mut conn)
+        .unwrap();
+    p.ok(&["snapshot", "save", "base"]);
+    let saved = redis_mark(&url);
+    redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
+    redis::cmd("MSET")
+        .arg("which")
+        .arg("current")
+        .arg("c")
+        .arg("1")
+        .exec(&mut conn)
+        .unwrap();
+    let current = redis_mark(&url);
+    assert_eq!(current, (2, Some("current".into())));
+
+    // Killed while the restore queues its keys: the keys before the restore come back.
+    let child = p
+        .cmd(&["snapshot", "restore", "base"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+        let queuing = clients.lines().any(|l| {
+            l.split(' ').any(|f| {
+                f.strip_prefix("multi=")
+                    .is_some_and(|n| n.parse::<i64>().unwrap_or(0) > 1000)
+            })
+        });
+        if queuing {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never came to queue its keys"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    support::docker(&["kill", &support::container_id(&p, "redis")]);
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("redis keeps its data as it was")
+            && run.stderr.contains("redis stopped during the restore"),
+        "{run}"
+    );
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    assert_eq!(redis_mark(&url), current);
+
+    // Killed right after a restore: the restored keys come back.
+    p.ok(&["snapshot", "restore", "base"]);
+    assert_eq!(redis_mark(&url), saved);
+    support::docker(&["kill", &support::container_id(&p, "redis")]);
+    p.ok(&["up", "redis"]);
+    let url = env(&p)["REDIS_URL"].clone();
+    assert_eq!(redis_mark(&url), saved);
+}
+
+/// Postgres (`db`), Redis (`cache`) and `writer`: a shell loop that writes an increasing
+/// counter into both, the row into Postgres first, then the key into Redis.
+fn writer_compose() -> String {
+    let img = images();
+    format!(
+        "services:
+  db:
+    image: {pg}
+    environment: {{POSTGRES_USER: postgres, POSTGRES_PASSWORD: postgres, POSTGRES_DB: vibesdk}}
+    ports: [\"5432\"]
+    x-vibedev: {{kind: postgres}}
+  cache:
+    image: {redis}
+    ports: [\"6379\"]
+    x-vibedev: {{kind: redis}}
+  writer:
+    image: {pg}
+    environment: {{PGPASSWORD: postgres}}
+    entrypoint: [\"bash\", \"-c\"]
+    command:
+      - |
+        until psql -h db -U postgres -d vibesdk -qc 'CREATE TABLE IF NOT EXISTS counter (n int)'; do sleep 0.2; done
+        exec 3<>/dev/tcp/cache/6379
+        i=0
+        while true; do
+          i=$$((i+1))
+          psql -h db -U postgres -d vibesdk -qc \"INSERT INTO counter VALUES ($$i)\" || exit 1
+          printf 'SET counter %s\\r\\n' \"$$i\" >&3
+          read -r reply <&3
+        done
+",
+        pg = img.postgres,
+        redis = img.redis
+    )
+}
+
+/// `docker inspect`'s State.Paused of a project's service.
+fn paused(p: &TestProject, service: &str) -> bool {
+    support::docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Paused}}",
+        &support::container_id(p, service),
+    ]) == "true"
+}
+
+/// The app database as the admin user (`postgres`).
+fn admin_database_url(vars: &BTreeMap<String, String>) -> String {
+    let url = &vars["DATABASE_URL"];
+    let host_port = url.split('@').nth(1).unwrap();
+    format!("postgres://postgres:postgres@{host_port}")
+}
+
+/// The writer's counter in Postgres (its largest row) and in Redis.
+fn counters(rt: &tokio::runtime::Runtime, vars: &BTreeMap<String, String>) -> (i64, i64) {
+    let c = pg(rt, &admin_database_url(vars));
+    let in_pg: Option<i32> = rt
+        .block_on(c.query_one("SELECT max(n) FROM counter", &[]))
+        .unwrap()
+        .get(0);
+    let mut conn = redis_conn(&vars["REDIS_URL"]);
+    let in_redis: Option<i64> = redis::cmd("GET").arg("counter").query(&mut conn).unwrap();
+    (i64::from(in_pg.unwrap_or(0)), in_redis.unwrap_or(0))
+}
+
+/// A project on [`writer_compose`], up, with the writer past its 20th write; a client holds
+/// `filler` locked, so a save waits for it once it has paused the writer. Returns the client
+/// (its transaction holds the lock; commit it to let the save go on).
+fn writer_project(
+    rt: &tokio::runtime::Runtime,
+    data: &std::path::Path,
+    tag: &str,
+) -> (TestProject, tokio_postgres::Client) {
+    let p = TestProject::empty(tag);
+    p.write(
+        "vibedev.toml",
+        &format!("project = \"{}\"\ncompose = \"stack.yml\"\n", p.name),
+    );
+    p.write("stack.yml", &writer_compose());
+    let p = with_data_dir(p, data);
+    p.ok(&["up"]);
+    let vars = env(&p);
+    assert!(vars["DATABASE_URL"].ends_with("/vibesdk"), "{vars:?}");
+    let admin = pg(rt, &admin_database_url(&vars));
+    until("the writer writes", || {
+        rt.block_on(admin.query_one("SELECT count(*) FROM counter", &[]))
+            .is_ok_and(|r| r.get::<_, i64>(0) >= 20)
+    });
+    rt.block_on(admin.batch_execute(
+        "CREATE TABLE filler (x int); BEGIN; LOCK TABLE filler IN ACCESS EXCLUSIVE MODE;",
+    ))
+    .unwrap();
+    (p, admin)
+}
+
+/// Polls until `check` holds (at most a minute).
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn save_pause_freezes_the_writers_so_the_stores_are_saved_at_one_moment() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (p, lock) = writer_project(&rt, data.path(), "snap-pause");
+    let child = p
+        .cmd(&["snapshot", "save", "frozen", "--pause"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The save waits for the lock on `filler`, the writer paused.
+    until("the writer is paused", || paused(&p, "writer"));
+    assert!(!paused(&p, "db") && !paused(&p, "cache"));
+    rt.block_on(lock.batch_execute("COMMIT")).unwrap();
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("paused writer for "), "{run}");
+    assert!(run.stdout.contains("saved snapshot frozen"), "{run}");
+
+    // It writes again.
+    assert!(!paused(&p, "writer"));
+    let vars = env(&p);
+    let after = counters(&rt, &vars);
+    until("the writer writes again", || {
+        counters(&rt, &vars).0 > after.0
+    });
+
+    // What was saved: the two counters at most one write apart.
+    support::docker(&["kill", &support::container_id(&p, "writer")]);
+    p.ok(&["snapshot", "restore", "frozen"]);
+    let (in_pg, in_redis) = counters(&rt, &vars);
+    assert!(in_pg >= 20, "{in_pg}");
+    assert!(
+        (in_pg - in_redis).abs() <= 1,
+        "Postgres {in_pg}, Redis {in_redis}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_save_pause_leaves_nothing_paused() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (p, lock) = writer_project(&rt, data.path(), "snap-pause-c");
+    let child = p
+        .cmd(&["snapshot", "save", "stopped", "--pause"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the writer is paused", || paused(&p, "writer"));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("paused writer for "), "{run}");
+    assert!(run.stderr.contains("nothing was saved"), "{run}");
+    assert!(!paused(&p, "writer"));
+    rt.block_on(lock.batch_execute("COMMIT")).unwrap();
+    let list = p.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("has no snapshots yet"), "{list}");
+    let vars = env(&p);
+    let after = counters(&rt, &vars);
+    until("the writer writes again", || {
+        counters(&rt, &vars).0 > after.0
+    });
+
+    // What a vibedev killed during a paused save would leave: the next `up` unpauses it.
+    support::docker(&["pause", &support::container_id(&p, "writer")]);
+    p.ok(&["up"]);
+    assert!(!paused(&p, "writer"));
 }

@@ -213,8 +213,14 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<u8> {
         }
         // The server ends on Ctrl-C as a normal exit.
         Command::Ui(args) => ui::run(&ctx, args).await,
-        // A restore handles Ctrl-C itself: it says which stores kept their data.
-        Command::Snapshot(args) if matches!(args.command, SnapshotCommand::Restore(_)) => {
+        // A restore handles Ctrl-C itself: it says which stores kept their data; a save
+        // unpauses what it paused.
+        Command::Snapshot(args)
+            if matches!(
+                args.command,
+                SnapshotCommand::Restore(_) | SnapshotCommand::Save(_)
+            ) =>
+        {
             snapshot::run(&ctx, args).await
         }
         command => {

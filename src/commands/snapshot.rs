@@ -4,12 +4,14 @@
 
 use std::time::Instant;
 
-use crate::cli::{SnapshotArgs, SnapshotCommand, SnapshotListArgs, SnapshotRestoreArgs};
+use crate::cli::{
+    SnapshotArgs, SnapshotCommand, SnapshotListArgs, SnapshotRestoreArgs, SnapshotSaveArgs,
+};
 use crate::config::Project;
 use crate::data::{self, Stores};
 use crate::error::{Error, Result};
 use crate::migrate;
-use crate::snapshot::{self, Manifest, SnapshotError};
+use crate::snapshot::{self, Manifest};
 use crate::text::{secs, size};
 
 use super::Context;
@@ -28,36 +30,7 @@ pub async fn run(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
             }
             Ok(0)
         }
-        SnapshotCommand::Save(args) => {
-            let (project, stack) = ctx.stack()?;
-            let _lock = ctx.lock(&stack.project, "snapshot save").await?;
-            let engine = ctx.engine().await?;
-            let stores = Stores::observe(&engine, &stack).await?;
-            let start = Instant::now();
-            let saved =
-                snapshot::save(&engine, &project, &stores, args.name.as_deref(), &args.only)
-                    .await?;
-            for service in &saved.skipped {
-                ctx.ui
-                    .warn(&format!("{service} is not running: not in the snapshot"));
-            }
-            for store in &saved.manifest.stores {
-                ctx.ui.info(&format!(
-                    "{:<10} saved {} ({})",
-                    store.service,
-                    store.saved,
-                    size(store.bytes)
-                ));
-            }
-            ctx.ui.out(&format!(
-                "saved snapshot {} ({}) in {}",
-                saved.manifest.name,
-                size(saved.manifest.bytes()),
-                secs(start.elapsed())
-            ));
-            ctx.ui.detail(&format!("in {}", saved.path.display()));
-            Ok(0)
-        }
+        SnapshotCommand::Save(args) => save(ctx, args).await,
         SnapshotCommand::Restore(args) => restore(ctx, args).await,
         SnapshotCommand::Export(args) => {
             let (_, stack) = ctx.stack()?;
@@ -93,6 +66,88 @@ pub async fn run(ctx: &Context, args: SnapshotArgs) -> Result<u8> {
     }
 }
 
+async fn save(ctx: &Context, args: SnapshotSaveArgs) -> Result<u8> {
+    let (project, stack) = ctx.stack()?;
+    let hint = "nothing was saved; run `vibedev snapshot save` again";
+    let ready = async {
+        let lock = ctx.lock(&stack.project, "snapshot save").await?;
+        let engine = ctx.engine().await?;
+        let stores = Stores::observe(&engine, &stack).await?;
+        Ok::<_, Error>((lock, engine, stores))
+    };
+    let (_lock, engine, stores) = tokio::select! {
+        r = ready => r?,
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted { hint: hint.into() }),
+    };
+    let start = Instant::now();
+    let pauses = snapshot::Pauses::default();
+    let save = snapshot::save(
+        &engine,
+        &project,
+        &stores,
+        args.name.as_deref(),
+        &args.only,
+        args.pause.then_some(&pauses),
+    );
+    // Ctrl-C stops the save (what it wrote is removed by the next one) and unpauses what it
+    // paused.
+    let saved = tokio::select! {
+        r = save => r,
+        _ = tokio::signal::ctrl_c() => {
+            let thawed = snapshot::thaw(&engine, &pauses).await;
+            report_paused(ctx, &pauses.report());
+            thawed?;
+            return Err(Error::Interrupted { hint: hint.into() });
+        }
+    };
+    let saved = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            if args.pause {
+                report_paused(ctx, &pauses.report());
+            }
+            return Err(e.into());
+        }
+    };
+    for service in &saved.skipped {
+        ctx.ui
+            .warn(&format!("{service} is not running: not in the snapshot"));
+    }
+    if let Some(paused) = &saved.paused {
+        report_paused(ctx, paused);
+    }
+    for store in &saved.manifest.stores {
+        ctx.ui.info(&format!(
+            "{:<10} saved {} ({})",
+            store.service,
+            store.saved,
+            size(store.bytes)
+        ));
+    }
+    ctx.ui.out(&format!(
+        "saved snapshot {} ({}) in {}",
+        saved.manifest.name,
+        size(saved.manifest.bytes()),
+        secs(start.elapsed())
+    ));
+    ctx.ui.detail(&format!("in {}", saved.path.display()));
+    Ok(0)
+}
+
+/// Which containers `--pause` paused, and for how long.
+fn report_paused(ctx: &Context, (services, held): &(Vec<String>, std::time::Duration)) {
+    if services.is_empty() {
+        ctx.ui
+            .info("--pause: no other container of the stack was running; nothing paused");
+    } else {
+        ctx.ui.info(&format!(
+            "paused {} for {}",
+            services.join(", "),
+            secs(*held)
+        ));
+    }
+}
+
 async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
     let (project, stack) = ctx.stack()?;
     let _lock = ctx.lock(&stack.project, "snapshot restore").await?;
@@ -110,8 +165,7 @@ async fn restore(ctx: &Context, args: SnapshotRestoreArgs) -> Result<u8> {
         r = snapshot::restore(&engine, &stores, &name, &args.only, &progress) => r?,
         _ = tokio::signal::ctrl_c() => {
             snapshot::abandon_restore(&stores, &progress).await;
-            let (restored, kept) = progress.split();
-            return Err(SnapshotError::Interrupted { name, restored, kept }.into());
+            return Err(progress.interrupted(name).into());
         }
     };
     for store in &restored {

@@ -180,6 +180,13 @@ impl Engine {
         }
     }
 
+    pub async fn pause_container(&self, id: &str) -> Result<(), EngineError> {
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(|e| EngineError::api(format!("pause container {id}"), e))
+    }
+
     pub async fn unpause_container(&self, id: &str) -> Result<(), EngineError> {
         match self.docker.unpause_container(id).await {
             Ok(()) => Ok(()),

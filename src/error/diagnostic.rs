@@ -246,6 +246,8 @@ impl Diagnostic for SnapshotError {
             | SnapshotError::Damaged { .. }
             | SnapshotError::Save { .. }
             | SnapshotError::Restore { .. }
+            | SnapshotError::Pause { .. }
+            | SnapshotError::Unpause { .. }
             | SnapshotError::BadArchive { .. }
             | SnapshotError::NewerArchive { .. }
             | SnapshotError::NoDataFolder

@@ -280,6 +280,13 @@ impl ServiceKind for Firestore {
         })
     }
 
+    /// One commit when the documents fit in one (see [`replace_documents`]); judged from the
+    /// file with room to spare for the documents' full names and the deletes.
+    fn snapshot_restore_in_one_step(&self, dir: &std::path::Path) -> bool {
+        std::fs::metadata(dir.join(DOCUMENTS_FILE))
+            .is_ok_and(|m| m.len() <= (ONE_COMMIT_BYTES / 2) as u64)
+    }
+
     fn snapshot_restore<'a>(
         &'a self,
         store: &'a Store<'a>,

@@ -371,6 +371,12 @@ impl ServiceKind for Gcs {
         })
     }
 
+    /// What it overwrites or deletes is kept aside first and put back when the restore fails or
+    /// is stopped (see [`undo`]).
+    fn snapshot_restore_in_one_step(&self, _dir: &Path) -> bool {
+        true
+    }
+
     /// A restore stopped midway (Ctrl-C): the buckets are put back from what it kept aside.
     fn snapshot_abandon<'a>(&'a self, store: &'a Store<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async move {

@@ -476,6 +476,14 @@ pub trait ServiceKind: Send + Sync {
         Box::pin(async move { Err(format!("a {name} service keeps no data to snapshot")) })
     }
 
+    /// Whether [`ServiceKind::snapshot_restore`] of the snapshot part in `dir` changes the
+    /// store in one step (a swap, one transaction) or puts it back when stopped, so that a
+    /// restore stopped or failed at any point leaves the store as it was. Otherwise it changes
+    /// the store piece by piece, and stopped midway the store may hold part of the snapshot.
+    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+        false
+    }
+
     /// Removes what a [`ServiceKind::snapshot_restore`] stopped midway (Ctrl-C) built beside
     /// the store; the store itself is left as it is. Best effort.
     fn snapshot_abandon<'a>(&'a self, _store: &'a Store<'a>) -> BoxFuture<'a, ()> {

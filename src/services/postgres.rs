@@ -237,6 +237,11 @@ impl ServiceKind for Postgres {
         })
     }
 
+    /// A database swapped in one transaction.
+    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+        true
+    }
+
     fn snapshot_abandon<'a>(&'a self, store: &'a Store<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(target) = store.postgres() {

@@ -82,6 +82,11 @@ impl ServiceKind for Redis {
         })
     }
 
+    /// One `MULTI`/`EXEC`.
+    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+        true
+    }
+
     fn snapshot_restore<'a>(
         &'a self,
         store: &'a Store<'a>,
@@ -211,9 +216,12 @@ async fn expect_ok(conn: &mut Connection, args: &[&[u8]]) -> Result<(), String> 
 /// Makes the server hold exactly `records`. One key is restored under a scratch name first, so
 /// a server that cannot read the payloads (an older Redis) refuses before anything changes;
 /// then `FLUSHALL` and every `RESTORE` run in one `MULTI`/`EXEC`, which other clients see as
-/// one step.
+/// one step. A server that keeps its keys in a dump file writes it before and after: killed
+/// during the restore it comes back with the keys it held before, killed after it with the
+/// restored ones (not with its last periodic dump).
 async fn restore_keys(host: &str, port: u16, records: &[Record]) -> Result<(), String> {
     let mut conn = Connection::connect(host, port).await.map_err(io_error)?;
+    let dumps = dumps_to_file(&mut conn).await;
     if let Some(first) = records.first() {
         let probe = format!("vibedev:snapshot-probe:{}", std::process::id());
         let reply = conn
@@ -234,6 +242,11 @@ async fn restore_keys(host: &str, port: u16, records: &[Record]) -> Result<(), S
         conn.command(&[b"DEL", probe.as_bytes()])
             .await
             .map_err(io_error)?;
+    }
+    if dumps {
+        expect_ok(&mut conn, &[b"SAVE"]).await.map_err(|e| {
+            format!("cannot write the keys held now to disk ({e}); nothing was changed")
+        })?;
     }
     expect_ok(&mut conn, &[b"MULTI"]).await?;
     let mut queued = 0usize;
@@ -272,7 +285,23 @@ async fn restore_keys(host: &str, port: u16, records: &[Record]) -> Result<(), S
         return Err(format!("restoring the keys failed part way: {e}"));
     }
     let _ = conn.command(&[b"SELECT", b"0"]).await;
+    if dumps {
+        expect_ok(&mut conn, &[b"SAVE"]).await.map_err(|e| {
+            format!("the keys were restored but cannot be written to disk ({e}): a restart of Redis would bring back the keys from before the restore")
+        })?;
+    }
     Ok(())
+}
+
+/// Whether the server writes its keys to a dump file (`save` rules set; a server started with
+/// `--save ""` keeps them in memory only, or in its append-only file).
+async fn dumps_to_file(conn: &mut Connection) -> bool {
+    match conn.command(&[b"CONFIG", b"GET", b"save"]).await {
+        Ok(Reply::Array(Some(items))) => {
+            matches!(items.get(1), Some(Reply::Bulk(Some(rules))) if !rules.is_empty())
+        }
+        _ => false,
+    }
 }
 
 /// Reads the `QUEUED` replies of `n` commands sent inside `MULTI`; a refused one discards the

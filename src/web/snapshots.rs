@@ -132,7 +132,7 @@ async fn save(State(state): State<AppState>, Form(form): Form<SaveForm>) -> Redi
 async fn save_now(state: &Shared, name: Option<&str>) -> Result<String, WebError> {
     let _lock = actions::lock(state, "snapshot save").await?;
     let stores = Stores::observe(&state.engine, &state.stack).await?;
-    let saved = snapshot::save(&state.engine, &state.project, &stores, name, &[]).await?;
+    let saved = snapshot::save(&state.engine, &state.project, &stores, name, &[], None).await?;
     let mut note = format!(
         "saved snapshot {} ({})",
         saved.manifest.name,
