@@ -602,3 +602,71 @@ fn branch_ls_rm_and_prune_work_without_branch_databases() {
     assert_eq!(in_use.code, Some(1), "{in_use}");
     untouched(&["feature/C"]);
 }
+
+/// A snapshot holds this branch's buckets under the default branch's names: saved on main and
+/// restored on a branch, it goes into the branch's own bucket; restored on main, it leaves the
+/// branches' buckets (and vibedev's records of them) alone.
+#[test]
+fn a_snapshot_restores_into_the_branchs_own_bucket_and_leaves_other_branches_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let mut p = project_with(false);
+    p.env
+        .push(("XDG_DATA_HOME".into(), data.path().display().to_string()));
+    p.ok(&["up"]);
+    let main = env(&p);
+    let main_bucket = main["TEMPLATES_BUCKET"].clone();
+    put_object(&main, "main.txt", "from main");
+    p.ok(&["snapshot", "save", "on-main", "--only", "gcs"]);
+
+    git(p.path(), &["switch", "-q", "-c", "feature/A"]);
+    let a = env(&p);
+    let a_bucket = a["TEMPLATES_BUCKET"].clone();
+    assert_ne!(a_bucket, main_bucket);
+    put_object(&a, "a.txt", "from A");
+    put_object(&a, "main.txt", "changed on A");
+    let save = p.ok(&["snapshot", "save", "on-a", "--only", "gcs"]);
+    assert!(save.stderr.contains("saved 2 objects"), "{save}");
+
+    // main's snapshot restored on A: A's bucket holds main's objects; main's bucket is as it was.
+    p.ok(&["snapshot", "restore", "on-main", "--only", "gcs"]);
+    assert_eq!(
+        objects(&a, &a_bucket),
+        Some(map(&[("main.txt", "from main")]))
+    );
+    assert_eq!(
+        objects(&a, &main_bucket),
+        Some(map(&[("main.txt", "from main")]))
+    );
+    p.ok(&["snapshot", "restore", "on-a", "--only", "gcs"]);
+    assert_eq!(
+        objects(&a, &a_bucket),
+        Some(map(&[("a.txt", "from A"), ("main.txt", "changed on A")]))
+    );
+
+    // On main, restoring main's snapshot leaves A's bucket and the branch records alone.
+    git(p.path(), &["switch", "-q", "main"]);
+    put_object(&main, "later.txt", "later");
+    p.ok(&["snapshot", "restore", "on-main", "--only", "gcs"]);
+    assert_eq!(
+        objects(&main, &main_bucket),
+        Some(map(&[("main.txt", "from main")]))
+    );
+    assert_eq!(
+        objects(&main, &a_bucket),
+        Some(map(&[("a.txt", "from A"), ("main.txt", "changed on A")]))
+    );
+    let rows = branch_rows(&p);
+    assert!(rows.contains_key("feature/A"), "{rows:?}");
+    // ... and restored on A, A's snapshot brings back A's objects into A's bucket only.
+    git(p.path(), &["switch", "-q", "feature/A"]);
+    put_object(&a, "a.txt", "edited");
+    p.ok(&["snapshot", "restore", "on-a", "--only", "gcs"]);
+    assert_eq!(
+        objects(&a, &a_bucket),
+        Some(map(&[("a.txt", "from A"), ("main.txt", "changed on A")]))
+    );
+    assert_eq!(
+        objects(&a, &main_bucket),
+        Some(map(&[("main.txt", "from main")]))
+    );
+}

@@ -72,11 +72,29 @@ fn tcp_project(tag: &str, engine: &EngineOnTcp, extra: &str) -> TestProject {
     let mut p = TestProject::empty(tag);
     p.env = vec![("DOCKER_HOST".into(), engine.url())];
     p.services.retain(|s, _| s == "postgres" || s == "redis");
+    // The "remote" engine is this machine's: a port it picked on ENGINE_HOST may be one another
+    // test's container holds on 127.0.0.1, where the relay listens. So the host ports are
+    // chosen here, free on both addresses and below the range the engine and the OS pick from.
+    for (service, container) in [("postgres", 5432), ("redis", 6379)] {
+        let port = free_on_both();
+        p.set(service, "ports", &format!("[\"{port}:{container}\"]"));
+    }
     p.write_config(extra);
     // `write_config` puts `extra` last; `bind` is a top-level key, so it goes first.
     let text = std::fs::read_to_string(p.path().join("vibedev.toml")).unwrap();
     p.write("vibedev.toml", &format!("bind = \"{ENGINE_HOST}\"\n{text}"));
     p
+}
+
+/// A port between 15000 and 19999 that nothing listens on at 127.0.0.1 or at ENGINE_HOST.
+fn free_on_both() -> u16 {
+    loop {
+        let port = 15000 + rand::random::<u16>() % 5000;
+        let free = |host: &str| TcpListener::bind((host, port)).is_ok();
+        if free("127.0.0.1") && free(ENGINE_HOST) {
+            return port;
+        }
+    }
 }
 
 /// `relay PID N` in `status`'s forwards line.

@@ -252,10 +252,9 @@ impl ServiceKind for Firestore {
             let project = project_id(store.default_gcp_project(), slug);
             let client = super::seed::http_client();
             let base = store.base_url();
-            reset(&client, &base, &project).await.map_err(|e| match e {
-                SeedError::Api { message, .. } => message,
-                other => other.to_string(),
-            })?;
+            reset(&client, &base, &project)
+                .await
+                .map_err(SeedError::into_message)?;
             delete_mark(&client, &base, &project).await?;
             Ok(held)
         })
@@ -613,10 +612,9 @@ async fn copy_for_branch(
         Some(m) if m.state == MarkState::Made => return Ok(None),
         Some(_) => true,
         None => {
-            let empty = is_empty(client, base, project).await.map_err(|e| match e {
-                SeedError::Api { message, .. } => message,
-                other => other.to_string(),
-            })?;
+            let empty = is_empty(client, base, project)
+                .await
+                .map_err(SeedError::into_message)?;
             if !empty {
                 mark.state = MarkState::Made;
                 write_mark(client, base, project, &mark).await?;
@@ -627,10 +625,9 @@ async fn copy_for_branch(
     };
     write_mark(client, base, project, &mark).await?;
     if again {
-        reset(client, base, project).await.map_err(|e| match e {
-            SeedError::Api { message, .. } => message,
-            other => other.to_string(),
-        })?;
+        reset(client, base, project)
+            .await
+            .map_err(SeedError::into_message)?;
     }
     let mut docs = all_documents(client, base, source).await?;
     for doc in &mut docs {
@@ -802,10 +799,7 @@ async fn replace_documents(
             };
         }
     }
-    let api = |e: SeedError| match e {
-        SeedError::Api { message, .. } => message,
-        other => other.to_string(),
-    };
+    let api = SeedError::into_message;
     reset(client, base, project).await.map_err(api)?;
     let Err(why) = write_documents(client, base, project, docs).await else {
         return Ok(());

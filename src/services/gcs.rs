@@ -353,7 +353,7 @@ impl ServiceKind for Gcs {
         io: &'a SnapshotIo<'a>,
     ) -> BoxFuture<'a, Result<Option<Counted>, String>> {
         Box::pin(async move {
-            let index = save_objects(&store.base_url(), io.dir).await?;
+            let index = save_objects(store, io.dir).await?;
             super::snapshot::write_json(io.dir, INDEX_FILE, &index)?;
             Ok(Some(Counted::new(index.objects.len() as u64, "objects")))
         })
@@ -365,7 +365,8 @@ impl ServiceKind for Gcs {
         io: &'a SnapshotIo<'a>,
     ) -> BoxFuture<'a, Result<Counted, String>> {
         Box::pin(async move {
-            let index: SnapshotIndex = super::snapshot::read_json(io.dir, INDEX_FILE)?;
+            let saved: SnapshotIndex = super::snapshot::read_json(io.dir, INDEX_FILE)?;
+            let index = saved.renamed(|b| this_branchs(store, b));
             restore_objects(store, &index, io.dir).await?;
             Ok(Counted::new(index.objects.len() as u64, "objects"))
         })
@@ -484,10 +485,79 @@ const KEPT_METADATA: [&str; 6] = [
     "metadata",
 ];
 
+/// The buckets and objects of a snapshot, each bucket named as the default branch names it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SnapshotIndex {
     buckets: Vec<String>,
     objects: Vec<SavedObject>,
+}
+
+impl SnapshotIndex {
+    /// The index with every bucket renamed by `rename`.
+    fn renamed(mut self, rename: impl Fn(&str) -> String) -> SnapshotIndex {
+        for bucket in &mut self.buckets {
+            *bucket = rename(bucket);
+        }
+        for object in &mut self.objects {
+            object.bucket = rename(&object.bucket);
+        }
+        self
+    }
+}
+
+/// A bucket of the stack as the default branch names it (a branch's own bucket is saved under
+/// its default name, so a snapshot restores into whichever branch the checkout is on, as the
+/// database and the documents do); any other bucket as it is.
+fn default_branchs(store: &Store<'_>, bucket: &str) -> String {
+    let own = &store.settings.buckets;
+    match own.iter().position(|b| b == bucket) {
+        Some(i) => store.settings.default_buckets()[i].clone(),
+        None => bucket.to_string(),
+    }
+}
+
+/// The reverse of [`default_branchs`]: a default-branch bucket as the current branch names it.
+fn this_branchs(store: &Store<'_>, bucket: &str) -> String {
+    match store
+        .settings
+        .default_buckets()
+        .iter()
+        .position(|b| b == bucket)
+    {
+        Some(i) => store.settings.buckets[i].clone(),
+        None => bucket.to_string(),
+    }
+}
+
+/// The buckets on the server that are not this branch's to save or restore: other branches' own
+/// (as recorded), the records' bucket, and on a branch the default branch's. The stack's own
+/// buckets are never among them.
+async fn others_buckets(
+    client: &reqwest::Client,
+    store: &Store<'_>,
+    existing: &[String],
+) -> Result<HashSet<String>, String> {
+    let mut others: HashSet<String> = record_names(client, &store.base_url(), existing)
+        .await?
+        .into_iter()
+        .collect();
+    others.insert(RECORDS_BUCKET.to_string());
+    others.extend(store.settings.default_buckets().iter().cloned());
+    others.retain(|b| !store.settings.buckets.contains(b));
+    Ok(others)
+}
+
+/// The buckets on the server that a snapshot of this branch covers.
+async fn this_branchs_buckets(
+    client: &reqwest::Client,
+    store: &Store<'_>,
+) -> Result<Vec<String>, String> {
+    let existing = list_buckets(client, &store.base_url()).await?;
+    let others = others_buckets(client, store, &existing).await?;
+    Ok(existing
+        .into_iter()
+        .filter(|b| !others.contains(b))
+        .collect())
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -502,9 +572,10 @@ struct SavedObject {
 }
 
 /// Downloads every object of every bucket into `dir`, checking each against its listed CRC32C.
-async fn save_objects(base: &str, dir: &Path) -> Result<SnapshotIndex, String> {
+async fn save_objects(store: &Store<'_>, dir: &Path) -> Result<SnapshotIndex, String> {
     let client = super::seed::http_client();
-    let buckets = list_buckets(&client, base).await?;
+    let base = &store.base_url();
+    let buckets = this_branchs_buckets(&client, store).await?;
     let mut listed = Vec::new();
     for bucket in &buckets {
         for item in list_items(&client, base, bucket).await.map_err(message)? {
@@ -545,7 +616,7 @@ async fn save_objects(base: &str, dir: &Path) -> Result<SnapshotIndex, String> {
         .await;
     let mut objects = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     objects.sort_by(|a, b| (&a.bucket, &a.name).cmp(&(&b.bucket, &b.name)));
-    Ok(SnapshotIndex { buckets, objects })
+    Ok(SnapshotIndex { buckets, objects }.renamed(|b| default_branchs(store, b)))
 }
 
 /// The metadata of a listed object that a snapshot keeps.
@@ -557,10 +628,7 @@ fn kept_metadata(item: &serde_json::Value) -> serde_json::Map<String, serde_json
 }
 
 fn message(e: SeedError) -> String {
-    match e {
-        SeedError::Api { message, .. } => message,
-        other => other.to_string(),
-    }
+    e.into_message()
 }
 
 /// One object's bytes.
@@ -612,7 +680,7 @@ async fn restore_objects(
     let client = super::seed::http_client();
     let client = &client;
     let base = &store.base_url();
-    let existing = list_buckets(client, base).await?;
+    let existing = this_branchs_buckets(client, store).await?;
     // Every object the server holds, by bucket and name.
     let mut held = HashMap::new();
     for bucket in &existing {

@@ -24,6 +24,15 @@ pub enum SeedError {
 }
 
 impl SeedError {
+    /// The message alone: what the store's API said, without naming the service (for callers
+    /// that name it themselves).
+    pub fn into_message(self) -> String {
+        match self {
+            SeedError::Api { message, .. } => message,
+            other => other.to_string(),
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             SeedError::Read { .. } => Some("check the paths under [seed] in vibedev.toml".into()),
