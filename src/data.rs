@@ -261,12 +261,7 @@ pub async fn branch_databases(
     let root = &project.root;
     let local = crate::git::local_branches(root).unwrap_or_default();
     let detached = crate::git::detached_heads(root);
-    let default_branch = project
-        .file
-        .branches
-        .default_branch
-        .clone()
-        .or_else(|| crate::git::default_branch(root));
+    let default_branch = default_branch(project);
     Ok(crate::branches::classify(
         &app,
         &db.target.app.database,
@@ -275,6 +270,16 @@ pub async fn branch_databases(
         &local,
         &detached,
     ))
+}
+
+/// The repository's default branch: `[branches] default`, else git's.
+fn default_branch(project: &Project) -> Option<String> {
+    project
+        .file
+        .branches
+        .default_branch
+        .clone()
+        .or_else(|| crate::git::default_branch(&project.root))
 }
 
 /// Every git branch with data of its own, and the default branch: the branch databases (with
@@ -292,14 +297,8 @@ pub async fn branches(
     let listed = if project.file.branches.database {
         branch_databases(project, &stores.database()?).await?
     } else {
-        let default_branch = project
-            .file
-            .branches
-            .default_branch
-            .clone()
-            .or_else(|| crate::git::default_branch(root));
         vec![crate::branches::default_row(
-            default_branch.as_deref(),
+            default_branch(project).as_deref(),
             current_slug.is_none(),
         )]
     };

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use futures_util::future::BoxFuture;
 
-use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
+use super::seed::{SeedError, SeedEvent, SeedReporter, failure, succeeded, walk};
 use super::{
     BranchData, CACHE_MOUNT, Counted, Emptied, FollowedBranch, ImageFacts, Launch, LaunchInput,
     SeedMode, SeedPaths, Seeded, ServiceKind, Settings, SnapshotIo, Store, StoreMark, WaitFor,
@@ -559,11 +559,7 @@ async fn write_mark(
         .send()
         .await
         .map_err(|e| describe_reqwest(&e))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(failure("recording the branch's mark", resp).await)
-    }
+    succeeded("recording the branch's mark", resp).await
 }
 
 async fn delete_mark(client: &reqwest::Client, base: &str, project: &str) -> Result<(), String> {
@@ -797,11 +793,7 @@ async fn replace_documents(
             .map_err(|e| describe_reqwest(&e))?;
         // Too big for the emulator after all (429 RESOURCE_EXHAUSTED): nothing was written.
         if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(failure("writing documents", resp).await)
-            };
+            return succeeded("writing documents", resp).await;
         }
     }
     let api = SeedError::into_message;
@@ -856,11 +848,7 @@ async fn write_documents(
                     .send()
                     .await
                     .map_err(|e| describe_reqwest(&e))?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(failure("writing documents", resp).await)
-                }
+                succeeded("writing documents", resp).await
             }
         })
         .buffer_unordered(CONCURRENCY)

@@ -12,7 +12,7 @@ use futures_util::stream::{self, StreamExt};
 
 use futures_util::future::BoxFuture;
 
-use super::seed::{SeedError, SeedEvent, SeedReporter, failure, walk};
+use super::seed::{SeedError, SeedEvent, SeedReporter, failure, succeeded, walk};
 use super::{
     BranchData, Counted, Emptied, FollowedBranch, SeedMode, SeedPaths, Seeded, ServiceKind,
     Settings, SettingsInput, SnapshotIo, Stage, Store, StoreMark, WaitFor,
@@ -465,11 +465,7 @@ async fn write_record(
         .send()
         .await
         .map_err(|e| describe_reqwest(&e))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(failure(&format!("recording bucket {bucket} as the branch's"), resp).await)
-    }
+    succeeded(&format!("recording bucket {bucket} as the branch's"), resp).await
 }
 
 /// The snapshot's list of buckets and objects; each object's bytes are in `objects/<n>`.
@@ -913,11 +909,7 @@ async fn copy_objects(
                 .send()
                 .await
                 .map_err(|e| describe_reqwest(&e))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(failure(&format!("copying {source}/{name} into {bucket}"), resp).await)
-            }
+            succeeded(&format!("copying {source}/{name} into {bucket}"), resp).await
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

@@ -131,6 +131,15 @@ fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Resu
 }
 
 /// Reads a response's body for an error message.
+/// `Ok` for a successful answer, else [`failure`]'s message.
+pub(crate) async fn succeeded(what: &str, resp: reqwest::Response) -> Result<(), String> {
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(failure(what, resp).await)
+    }
+}
+
 pub(crate) async fn failure(what: &str, resp: reqwest::Response) -> String {
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
