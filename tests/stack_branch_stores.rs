@@ -379,6 +379,7 @@ fn a_new_branchs_firestore_is_a_typed_copy_made_once() {
     put_doc(&main, "items/main", "main");
     put_fields(&main, &main_id, "typed/t1", typed_fields(&main_id));
     put_doc(&main, "typed/t1/sub/s1", "nested");
+    put_object(&main, "main.txt", "from main");
     let main_typed = fields(&main, &main_id, "typed/t1");
     let all = ["items/main", "typed/t1", "typed/t1/sub/s1"];
 
@@ -446,6 +447,31 @@ fn a_new_branchs_firestore_is_a_typed_copy_made_once() {
         json!({"half": {"booleanValue": true}}),
     );
     put_fields(&main, &c_id, "stray/x", json!({}));
+    // The same for its bucket: recorded as being copied, and holding a stray object.
+    let main_bucket = main["TEMPLATES_BUCKET"].clone();
+    let c_bucket = format!("{main_bucket}-feature-c");
+    let gcs = &main["STORAGE_EMULATOR_HOST"];
+    block(async {
+        let record = json!({"branch": "feature/C", "slug": "feature_c", "source": main_bucket, "copying": true});
+        let r = http()
+            .post(format!("{gcs}/upload/storage/v1/b/vibedev_branches/o"))
+            .query(&[("uploadType", "media"), ("name", c_bucket.as_str())])
+            .body(record.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let r = http()
+            .post(format!("{gcs}/storage/v1/b"))
+            .json(&json!({"name": c_bucket}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    });
+    let mut in_c = main.clone();
+    in_c.insert("TEMPLATES_BUCKET".into(), c_bucket.clone());
+    put_object(&in_c, "stray.txt", "half made");
     git(p.path(), &["switch", "-q", "-c", "feature/C"]);
     let redone = p.ok(&["env", "--format", "json"]);
     assert!(
@@ -454,6 +480,16 @@ fn a_new_branchs_firestore_is_a_typed_copy_made_once() {
         )),
         "{redone}"
     );
+    assert!(
+        redone.stderr.contains(&format!(
+            "made bucket {c_bucket} anew (the copy begun before was interrupted) (a copy of {main_bucket}: 1 object"
+        )),
+        "{redone}"
+    );
+    assert_eq!(
+        objects(&main, &c_bucket),
+        Some(map(&[("main.txt", "from main")]))
+    );
     assert_eq!(docs(&main, &c_id), all);
     assert_eq!(
         fields(&main, &c_id, "items/main"),
@@ -461,6 +497,7 @@ fn a_new_branchs_firestore_is_a_typed_copy_made_once() {
     );
     let again = p.ok(&["env", "--format", "json"]);
     assert!(!again.stderr.contains("made Firestore"), "{again}");
+    assert!(!again.stderr.contains("made bucket"), "{again}");
 }
 
 /// `branch ls --json` rows by git branch.

@@ -115,6 +115,9 @@ impl ServiceKind for Gcs {
 
     /// A branch's bucket is made the first time the branch is used, as a copy of the default
     /// branch's bucket (its objects copied on the server), empty when that one does not exist.
+    /// Its record says first that the copy is being made, then that it was: a copy never
+    /// finished (an interrupted first use) is made anew, and a bucket the branch emptied stays
+    /// empty.
     fn ensure_branch<'a>(
         &'a self,
         store: &'a Store<'a>,
@@ -126,31 +129,54 @@ impl ServiceKind for Gcs {
             let client = super::http_client();
             let base = store.base_url();
             let existing = list_buckets(&client, &base).await?;
-            let recorded = record_names(&client, &base, &existing).await?;
+            let records: HashMap<String, Record> = list_records(&client, &base, &existing)
+                .await?
+                .into_iter()
+                .collect();
             let mut made = Vec::new();
             for (source, bucket) in branch.default_buckets.iter().zip(&store.settings.buckets) {
-                // Recorded before it is made: a branch's bucket is always found by `branch ls`.
-                if !recorded.contains(bucket) {
-                    let record = Record {
-                        branch: branch.branch.clone(),
-                        slug: branch.slug.clone(),
-                        source: source.clone(),
-                    };
-                    write_record(&client, &base, store.gcp_project, bucket, &record).await?;
-                }
-                if existing.contains(bucket) {
+                let mut record = Record {
+                    branch: branch.branch.clone(),
+                    slug: branch.slug.clone(),
+                    source: source.clone(),
+                    copying: true,
+                };
+                let interrupted = records.get(bucket).is_some_and(|r| r.copying);
+                if existing.contains(bucket) && !interrupted {
+                    // Made, or made before records were kept: recorded as made.
+                    if !records.contains_key(bucket) {
+                        record.copying = false;
+                        write_record(&client, &base, store.gcp_project, bucket, &record).await?;
+                    }
                     continue;
+                }
+                // Recorded before it is made: a branch's bucket is always found by `branch ls`,
+                // and one never finished is known.
+                write_record(&client, &base, store.gcp_project, bucket, &record).await?;
+                if interrupted && existing.contains(bucket) {
+                    let silent: SeedReporter = std::sync::Arc::new(|_| {});
+                    empty_bucket(&client, &base, bucket, &silent)
+                        .await
+                        .map_err(message)?;
                 }
                 create_bucket(&client, &base, store.gcp_project, bucket).await?;
-                if !existing.contains(source) {
-                    made.push(format!("bucket {bucket} (empty: {source} does not exist)"));
-                    continue;
-                }
-                let copied = copy_objects(&client, &base, source, bucket).await?;
-                made.push(format!(
-                    "bucket {bucket} (a copy of {source}: {})",
-                    Counted::new(copied as u64, "objects")
-                ));
+                let anew = if interrupted {
+                    " anew (the copy begun before was interrupted)"
+                } else {
+                    ""
+                };
+                let what = if existing.contains(source) {
+                    let copied = copy_objects(&client, &base, source, bucket).await?;
+                    format!(
+                        "bucket {bucket}{anew} (a copy of {source}: {})",
+                        Counted::new(copied as u64, "objects")
+                    )
+                } else {
+                    format!("bucket {bucket}{anew} (empty: {source} does not exist)")
+                };
+                record.copying = false;
+                write_record(&client, &base, store.gcp_project, bucket, &record).await?;
+                made.push(what);
             }
             Ok(made)
         })
@@ -401,6 +427,9 @@ struct Record {
     slug: String,
     /// The default branch's bucket it was made from.
     source: String,
+    /// The copy was begun and is not known to be finished (records without it: made).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    copying: bool,
 }
 
 /// The branch buckets recorded (none while the records' bucket is not among `existing`).
