@@ -641,6 +641,129 @@ fn a_failed_bucket_restore_puts_the_bucket_back() {
     assert_eq!(std::fs::read_dir(&undo).map_or(0, |d| d.count()), 0);
 }
 
+/// A Firestore restore too big for one commit (30 MB of documents) stopped with Ctrl-C after it
+/// emptied the project writes back the documents the project held.
+#[test]
+fn ctrl_c_during_a_large_firestore_restore_writes_the_held_documents_back() {
+    let data = tempfile::tempdir().unwrap();
+    let p = with_data_dir(TestProject::new("snap-fs-large"), data.path());
+    p.ok(&["up", "firestore"]);
+    let vars = env(&p);
+    let rt = runtime();
+    let root = firestore_root(&vars);
+    let prefix = root.split("/v1/").nth(1).unwrap().to_string();
+    let filler = "x".repeat(2500);
+    for batch in 0..24 {
+        let writes: Vec<Value> = (0..500)
+            .map(|i| {
+                json!({ "update": {
+                    "name": format!("{prefix}/big/d{batch:02}-{i:03}"),
+                    "fields": { "s": { "stringValue": filler } },
+                } })
+            })
+            .collect();
+        rt.block_on(async {
+            let r = http()
+                .post(format!("{root}:commit"))
+                .header("Authorization", "Bearer owner")
+                .json(&json!({ "writes": writes }))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        });
+    }
+    p.ok(&["snapshot", "save", "big", "--only", "firestore"]);
+    rt.block_on(async {
+        let emulator = format!(
+            "http://{}/emulator/v1/projects/{}/databases/(default)/documents",
+            vars["FIRESTORE_EMULATOR_HOST"], vars["GOOGLE_CLOUD_PROJECT"]
+        );
+        assert!(
+            http()
+                .delete(emulator)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    });
+    for i in 1..=3 {
+        put_doc(
+            &rt,
+            &vars,
+            &format!("after/{i}"),
+            json!({ "i": { "integerValue": i.to_string() } }),
+        );
+    }
+    let held = firestore_state(&rt, &vars);
+    assert_eq!(held.len(), 3);
+
+    let child = p
+        .cmd(&["snapshot", "restore", "big", "--only", "firestore"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ctrl-C once the held documents are kept aside and the project was emptied.
+    let undo = data.path().join("vibedev/restore-undo");
+    let kept_aside = || {
+        std::fs::read_dir(&undo).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let after_1 = format!("{root}/after/1");
+    let emptied = || {
+        rt.block_on(async {
+            http()
+                .get(&after_1)
+                .header("Authorization", "Bearer owner")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+                == 404
+        })
+    };
+    while !(kept_aside() && emptied()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never emptied the project"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let run: support::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(
+        run.stderr.contains("firestore keeps its data as it was"),
+        "{run}"
+    );
+    let after = firestore_state(&rt, &vars);
+    assert!(
+        after == held,
+        "{} documents: {:?}...",
+        after.len(),
+        after.keys().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        !kept_aside(),
+        "the kept-aside documents are removed once written back"
+    );
+
+    // Not stopped, the same restore makes the documents the snapshot's.
+    p.ok(&["snapshot", "restore", "big", "--only", "firestore"]);
+    let restored = firestore_state(&rt, &vars);
+    assert_eq!(restored.len(), 12000);
+    assert!(!restored.contains_key("after/1"));
+}
+
 /// A Firestore restore is one commit: a snapshot the emulator refuses (a field it cannot
 /// read) changes no document, and a good one makes the documents exactly the saved ones.
 #[test]

@@ -279,11 +279,17 @@ impl ServiceKind for Firestore {
         })
     }
 
-    /// One commit when the documents fit in one (see [`replace_documents`]); judged from the
-    /// file with room to spare for the documents' full names and the deletes.
-    fn snapshot_restore_in_one_step(&self, dir: &std::path::Path) -> bool {
-        std::fs::metadata(dir.join(DOCUMENTS_FILE))
-            .is_ok_and(|m| m.len() <= (ONE_COMMIT_BYTES / 2) as u64)
+    /// One commit when the documents fit in one; larger restores keep the documents aside and
+    /// write them back when they fail or are stopped (see [`replace_documents`]).
+    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+        true
+    }
+
+    /// A restore too big for one commit stopped midway: the documents it held are written back.
+    fn snapshot_abandon<'a>(&'a self, store: &'a Store<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = undo_restore(store).await;
+        })
     }
 
     fn snapshot_restore<'a>(
@@ -768,6 +774,11 @@ async fn replace_documents(
     project: &str,
     docs: &[SavedDocument],
 ) -> Result<(), String> {
+    // What a killed earlier restore kept aside is not this one's to write back.
+    let undo = undo_file(base, project);
+    if let Some(path) = &undo {
+        let _ = std::fs::remove_file(path);
+    }
     let held = all_documents(client, base, project).await?;
     let prefix = format!("projects/{project}/databases/(default)/documents/");
     let keep: std::collections::HashSet<&str> = docs.iter().map(|d| d.path.as_str()).collect();
@@ -796,15 +807,27 @@ async fn replace_documents(
             return succeeded("writing documents", resp).await;
         }
     }
+    // Kept aside first, so that Ctrl-C midway writes them back too (`snapshot_abandon`).
+    if let Some(path) = &undo {
+        keep_aside(path, &held)?;
+    }
     let api = SeedError::into_message;
-    reset(client, base, project).await.map_err(api)?;
-    let Err(why) = write_documents(client, base, project, docs).await else {
-        return Ok(());
-    };
-    let back = match reset(client, base, project).await.map_err(api) {
-        Ok(()) => write_documents(client, base, project, &held).await,
+    let written = match reset(client, base, project).await.map_err(api) {
+        Ok(()) => write_documents(client, base, project, docs).await,
         Err(e) => Err(e),
     };
+    let Err(why) = written else {
+        if let Some(path) = &undo {
+            let _ = std::fs::remove_file(path);
+        }
+        return Ok(());
+    };
+    let back = write_back(client, base, project, &held).await;
+    if let Some(path) = &undo
+        && back.is_ok()
+    {
+        let _ = std::fs::remove_file(path);
+    }
     Err(match back {
         Ok(()) => format!(
             "{why} (the {} documents it held were written back)",
@@ -815,6 +838,83 @@ async fn replace_documents(
             held.len()
         ),
     })
+}
+
+/// The file where a restore too big for one commit keeps the documents the project held, one
+/// per server and project (`None` without a data folder: such a restore then cannot be undone
+/// on Ctrl-C).
+fn undo_file(base: &str, project: &str) -> Option<std::path::PathBuf> {
+    let server: String = base
+        .trim_start_matches("http://")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Some(
+        crate::dirs::data_dir()?
+            .join("restore-undo")
+            .join(format!("firestore-{server}-{project}.jsonl")),
+    )
+}
+
+/// Writes `docs` to `path` whole (a temporary file renamed into place).
+fn keep_aside(path: &std::path::Path, docs: &[SavedDocument]) -> Result<(), String> {
+    let mut text = Vec::new();
+    for doc in docs {
+        serde_json::to_writer(&mut text, doc)
+            .map_err(|e| format!("cannot encode {}: {e}", doc.path))?;
+        text.push(b'\n');
+    }
+    let folder = path.parent().unwrap_or(path);
+    let partial = path.with_extension("partial");
+    crate::dirs::create_private(folder)
+        .and_then(|()| std::fs::write(&partial, &text))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Makes `project` hold `docs` again: emptied, then written.
+async fn write_back(
+    client: &reqwest::Client,
+    base: &str,
+    project: &str,
+    docs: &[SavedDocument],
+) -> Result<(), String> {
+    reset(client, base, project)
+        .await
+        .map_err(SeedError::into_message)?;
+    write_documents(client, base, project, docs).await
+}
+
+/// After a restore too big for one commit was stopped midway: writes back the documents it kept
+/// aside, then forgets them. Nothing to do when it kept none.
+async fn undo_restore(store: &Store<'_>) -> Result<(), String> {
+    let base = store.base_url();
+    let Some(path) = undo_file(&base, store.gcp_project) else {
+        return Ok(());
+    };
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let docs = parse_documents(&text)?;
+    let client = super::seed::http_client();
+    // A commit the stopped restore had sent may still land after the write-back: written back
+    // again until the project holds exactly the kept documents.
+    let mut wanted: Vec<(&str, &Value)> =
+        docs.iter().map(|d| (d.path.as_str(), &d.fields)).collect();
+    wanted.sort_by_key(|(path, _)| *path);
+    for _ in 0..10 {
+        write_back(&client, &base, store.gcp_project, &docs).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = all_documents(&client, &base, store.gcp_project).await?;
+        let mut held: Vec<(&str, &Value)> =
+            now.iter().map(|d| (d.path.as_str(), &d.fields)).collect();
+        held.sort_by_key(|(path, _)| *path);
+        if held == wanted {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+    }
+    Err("the documents kept aside could not be written back".into())
 }
 
 /// Writes documents in batches (one commit each), several batches at once.
