@@ -1313,14 +1313,12 @@ pub async fn restore(
     for (entry, _) in &plan {
         verify(name, &dir.join("stores").join(&entry.service), &entry.files)?;
     }
-    let in_one_step = |entry: &StoreEntry, t: &Target<'_>| {
-        t.kind
-            .snapshot_restore_in_one_step(&dir.join("stores").join(&entry.service))
-    };
-    progress.plan(
-        plan.iter()
-            .map(|(entry, t)| (t.store.service.to_string(), in_one_step(entry, t))),
-    );
+    progress.plan(plan.iter().map(|(_, t)| {
+        (
+            t.store.service.to_string(),
+            t.kind.snapshot_restore_in_one_step(),
+        )
+    }));
     let restores = plan.iter().map(|(entry, t)| {
         let dir = dir.join("stores").join(&entry.service);
         async move {
@@ -1364,8 +1362,9 @@ pub async fn restore(
         let partial = failed
             .iter()
             .filter(|(service, _)| {
-                plan.iter()
-                    .any(|(entry, t)| t.store.service == service && !in_one_step(entry, t))
+                plan.iter().any(|(_, t)| {
+                    t.store.service == service && !t.kind.snapshot_restore_in_one_step()
+                })
             })
             .map(|(service, _)| service.clone())
             .collect();

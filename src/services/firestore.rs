@@ -268,20 +268,14 @@ impl ServiceKind for Firestore {
         Box::pin(async move {
             let client = super::seed::http_client();
             let docs = all_documents(&client, &store.base_url(), store.gcp_project).await?;
-            let mut text = Vec::new();
-            for doc in &docs {
-                serde_json::to_writer(&mut text, doc)
-                    .map_err(|e| format!("cannot encode {}: {e}", doc.path))?;
-                text.push(b'\n');
-            }
-            super::snapshot::write(io.dir, DOCUMENTS_FILE, &text)?;
+            super::snapshot::write(io.dir, DOCUMENTS_FILE, &encode_documents(&docs)?)?;
             Ok(Some(Counted::new(docs.len() as u64, "documents")))
         })
     }
 
     /// One commit when the documents fit in one; larger restores keep the documents aside and
     /// write them back when they fail or are stopped (see [`replace_documents`]).
-    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+    fn snapshot_restore_in_one_step(&self) -> bool {
         true
     }
 
@@ -301,7 +295,14 @@ impl ServiceKind for Firestore {
             let text = super::snapshot::read(io.dir, DOCUMENTS_FILE)?;
             let docs = parse_documents(&text)?;
             let client = super::seed::http_client();
-            replace_documents(&client, &store.base_url(), store.gcp_project, &docs).await?;
+            replace_documents(
+                &client,
+                &store.base_url(),
+                store.gcp_project,
+                &docs,
+                undo_file(store).as_deref(),
+            )
+            .await?;
             Ok(Counted::new(docs.len() as u64, "documents"))
         })
     }
@@ -773,10 +774,10 @@ async fn replace_documents(
     base: &str,
     project: &str,
     docs: &[SavedDocument],
+    undo: Option<&std::path::Path>,
 ) -> Result<(), String> {
     // What a killed earlier restore kept aside is not this one's to write back.
-    let undo = undo_file(base, project);
-    if let Some(path) = &undo {
+    if let Some(path) = undo {
         let _ = std::fs::remove_file(path);
     }
     let held = all_documents(client, base, project).await?;
@@ -808,8 +809,8 @@ async fn replace_documents(
         }
     }
     // Kept aside first, so that Ctrl-C midway writes them back too (`snapshot_abandon`).
-    if let Some(path) = &undo {
-        keep_aside(path, &held)?;
+    if let Some(path) = undo {
+        super::snapshot::write_aside(path, &encode_documents(&held)?)?;
     }
     let api = SeedError::into_message;
     let written = match reset(client, base, project).await.map_err(api) {
@@ -817,13 +818,13 @@ async fn replace_documents(
         Err(e) => Err(e),
     };
     let Err(why) = written else {
-        if let Some(path) = &undo {
+        if let Some(path) = undo {
             let _ = std::fs::remove_file(path);
         }
         return Ok(());
     };
     let back = write_back(client, base, project, &held).await;
-    if let Some(path) = &undo
+    if let Some(path) = undo
         && back.is_ok()
     {
         let _ = std::fs::remove_file(path);
@@ -840,36 +841,21 @@ async fn replace_documents(
     })
 }
 
-/// The file where a restore too big for one commit keeps the documents the project held, one
-/// per server and project (`None` without a data folder: such a restore then cannot be undone
-/// on Ctrl-C).
-fn undo_file(base: &str, project: &str) -> Option<std::path::PathBuf> {
-    let server: String = base
-        .trim_start_matches("http://")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    Some(
-        crate::dirs::data_dir()?
-            .join("restore-undo")
-            .join(format!("firestore-{server}-{project}.jsonl")),
-    )
+/// The file where a restore too big for one commit keeps the documents the project held (see
+/// [`super::snapshot::undo_path`]).
+fn undo_file(store: &Store<'_>) -> Option<std::path::PathBuf> {
+    super::snapshot::undo_path(store, &format!("firestore-{}.jsonl", store.gcp_project))
 }
 
-/// Writes `docs` to `path` whole (a temporary file renamed into place).
-fn keep_aside(path: &std::path::Path, docs: &[SavedDocument]) -> Result<(), String> {
+/// Documents as a snapshot's file holds them: one JSON object a line.
+fn encode_documents(docs: &[SavedDocument]) -> Result<Vec<u8>, String> {
     let mut text = Vec::new();
     for doc in docs {
         serde_json::to_writer(&mut text, doc)
             .map_err(|e| format!("cannot encode {}: {e}", doc.path))?;
         text.push(b'\n');
     }
-    let folder = path.parent().unwrap_or(path);
-    let partial = path.with_extension("partial");
-    crate::dirs::create_private(folder)
-        .and_then(|()| std::fs::write(&partial, &text))
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    Ok(text)
 }
 
 /// Makes `project` hold `docs` again: emptied, then written.
@@ -889,7 +875,7 @@ async fn write_back(
 /// aside, then forgets them. Nothing to do when it kept none.
 async fn undo_restore(store: &Store<'_>) -> Result<(), String> {
     let base = store.base_url();
-    let Some(path) = undo_file(&base, store.gcp_project) else {
+    let Some(path) = undo_file(store) else {
         return Ok(());
     };
     let Ok(text) = std::fs::read(&path) else {

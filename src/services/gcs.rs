@@ -129,10 +129,7 @@ impl ServiceKind for Gcs {
             let client = super::http_client();
             let base = store.base_url();
             let existing = list_buckets(&client, &base).await?;
-            let records: HashMap<String, Record> = list_records(&client, &base, &existing)
-                .await?
-                .into_iter()
-                .collect();
+            let recorded = record_names(&client, &base, &existing).await?;
             let mut made = Vec::new();
             for (source, bucket) in branch.default_buckets.iter().zip(&store.settings.buckets) {
                 let mut record = Record {
@@ -141,10 +138,15 @@ impl ServiceKind for Gcs {
                     source: source.clone(),
                     copying: true,
                 };
-                let interrupted = records.get(bucket).is_some_and(|r| r.copying);
+                // Only this branch's own records are read (a request each), not every branch's.
+                let is_recorded = recorded.contains(bucket);
+                let interrupted = is_recorded
+                    && read_record(&client, &base, bucket)
+                        .await?
+                        .is_some_and(|r| r.copying);
                 if existing.contains(bucket) && !interrupted {
                     // Made, or made before records were kept: recorded as made.
-                    if !records.contains_key(bucket) {
+                    if !is_recorded {
                         record.copying = false;
                         write_record(&client, &base, store.gcp_project, bucket, &record).await?;
                     }
@@ -400,7 +402,7 @@ impl ServiceKind for Gcs {
 
     /// What it overwrites or deletes is kept aside first and put back when the restore fails or
     /// is stopped (see [`undo`]).
-    fn snapshot_restore_in_one_step(&self, _dir: &Path) -> bool {
+    fn snapshot_restore_in_one_step(&self) -> bool {
         true
     }
 
@@ -464,13 +466,21 @@ async fn list_records(
         .map_err(message)?;
     let mut records = Vec::new();
     for object in objects {
-        let bytes = download(client, base, RECORDS_BUCKET, &object.name).await?;
-        // Anything else in the bucket is not a record.
-        if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
+        if let Some(record) = read_record(client, base, &object.name).await? {
             records.push((object.name, record));
         }
     }
     Ok(records)
+}
+
+/// The record of branch bucket `bucket` (`None` for an object that is not a record).
+async fn read_record(
+    client: &reqwest::Client,
+    base: &str,
+    bucket: &str,
+) -> Result<Option<Record>, String> {
+    let bytes = download(client, base, RECORDS_BUCKET, bucket).await?;
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 async fn write_record(

@@ -476,11 +476,11 @@ pub trait ServiceKind: Send + Sync {
         Box::pin(async move { Err(format!("a {name} service keeps no data to snapshot")) })
     }
 
-    /// Whether [`ServiceKind::snapshot_restore`] of the snapshot part in `dir` changes the
-    /// store in one step (a swap, one transaction) or puts it back when stopped, so that a
+    /// Whether [`ServiceKind::snapshot_restore`] changes the store in one step (a swap, one
+    /// transaction) or puts it back when it fails or is stopped, so that a
     /// restore stopped or failed at any point leaves the store as it was. Otherwise it changes
     /// the store piece by piece, and stopped midway the store may hold part of the snapshot.
-    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+    fn snapshot_restore_in_one_step(&self) -> bool {
         false
     }
 

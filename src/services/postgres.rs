@@ -238,7 +238,7 @@ impl ServiceKind for Postgres {
     }
 
     /// A database swapped in one transaction.
-    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+    fn snapshot_restore_in_one_step(&self) -> bool {
         true
     }
 

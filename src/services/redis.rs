@@ -83,7 +83,7 @@ impl ServiceKind for Redis {
     }
 
     /// One `MULTI`/`EXEC`.
-    fn snapshot_restore_in_one_step(&self, _dir: &std::path::Path) -> bool {
+    fn snapshot_restore_in_one_step(&self) -> bool {
         true
     }
 

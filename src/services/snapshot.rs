@@ -81,6 +81,30 @@ pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Resu
         .map_err(|e| format!("{} in the snapshot is not what vibedev wrote: {e}", name))
 }
 
+/// Where a restore of the store `store` reaches keeps aside `what` it is about to replace, so a
+/// failure or Ctrl-C can put it back: `restore-undo/<host>_<port>-<what>` in the user's data
+/// folder, one per server (`None` without a data folder: the restore then keeps nothing aside).
+pub fn undo_path(store: &super::Store<'_>, what: &str) -> Option<std::path::PathBuf> {
+    let server: String = format!("{}-{}", store.host, store.port)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Some(
+        crate::dirs::data_dir()?
+            .join("restore-undo")
+            .join(format!("{server}-{what}")),
+    )
+}
+
+/// Writes `bytes` to `path` whole (see [`crate::envfile::write_atomic`]), its folder made
+/// private first.
+pub fn write_aside(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    path.parent()
+        .map_or(Ok(()), crate::dirs::create_private)
+        .and_then(|()| crate::envfile::write_atomic(path, bytes))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Writes a JSON file of the snapshot.
 pub fn write_json<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), String> {
     let bytes = serde_json::to_vec(value).map_err(|e| format!("cannot encode {name}: {e}"))?;

@@ -30,15 +30,7 @@ pub(super) struct Journal {
 /// The undo folder of the server `store` reaches (`None` without a data folder: the restore
 /// then runs without one, as before).
 pub(super) fn folder(store: &Store<'_>) -> Option<PathBuf> {
-    let server: String = format!("{}-{}", store.host, store.port)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    Some(
-        crate::dirs::data_dir()?
-            .join("restore-undo")
-            .join(format!("bucket-{server}")),
-    )
+    crate::services::snapshot::undo_path(store, "buckets")
 }
 
 /// Removes what an earlier, killed restore of this server left.
@@ -77,10 +69,7 @@ pub(super) async fn prepare(
     journal.saved = results.into_iter().collect::<Result<_, _>>()?;
     let bytes =
         serde_json::to_vec(&journal).map_err(|e| format!("cannot encode {JOURNAL}: {e}"))?;
-    let partial = dir.join(format!("{JOURNAL}.partial"));
-    std::fs::write(&partial, bytes)
-        .and_then(|()| std::fs::rename(&partial, dir.join(JOURNAL)))
-        .map_err(|e| format!("cannot write {}: {e}", dir.join(JOURNAL).display()))
+    crate::services::snapshot::write_aside(&dir.join(JOURNAL), &bytes)
 }
 
 /// Puts the buckets back as the journal in `dir` says they were, then removes `dir`. Nothing to
