@@ -414,8 +414,15 @@ async fn bring_up(
                     Ok(())
                 })
                 .await?;
-            engine.start_container(&id).await.map_err(failed("start"))?;
-            id
+            match engine.start_container(&id).await {
+                Ok(()) => id,
+                // Gone since it was listed: the create of an interrupted run that the engine
+                // was still undoing. Made anew.
+                Err(e) if e.is_not_found() => {
+                    create_and_start(engine, stack, spec, &mut turn, cancel).await?
+                }
+                Err(e) => return Err(failed("start")(e)),
+            }
         }
         Action::Recreate { id, .. } => {
             engine

@@ -187,6 +187,11 @@ impl EngineError {
         }
     }
 
+    /// True when the engine answered that the object (a container) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::Api { source, .. } if is_not_found(source))
+    }
+
     /// True when the engine stopped answering (connection refused, reset, timed out): the
     /// engine went away, which is not the request's fault.
     pub fn is_connection_lost(&self) -> bool {

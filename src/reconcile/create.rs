@@ -99,11 +99,13 @@ pub(super) async fn create_and_start(
             }
             Claim::Existing(id) => {
                 turn.before_start().await;
-                engine
-                    .start_container(&id)
-                    .await
-                    .map_err(|e| failed("start", e))?;
-                return Ok(id);
+                match engine.start_container(&id).await {
+                    Ok(()) => return Ok(id),
+                    // Removed since it was found (an interrupted run's create being undone by
+                    // the engine): claimed again after the delay below.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(failed("start", e)),
+                }
             }
             Claim::Foreign(taken) => return Err(name_in_use(taken)),
             Claim::Replaced => continue,
